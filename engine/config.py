@@ -1,0 +1,149 @@
+"""Typed model configurations.
+
+One dataclass per model family. Every field has a comment; `validate()` turns an impossible
+combination into a `ConfigError` that names the field and the fix, before any array exists.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+import numpy as np
+
+ACTIVATIONS = ("relu", "gelu")
+NORM_PLACEMENTS = ("post", "pre")
+POSITIONALS = ("sinusoidal", "learned")
+DTYPES = ("float32", "float64")
+
+
+class ConfigError(ValueError):
+    """A configuration value that cannot work; the message names the field and the fix."""
+
+
+@dataclass
+class BreakSwitches:
+    """Ways to break a transformer on purpose, for teaching what each part is for.
+
+    All off by default. The trace checks (engine.checks) flag what each one breaks.
+    """
+
+    no_causal_mask: bool = False  # decoder self-attention may look at future tokens
+    no_scaling: bool = False  # skip the 1/sqrt(d_k) scaling of the attention scores
+    softmax_wrong_axis: bool = False  # normalise attention over queries instead of keys
+    no_residual: bool = False  # drop the skip connections: x + f(x) becomes f(x)
+    no_positional: bool = False  # drop the positional encoding: order becomes invisible
+
+    def active(self) -> list[str]:
+        """Names of the switches that are on."""
+        return [f.name for f in fields(self) if getattr(self, f.name)]
+
+
+@dataclass
+class ModelConfig:
+    """Settings shared by both model families."""
+
+    vocab_size: int = 16  # V: number of token ids (source and target share one vocabulary)
+    d_model: int = 32  # D: width of every residual-stream vector
+    n_heads: int = 4  # H: attention heads; d_model must be divisible by it (K = D / H)
+    d_ff: int = 128  # F: hidden width of the position-wise feed-forward network
+    n_layers: int = 2  # blocks per stack (each of encoder and decoder for encoder-decoder)
+    max_len: int = 64  # longest sequence the positional encoding covers
+    dropout: float = 0.0  # inverted-dropout probability, in [0, 1); used only in train mode
+    activation: str = "relu"  # feed-forward nonlinearity: "relu" or "gelu" (tanh form)
+    norm: str = "post"  # "post": LayerNorm after the residual add (the paper); "pre": before (GPT-2)
+    positional: str = "sinusoidal"  # "sinusoidal" (fixed) or "learned" position vectors
+    scale_embedding: bool = True  # multiply token embeddings by sqrt(d_model), as the paper does
+    tie_embeddings: bool = False  # output projection reuses the (target) token embedding matrix
+    pad_id: int | None = 0  # token id that is padding: masked as a key, ignored by the loss
+    ln_eps: float = 1e-5  # LayerNorm epsilon, inside the square root (PyTorch's definition)
+    init_std: float = 0.02  # std of the normal initialisation of weight matrices
+    dtype: str = "float32"  # "float32" for training, "float64" for gradient checks
+    seed: int = 0  # seeds initialisation and dropout
+    breaks: BreakSwitches = field(default_factory=BreakSwitches)  # teaching switches, all off
+
+    @property
+    def d_head(self) -> int:
+        """K: width of one attention head."""
+        return self.d_model // self.n_heads
+
+    @property
+    def np_dtype(self) -> np.dtype:
+        return np.dtype(self.dtype)
+
+    def validate(self) -> None:
+        """Raise ConfigError naming the first impossible field and how to fix it."""
+        for name in ("vocab_size", "d_model", "n_heads", "d_ff", "n_layers", "max_len"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(f"{name} must be a positive integer, got {value!r}")
+        if self.d_model % self.n_heads:
+            raise ConfigError(
+                f"d_model ({self.d_model}) must be divisible by n_heads ({self.n_heads}); "
+                f"try n_heads in {[h for h in range(1, self.d_model + 1) if self.d_model % h == 0]}"
+            )
+        if not (isinstance(self.dropout, (int, float)) and 0.0 <= self.dropout < 1.0):
+            raise ConfigError(f"dropout must be in [0, 1), got {self.dropout!r}")
+        _check_choice("activation", self.activation, ACTIVATIONS)
+        _check_choice("norm", self.norm, NORM_PLACEMENTS)
+        _check_choice("positional", self.positional, POSITIONALS)
+        _check_choice("dtype", self.dtype, DTYPES)
+        if self.pad_id is not None and not (0 <= self.pad_id < self.vocab_size):
+            raise ConfigError(
+                f"pad_id ({self.pad_id}) must be a token id in [0, {self.vocab_size}) or None"
+            )
+        if not (self.ln_eps > 0):
+            raise ConfigError(f"ln_eps must be positive, got {self.ln_eps!r}")
+        if not (self.init_std > 0):
+            raise ConfigError(f"init_std must be positive, got {self.init_std!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-able dict, with the family name under "kind"."""
+        return {"kind": self.kind, **asdict(self)}
+
+    kind = "base"
+
+
+@dataclass
+class DecoderOnlyConfig(ModelConfig):
+    """A GPT-style language model: causal self-attention blocks only."""
+
+    kind = "decoder_only"
+
+
+@dataclass
+class EncoderDecoderConfig(ModelConfig):
+    """The encoder-decoder Transformer of "Attention Is All You Need"."""
+
+    kind = "encoder_decoder"
+
+
+CONFIG_KINDS: dict[str, type[ModelConfig]] = {
+    "decoder_only": DecoderOnlyConfig,
+    "encoder_decoder": EncoderDecoderConfig,
+}
+
+
+def config_from_dict(data: dict[str, Any]) -> ModelConfig:
+    """Rebuild a config from `to_dict()` output; unknown keys are an error, not ignored."""
+    data = dict(data)
+    kind = data.pop("kind", None)
+    if kind not in CONFIG_KINDS:
+        raise ConfigError(f"kind must be one of {sorted(CONFIG_KINDS)}, got {kind!r}")
+    cls = CONFIG_KINDS[kind]
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ConfigError(f"unknown config field(s) {unknown}; known fields are {sorted(known)}")
+    breaks = data.pop("breaks", None) or {}
+    known_breaks = {f.name for f in fields(BreakSwitches)}
+    bad = sorted(set(breaks) - known_breaks)
+    if bad:
+        raise ConfigError(f"unknown break switch(es) {bad}; known are {sorted(known_breaks)}")
+    config = cls(**data, breaks=BreakSwitches(**breaks))
+    config.validate()
+    return config
+
+
+def _check_choice(name: str, value: object, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ConfigError(f"{name} must be one of {list(choices)}, got {value!r}")

@@ -1,0 +1,183 @@
+"""Multi-head scaled dot-product attention, every step explicit and with its own backward.
+
+Shapes: B batch, T query length, S key length (S = T in self-attention), D model width,
+H heads, K head width (D / H).
+
+    q, k, v   = x_q Wq + bq, x_kv Wk + bk, x_kv Wv + bv           (B,T,D) (B,S,D) (B,S,D)
+    split     : (B,T,D) -> (B,T,H,K) -> (B,H,T,K)                   heads side by side, no loop
+    scores    = q k^T                                                (B,H,T,S)
+    scaled    = scores / sqrt(K)
+    masked    = where(keep, scaled, -1e9)                            a large finite fill, never -inf
+    weights   = softmax(masked) over keys                            rows sum to 1
+    weights   = dropout(weights)
+    context   = weights v                                            (B,H,T,K)
+    merge     : (B,H,T,K) -> (B,T,H,K) -> (B,T,D)
+    out       = context Wo + bo                                      (B,T,D)
+
+A fully masked row gets equal scores everywhere, so softmax gives a uniform row, not NaN.
+`keep` is a boolean array broadcastable to (B, H, T, S): True where a query may see a key.
+When nothing records, intermediate steps run in place on one (B,H,T,S) buffer; when
+recording, they run out of place on the same numbers, so the values are bit-identical.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..config import ModelConfig
+from ..param import Module
+from ..recorder import active
+from .dropout import Dropout
+from .linear import Linear
+
+MASK_FILL = -1e9
+
+
+def split_heads(x: np.ndarray, n_heads: int) -> np.ndarray:
+    """(B, T, D) -> (B, H, T, K): a view; head h holds columns h*K:(h+1)*K."""
+    b, t, d = x.shape
+    return x.reshape(b, t, n_heads, d // n_heads).transpose(0, 2, 1, 3)
+
+
+def merge_heads(x: np.ndarray) -> np.ndarray:
+    """(B, H, T, K) -> (B, T, H*K): the inverse of split_heads (copies to contiguous)."""
+    b, h, t, k = x.shape
+    return x.transpose(0, 2, 1, 3).reshape(b, t, h * k)
+
+
+def softmax(x: np.ndarray, axis: int, out: np.ndarray | None = None) -> np.ndarray:
+    """Numerically stable softmax; writes into `out` when given (may be `x` itself)."""
+    shifted = np.subtract(x, x.max(axis=axis, keepdims=True), out=out)
+    np.exp(shifted, out=shifted)
+    shifted /= shifted.sum(axis=axis, keepdims=True)
+    return shifted
+
+
+def softmax_backward(weights: np.ndarray, d_weights: np.ndarray, axis: int) -> np.ndarray:
+    """d_s = w * (d_w - sum(d_w * w)) along the softmax axis; reuses the d_weights buffer."""
+    dot = np.sum(d_weights * weights, axis=axis, keepdims=True)
+    d_s = d_weights
+    d_s -= dot
+    d_s *= weights
+    return d_s
+
+
+def _maybe_copy(a: np.ndarray, copy: bool) -> np.ndarray:
+    return a.copy() if copy else a
+
+
+class MultiHeadAttention(Module):
+    """Self-attention (x_kv is x_q) or cross-attention (x_kv is the encoder's memory)."""
+
+    def __init__(self, path: str, config: ModelConfig, rng: np.random.Generator,
+                 dropout_rng: np.random.Generator):
+        super().__init__(path)
+        d, dtype, std = config.d_model, config.np_dtype, config.init_std
+        self.n_heads = config.n_heads
+        self.scale = 1.0 / np.sqrt(config.d_head)
+        self.apply_scale = not config.breaks.no_scaling
+        self.softmax_axis = -2 if config.breaks.softmax_wrong_axis else -1
+        for name in ("q_proj", "k_proj", "v_proj", "o_proj"):
+            setattr(self, name, self.add_child(name, Linear(self.child_path(name), d, d, rng, std, dtype)))
+        self.attn_drop = self.add_child("attn_drop", Dropout(self.child_path("attn_drop"),
+                                                             config.dropout, dropout_rng))
+        self._saved: dict[str, np.ndarray] = {}
+
+    def forward(self, x_q: np.ndarray, x_kv: np.ndarray, keep: np.ndarray | None) -> np.ndarray:
+        """x_q (B,T,D), x_kv (B,S,D), keep broadcastable to (B,H,T,S) or None -> (B,T,D)."""
+        rec = active()
+        q = self.q_proj.forward(x_q)  # (B,T,D)
+        k = self.k_proj.forward(x_kv)  # (B,S,D)
+        v = self.v_proj.forward(x_kv)  # (B,S,D)
+        qh, kh, vh = (split_heads(t, self.n_heads) for t in (q, k, v))  # (B,H,T|S,K)
+        if rec:
+            rec.forward(self.child_path("split_heads"), "split_heads",
+                        {"q": q, "k": k, "v": v, "q_heads": qh, "k_heads": kh, "v_heads": vh},
+                        heads=self.n_heads)
+        scores = qh @ kh.transpose(0, 1, 3, 2)  # (B,H,T,S)
+        if rec:
+            rec.forward(self.child_path("scores"), "scores", {"q": qh, "k": kh, "scores": scores})
+        in_place = None if rec else scores  # one buffer for every step below, unless recording
+        scaled = scores
+        if self.apply_scale:
+            scaled = np.multiply(scores, scores.dtype.type(self.scale), out=in_place)  # (B,H,T,S)
+        if rec:
+            rec.forward(self.child_path("scale"), "scale", {"scores": scores, "scaled": scaled},
+                        scale=self.scale if self.apply_scale else 1.0, applied=self.apply_scale)
+        masked = scaled
+        if keep is not None:
+            if rec:
+                masked = np.where(keep, scaled, scaled.dtype.type(MASK_FILL))
+            else:
+                np.copyto(masked, scaled.dtype.type(MASK_FILL), where=~keep)
+            if rec:
+                rec.forward(self.child_path("mask"), "mask", {"scaled": scaled, "keep": keep,
+                            "masked": masked}, fill=MASK_FILL)
+        weights = softmax(masked, self.softmax_axis, out=None if rec else masked)  # (B,H,T,S)
+        if rec:
+            rec.forward(self.child_path("softmax"), "softmax", {"masked": masked, "weights": weights},
+                        axis=self.softmax_axis)
+        dropped = self.attn_drop.forward(weights)  # (B,H,T,S)
+        context = dropped @ vh  # (B,H,T,K)
+        if rec:
+            rec.forward(self.child_path("attend"), "attend", {"weights": dropped, "v": vh,
+                        "context": context})
+        merged = merge_heads(context)  # (B,T,D)
+        if rec:
+            rec.forward(self.child_path("merge_heads"), "merge_heads",
+                        {"context": context, "merged": merged}, heads=self.n_heads)
+        self._saved = {"qh": qh, "kh": kh, "vh": vh, "weights": weights, "dropped": dropped,
+                       "keep": keep}
+        return self.o_proj.forward(merged)
+
+    def backward(self, d_out: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """d_out (B,T,D) -> (d_x_q (B,T,D), d_x_kv (B,S,D))."""
+        rec = active()
+        s = self._saved
+        d_merged = self.o_proj.backward(d_out)  # (B,T,D)
+        d_context = split_heads(d_merged, self.n_heads)  # (B,H,T,K) view
+        if rec:
+            rec.backward(self.child_path("merge_heads"), "merge_heads",
+                         {"d_merged": d_merged, "d_context": d_context})
+        d_dropped = d_context @ s["vh"].transpose(0, 1, 3, 2)  # (B,H,T,S)
+        d_vh = s["dropped"].transpose(0, 1, 3, 2) @ d_context  # (B,H,S,K)
+        if rec:
+            rec.backward(self.child_path("attend"), "attend",
+                         {"d_context": d_context, "d_weights": d_dropped, "d_v": d_vh})
+        d_weights = self.attn_drop.backward(d_dropped)
+        # Without a recorder each step below overwrites the previous gradient buffer; with one,
+        # each step gets a fresh buffer (same arithmetic, so the same bits) so events keep both.
+        copy = rec is not None
+        d_masked = softmax_backward(s["weights"], _maybe_copy(d_weights, copy), self.softmax_axis)  # (B,H,T,S)
+        if rec:
+            rec.backward(self.child_path("softmax"), "softmax",
+                         {"d_weights": d_weights, "d_masked": d_masked})
+        d_scaled = d_masked
+        if s["keep"] is not None:
+            # The fill is a constant: masked positions pass no gradient back.
+            d_scaled = _maybe_copy(d_masked, copy)
+            np.copyto(d_scaled, d_scaled.dtype.type(0), where=~s["keep"])
+            if rec:
+                rec.backward(self.child_path("mask"), "mask", {"d_masked": d_masked,
+                             "d_scaled": d_scaled})
+        d_scores = d_scaled
+        if self.apply_scale:
+            d_scores = _maybe_copy(d_scaled, copy)
+            d_scores *= d_scores.dtype.type(self.scale)
+        if rec:
+            rec.backward(self.child_path("scale"), "scale", {"d_scaled": d_scaled,
+                         "d_scores": d_scores})
+        d_qh = d_scores @ s["kh"]  # (B,H,T,K)
+        d_kh = d_scores.transpose(0, 1, 3, 2) @ s["qh"]  # (B,H,S,K)
+        if rec:
+            rec.backward(self.child_path("scores"), "scores", {"d_scores": d_scores,
+                         "d_q": d_qh, "d_k": d_kh})
+        d_q, d_k, d_v = (merge_heads(t) for t in (d_qh, d_kh, d_vh))  # (B,T|S,D)
+        if rec:
+            rec.backward(self.child_path("split_heads"), "split_heads",
+                         {"d_q_heads": d_qh, "d_k_heads": d_kh, "d_v_heads": d_vh,
+                          "d_q": d_q, "d_k": d_k, "d_v": d_v})
+        d_x_q = self.q_proj.backward(d_q)
+        d_x_kv = self.k_proj.backward(d_k)
+        d_x_kv += self.v_proj.backward(d_v)
+        self._saved = {}
+        return d_x_q, d_x_kv

@@ -1,0 +1,107 @@
+"""Token embeddings and positional encodings.
+
+Shapes: B batch, T sequence length, D model width, V vocabulary, L max_len.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..param import Module
+from ..recorder import active
+
+
+class TokenEmbedding(Module):
+    """out[b, t] = E[ids[b, t]] * scale; E (V, D). scale = sqrt(D) as in the paper, or 1."""
+
+    def __init__(self, path: str, vocab_size: int, d_model: int, scale: float, std: float,
+                 rng: np.random.Generator, dtype: np.dtype):
+        super().__init__(path)
+        self.weight = self.add_param("weight",
+                                     (rng.standard_normal((vocab_size, d_model)) * std).astype(dtype))
+        self.scale = scale
+        self.ids: np.ndarray | None = None
+
+    def forward(self, ids: np.ndarray) -> np.ndarray:
+        self.ids = ids  # (B, T) int
+        out = self.weight.data[ids]  # (B, T, D) gather: a fresh array
+        if self.scale != 1.0:
+            out *= self.scale
+        rec = active()
+        if rec:
+            rec.forward(self.path, "embedding", {"ids": ids, "weight": self.weight.data, "out": out},
+                        scale=self.scale, params=self.param_names())
+        return out
+
+    def backward(self, d_out: np.ndarray) -> None:
+        # Scatter-add: a token that appears twice gets both rows' gradients.
+        grad = np.zeros_like(self.weight.data)  # (V, D)
+        d_rows = d_out.reshape(-1, d_out.shape[-1])  # (B*T, D)
+        if self.scale != 1.0:
+            d_rows = d_rows * self.scale
+        np.add.at(grad, self.ids.reshape(-1), d_rows)
+        self.weight.grad += grad
+        rec = active()
+        if rec:
+            rec.backward(self.path, "embedding", {"d_out": d_out, "grad.weight": grad},
+                         scale=self.scale, params=self.param_names())
+        self.ids = None
+
+
+def sinusoid_table(max_len: int, d_model: int) -> np.ndarray:
+    """PE[p, 2i] = sin(p / 10000^(2i/D)), PE[p, 2i+1] = cos(p / 10000^(2i/D)); (L, D) float64."""
+    positions = np.arange(max_len)[:, None]  # (L, 1)
+    rates = 1.0 / 10000.0 ** (np.arange(0, d_model, 2) / d_model)  # (ceil(D/2),)
+    angles = positions * rates  # (L, ceil(D/2))
+    table = np.zeros((max_len, d_model))
+    table[:, 0::2] = np.sin(angles)
+    table[:, 1::2] = np.cos(angles[:, : d_model // 2])
+    return table
+
+
+class PositionalEncoding(Module):
+    """out = x + P[:T]: fixed sinusoids ("sinusoidal") or a learned table ("learned").
+
+    With the `no_positional` break switch the add is skipped, and the model can no longer
+    tell "1 2 3" from "3 2 1" except through what attention happens to learn.
+    """
+
+    def __init__(self, path: str, kind: str, max_len: int, d_model: int, std: float,
+                 rng: np.random.Generator, dtype: np.dtype, disabled: bool = False):
+        super().__init__(path)
+        self.kind = kind
+        self.disabled = disabled
+        if kind == "learned":
+            self.weight = self.add_param("weight",
+                                         (rng.standard_normal((max_len, d_model)) * std).astype(dtype))
+            self.table = None
+        else:
+            self.weight = None
+            self.table = sinusoid_table(max_len, d_model).astype(dtype)  # (L, D) constant
+        self.length = 0
+
+    def positions(self) -> np.ndarray:
+        """The (L, D) table of position vectors in use."""
+        return self.weight.data if self.weight is not None else self.table
+
+    def forward(self, x: np.ndarray, offset: int = 0) -> np.ndarray:
+        """x (B, T, D) -> x + P[offset : offset + T]; offset is used by cached decoding."""
+        self.length = x.shape[1]
+        pe = self.positions()[offset : offset + x.shape[1]]  # (T, D)
+        out = x if self.disabled else x + pe  # (B, T, D)
+        rec = active()
+        if rec:
+            rec.forward(self.path, "positional", {"x": x, "pe": pe, "out": out},
+                        kind=self.kind, disabled=self.disabled, params=self.param_names())
+        return out
+
+    def backward(self, d_out: np.ndarray) -> np.ndarray:
+        grad = None
+        if self.weight is not None and not self.disabled:
+            grad = np.zeros_like(self.weight.data)  # (L, D): rows past T get no gradient
+            grad[: self.length] = d_out.sum(axis=0)  # every batch row used the same positions
+            self.weight.grad += grad
+        rec = active()
+        if rec:
+            rec.backward(self.path, "positional", {"d_out": d_out, "d_x": d_out,
+                         "grad.weight": grad}, kind=self.kind, params=self.param_names())
+        return d_out

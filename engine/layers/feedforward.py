@@ -1,0 +1,88 @@
+"""Position-wise feed-forward network: fc2(act(fc1(x))), the same MLP at every position.
+
+Shapes: B batch, T length, D model width, F hidden width (d_ff, usually 4 D).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..param import Module
+from ..recorder import active
+from .linear import Linear
+
+_GELU_C = np.sqrt(2.0 / np.pi)
+_GELU_A = 0.044715
+
+
+class Activation(Module):
+    """ReLU, or GELU in its tanh form: 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))."""
+
+    def __init__(self, path: str, kind: str):
+        super().__init__(path)
+        self.kind = kind
+        self.x: np.ndarray | None = None
+        self.tanh: np.ndarray | None = None  # GELU only: tanh(u), reused by backward
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        self.x = x  # (B, T, F)
+        if self.kind == "relu":
+            out = np.maximum(x, 0)
+        else:
+            c, a = x.dtype.type(_GELU_C), x.dtype.type(_GELU_A)
+            u = x * x  # build u = c (x + a x^3) in one buffer
+            u *= a
+            u += 1
+            u *= x
+            u *= c
+            self.tanh = np.tanh(u, out=u)
+            out = self.tanh + 1
+            out *= x
+            out *= 0.5
+        rec = active()
+        if rec:
+            rec.forward(self.path, self.kind, {"x": x, "out": out})
+        return out
+
+    def backward(self, d_out: np.ndarray) -> np.ndarray:
+        x = self.x
+        if self.kind == "relu":
+            d_x = d_out * (x > 0)
+        else:
+            c, a = x.dtype.type(_GELU_C), x.dtype.type(_GELU_A)
+            t = self.tanh
+            # d/dx = 0.5 (1 + t) + 0.5 x (1 - t^2) c (1 + 3 a x^2)
+            du = x * x
+            du *= 3 * a
+            du += 1
+            du *= c
+            sech2 = t * t
+            np.subtract(1, sech2, out=sech2)
+            du *= sech2
+            du *= x
+            du += t
+            du += 1
+            du *= 0.5
+            d_x = du
+            d_x *= d_out
+        rec = active()
+        if rec:
+            rec.backward(self.path, self.kind, {"d_out": d_out, "d_x": d_x})
+        self.x = self.tanh = None
+        return d_x
+
+
+class FeedForward(Module):
+    """fc1: D -> F, activation, fc2: F -> D."""
+
+    def __init__(self, path: str, d_model: int, d_ff: int, activation: str,
+                 rng: np.random.Generator, std: float, dtype: np.dtype):
+        super().__init__(path)
+        self.fc1 = self.add_child("fc1", Linear(self.child_path("fc1"), d_model, d_ff, rng, std, dtype))
+        self.act = self.add_child("act", Activation(self.child_path("act"), activation))
+        self.fc2 = self.add_child("fc2", Linear(self.child_path("fc2"), d_ff, d_model, rng, std, dtype))
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        return self.fc2.forward(self.act.forward(self.fc1.forward(x)))  # (B,T,D)->(B,T,F)->(B,T,D)
+
+    def backward(self, d_out: np.ndarray) -> np.ndarray:
+        return self.fc1.backward(self.act.backward(self.fc2.backward(d_out)))

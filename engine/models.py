@@ -1,0 +1,213 @@
+"""The two models: the encoder-decoder Transformer and a decoder-only (GPT-style) language model.
+
+Shapes: B batch, S source length, T target length, D model width, V vocabulary.
+
+    EncoderDecoder.forward(src (B,S), tgt_in (B,T)) -> logits (B,T,V)
+    DecoderOnlyLM.forward(ids (B,T))                  -> logits (B,T,V)
+    model.backward(d_logits (B,T,V))                   adds every parameter's gradient
+
+Both pack their parameters into one flat buffer after construction (`model.packed`), which the
+optimizers update in a few whole-array operations.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .blocks import DecoderBlock, EncoderBlock
+from .config import ConfigError, DecoderOnlyConfig, EncoderDecoderConfig, ModelConfig
+from .layers import Dropout, LayerNorm, Linear, PositionalEncoding, TiedOutput, TokenEmbedding
+from .param import Module, pack_params
+
+
+class Embedder(Module):
+    """ids (B,T) -> dropout(E[ids] * scale + P[:T]) (B,T,D)."""
+
+    def __init__(self, prefix: str, config: ModelConfig, rng: np.random.Generator,
+                 dropout_rng: np.random.Generator):
+        super().__init__(prefix)
+        d, dtype = config.d_model, config.np_dtype
+        # With sqrt(D) scaling the table starts at std 1/sqrt(D), so scaled rows have unit size,
+        # the same as the sinusoids they are added to.
+        scale = float(np.sqrt(d)) if config.scale_embedding else 1.0
+        std = d ** -0.5 if config.scale_embedding else config.init_std
+        self.tok_emb = self.add_child("tok_emb", TokenEmbedding(
+            self.child_path("tok_emb"), config.vocab_size, d, scale, std, rng, dtype))
+        pos_name = "pos_emb" if config.positional == "learned" else "pos_enc"
+        self.pos = self.add_child(pos_name, PositionalEncoding(
+            self.child_path(pos_name), config.positional, config.max_len, d, config.init_std,
+            rng, dtype, disabled=config.breaks.no_positional))
+        self.drop = self.add_child("emb_drop", Dropout(self.child_path("emb_drop"), config.dropout,
+                                                       dropout_rng))
+
+    def forward(self, ids: np.ndarray, offset: int = 0) -> np.ndarray:
+        return self.drop.forward(self.pos.forward(self.tok_emb.forward(ids), offset))
+
+    def backward(self, d_out: np.ndarray) -> None:
+        self.tok_emb.backward(self.pos.backward(self.drop.backward(d_out)))
+
+
+class _Model(Module):
+    """What both models share: config checks, masks, output head, packing."""
+
+    config: ModelConfig
+
+    def _setup(self, config: ModelConfig) -> tuple[np.random.Generator, np.random.Generator]:
+        config.validate()
+        self.config = config
+        return np.random.default_rng(config.seed), np.random.default_rng(config.seed + 1)
+
+    def _make_head(self, embedding: TokenEmbedding, rng: np.random.Generator) -> Module:
+        c = self.config
+        if c.tie_embeddings:
+            return self.add_child("lm_head", TiedOutput(self.child_path("lm_head"), embedding.weight))
+        return self.add_child("lm_head", Linear(self.child_path("lm_head"), c.d_model, c.vocab_size,
+                                                rng, c.init_std, c.np_dtype, formula="logits"))
+
+    def _final_norm(self, prefix: str) -> LayerNorm | None:
+        if self.config.norm != "pre":
+            return None
+        path = f"{prefix}.ln_f" if prefix else "ln_f"
+        return LayerNorm(path, self.config.d_model, self.config.ln_eps, self.config.np_dtype)
+
+    def check_ids(self, name: str, ids: np.ndarray) -> np.ndarray:
+        """Token ids must be a (B, L) integer array with 1 <= L <= max_len, ids in [0, V)."""
+        ids = np.asarray(ids)
+        if ids.ndim != 2 or not np.issubdtype(ids.dtype, np.integer):
+            raise ValueError(f"{name} must be a 2-D integer array (batch, length) of token ids, "
+                             f"got shape {ids.shape} dtype {ids.dtype}")
+        if not 1 <= ids.shape[1] <= self.config.max_len:
+            raise ValueError(f"{name} has length {ids.shape[1]}; it must be 1..max_len "
+                             f"({self.config.max_len}): raise max_len or shorten the sequences")
+        if ids.size and (ids.min() < 0 or ids.max() >= self.config.vocab_size):
+            bad = int(ids.min() if ids.min() < 0 else ids.max())
+            raise ValueError(f"{name} contains token id {bad} outside the vocabulary "
+                             f"[0, {self.config.vocab_size}): check the tokenizer or vocab_size")
+        return ids
+
+    def key_keep(self, ids: np.ndarray) -> np.ndarray | None:
+        """(B,1,1,L) True where the key is not padding, or None if nothing is padding."""
+        pad = self.config.pad_id
+        if pad is None:
+            return None
+        keep = ids != pad
+        return None if keep.all() else keep[:, None, None, :]
+
+    def causal_keep(self, ids: np.ndarray) -> np.ndarray | None:
+        """(B|1,1,T,T): query t sees keys <= t that are not padding."""
+        t = ids.shape[1]
+        keep = None if self.config.breaks.no_causal_mask else np.tril(np.ones((t, t), dtype=bool))
+        pad_keep = self.key_keep(ids)
+        if pad_keep is None:
+            return None if keep is None else keep[None, None]
+        return pad_keep if keep is None else keep & pad_keep
+
+    def _pack(self) -> None:
+        self.packed = pack_params(self)
+
+
+class DecoderOnlyLM(_Model):
+    """GPT-style: embed, causal self-attention blocks, (final LN), logits over the next token."""
+
+    def __init__(self, config: DecoderOnlyConfig):
+        super().__init__("")
+        rng, dropout_rng = self._setup(config)
+        self.embed = self.add_child("embed", Embedder("", config, rng, dropout_rng))
+        self.blocks = [self.add_child(f"blocks.{i}", DecoderBlock(f"blocks.{i}", config, rng,
+                                                                   dropout_rng, cross=False))
+                       for i in range(config.n_layers)]
+        norm = self._final_norm("")
+        self.ln_f = self.add_child("ln_f", norm) if norm else None
+        self.head = self._make_head(self.embed.tok_emb, rng)
+        self._pack()
+
+    def forward(self, ids: np.ndarray) -> np.ndarray:
+        ids = self.check_ids("ids", ids)
+        keep = self.causal_keep(ids)  # (B|1,1,T,T)
+        x = self.embed.forward(ids)  # (B,T,D)
+        for block in self.blocks:
+            x = block.forward(x, keep)
+        if self.ln_f is not None:
+            x = self.ln_f.forward(x)
+        return self.head.forward(x)  # (B,T,V)
+
+    def backward(self, d_logits: np.ndarray) -> None:
+        d_x = self.head.backward(d_logits)
+        if self.ln_f is not None:
+            d_x = self.ln_f.backward(d_x)
+        for block in reversed(self.blocks):
+            d_x, _ = block.backward(d_x)
+        self.embed.backward(d_x)
+
+
+class EncoderDecoder(_Model):
+    """The paper's Transformer: the encoder reads the source, the decoder writes the target."""
+
+    def __init__(self, config: EncoderDecoderConfig):
+        super().__init__("")
+        rng, dropout_rng = self._setup(config)
+        self.src_embed = self.add_child("encoder", Embedder("encoder", config, rng, dropout_rng))
+        self.encoder_blocks = [
+            self.add_child(f"encoder.blocks.{i}", EncoderBlock(f"encoder.blocks.{i}", config, rng,
+                                                               dropout_rng))
+            for i in range(config.n_layers)]
+        norm = self._final_norm("encoder")
+        self.encoder_ln_f = self.add_child("encoder.ln_f", norm) if norm else None
+        self.tgt_embed = self.add_child("decoder", Embedder("decoder", config, rng, dropout_rng))
+        self.decoder_blocks = [
+            self.add_child(f"decoder.blocks.{i}", DecoderBlock(f"decoder.blocks.{i}", config, rng,
+                                                               dropout_rng, cross=True))
+            for i in range(config.n_layers)]
+        norm = self._final_norm("decoder")
+        self.decoder_ln_f = self.add_child("decoder.ln_f", norm) if norm else None
+        self.head = self._make_head(self.tgt_embed.tok_emb, rng)
+        self._pack()
+
+    def encode(self, src: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """src (B,S) -> (memory (B,S,D), src_keep (B,1,1,S) or None)."""
+        src = self.check_ids("src", src)
+        src_keep = self.key_keep(src)
+        x = self.src_embed.forward(src)
+        for block in self.encoder_blocks:
+            x = block.forward(x, src_keep)
+        if self.encoder_ln_f is not None:
+            x = self.encoder_ln_f.forward(x)
+        return x, src_keep
+
+    def forward(self, src: np.ndarray, tgt_in: np.ndarray) -> np.ndarray:
+        tgt_in = self.check_ids("tgt_in", tgt_in)
+        if np.shape(src)[0] != tgt_in.shape[0]:
+            raise ValueError(f"src and tgt_in must have the same batch size, got "
+                             f"{np.shape(src)[0]} and {tgt_in.shape[0]}")
+        memory, src_keep = self.encode(src)
+        tgt_keep = self.causal_keep(tgt_in)
+        x = self.tgt_embed.forward(tgt_in)  # (B,T,D)
+        for block in self.decoder_blocks:
+            x = block.forward(x, tgt_keep, memory, src_keep)
+        if self.decoder_ln_f is not None:
+            x = self.decoder_ln_f.forward(x)
+        return self.head.forward(x)  # (B,T,V)
+
+    def backward(self, d_logits: np.ndarray) -> None:
+        d_x = self.head.backward(d_logits)
+        if self.decoder_ln_f is not None:
+            d_x = self.decoder_ln_f.backward(d_x)
+        d_memory = None
+        for block in reversed(self.decoder_blocks):
+            d_x, d_mem = block.backward(d_x)
+            d_memory = d_mem if d_memory is None else d_memory + d_mem  # every block read memory
+        self.tgt_embed.backward(d_x)
+        if self.encoder_ln_f is not None:
+            d_memory = self.encoder_ln_f.backward(d_memory)
+        for block in reversed(self.encoder_blocks):
+            d_memory = block.backward(d_memory)
+        self.src_embed.backward(d_memory)
+
+
+def build_model(config: ModelConfig) -> DecoderOnlyLM | EncoderDecoder:
+    """The model a config describes."""
+    if isinstance(config, EncoderDecoderConfig):
+        return EncoderDecoder(config)
+    if isinstance(config, DecoderOnlyConfig):
+        return DecoderOnlyLM(config)
+    raise ConfigError(f"config must be a DecoderOnlyConfig or EncoderDecoderConfig, got "
+                      f"{type(config).__name__}")

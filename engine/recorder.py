@@ -1,0 +1,85 @@
+"""The off-by-default hook that layers emit into: how the UI sees inside.
+
+A layer asks `active()` once per call. When nothing is recording it gets `None` and does
+nothing more (one context-variable read per layer call). When a `Recorder` is active, the
+layer emits an `Event` per operation with copies of the tensors it read and wrote, so later
+in-place work can never change what was recorded.
+
+    with recording() as rec:
+        logits = model.forward(src, tgt_in)
+        ...
+    rec.events  # forward ops in order, then backward ops in the order they ran
+"""
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+
+import numpy as np
+
+FORWARD = "forward"
+BACKWARD = "backward"
+
+
+@dataclass
+class Event:
+    """One operation of one pass."""
+
+    index: int  # position in the trace
+    phase: str  # "forward" | "backward"
+    path: str  # dotted place in the model: "encoder.blocks.0.self_attn.softmax"
+    op: str  # what ran: "linear", "scores", "mask", "softmax", "layernorm", ...
+    tensors: dict[str, np.ndarray] = field(repr=False)  # name -> copy ("x", "out", "d_x", "grad.w")
+    formula: str = ""  # key of the explanation shown beside it (engine.formulas)
+    attrs: dict[str, object] = field(default_factory=dict)  # small facts: head count, scale, p
+
+
+class Recorder:
+    """Collects events while active; see `recording()`."""
+
+    def __init__(self) -> None:
+        self.events: list[Event] = []
+
+    def emit(
+        self,
+        phase: str,
+        path: str,
+        op: str,
+        tensors: Mapping[str, np.ndarray | None],
+        formula: str | None = None,
+        **attrs: object,
+    ) -> Event:
+        """Record one op; tensors are copied, `None` entries are left out."""
+        copies = {name: np.array(t, copy=True) for name, t in tensors.items() if t is not None}
+        if formula is None:
+            formula = op if phase == FORWARD else f"{op}.backward"
+        event = Event(len(self.events), phase, path, op, copies, formula, dict(attrs))
+        self.events.append(event)
+        return event
+
+    def forward(self, path: str, op: str, tensors: Mapping, formula: str | None = None, **attrs):
+        return self.emit(FORWARD, path, op, tensors, formula, **attrs)
+
+    def backward(self, path: str, op: str, tensors: Mapping, formula: str | None = None, **attrs):
+        return self.emit(BACKWARD, path, op, tensors, formula, **attrs)
+
+
+_current: ContextVar[Recorder | None] = ContextVar("tui_tfs_recorder", default=None)
+
+
+def active() -> Recorder | None:
+    """The recorder in effect, or None (the common, free case)."""
+    return _current.get()
+
+
+@contextmanager
+def recording(recorder: Recorder | None = None) -> Iterator[Recorder]:
+    """Record every op run inside the block into `recorder` (a new one by default)."""
+    recorder = recorder if recorder is not None else Recorder()
+    token = _current.set(recorder)
+    try:
+        yield recorder
+    finally:
+        _current.reset(token)
