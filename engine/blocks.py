@@ -49,6 +49,19 @@ class Sublayer(Module):
         out = self.residual.forward(x, self.drop.forward(fx))
         return out if self.pre_norm else self.norm.forward(out)
 
+    def infer(self, x: np.ndarray, memory: np.ndarray | None, keep: np.ndarray | None,
+              cache: dict[str, np.ndarray]) -> np.ndarray:
+        """Cached decoding (eval mode: no dropout); `cache` holds this sublayer's keys/values."""
+        h = self.norm.infer(x) if self.pre_norm else x
+        if self.kind == SELF_ATTENTION:
+            fx = self.inner.infer(h, h, keep, cache)
+        elif self.kind == CROSS_ATTENTION:
+            fx = self.inner.infer(h, None if "k" in cache else memory, keep, cache)
+        else:
+            fx = self.inner.infer(h)
+        out = fx if self.residual.disabled else x + fx
+        return out if self.pre_norm else self.norm.infer(out)
+
     def backward(self, d_out: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         """d_out (B,T,D) -> (d_x (B,T,D), d_memory (B,S,D) for cross-attention else None)."""
         if not self.pre_norm:
@@ -87,6 +100,10 @@ class EncoderBlock(Module):
         x = self.sublayers[0].forward(x, keep=src_keep)  # (B,S,D)
         return self.sublayers[1].forward(x)  # (B,S,D)
 
+    def infer(self, x: np.ndarray, src_keep: np.ndarray | None) -> np.ndarray:
+        x = self.sublayers[0].infer(x, None, src_keep, {})
+        return self.sublayers[1].infer(x, None, None, {})
+
     def backward(self, d_out: np.ndarray) -> np.ndarray:
         d_x, _ = self.sublayers[1].backward(d_out)
         d_x, _ = self.sublayers[0].backward(d_x)
@@ -120,6 +137,14 @@ class DecoderBlock(Module):
         if self.cross:
             x = self.sublayers[1].forward(x, memory=memory, keep=src_keep)  # (B,T,D)
         return self.sublayers[-1].forward(x)  # (B,T,D)
+
+    def infer(self, x: np.ndarray, tgt_keep: np.ndarray | None, memory: np.ndarray | None,
+              src_keep: np.ndarray | None, caches: list[dict[str, np.ndarray]]) -> np.ndarray:
+        """Cached decoding of new positions x (B,T_new,D); one cache dict per sublayer."""
+        x = self.sublayers[0].infer(x, None, tgt_keep, caches[0])
+        if self.cross:
+            x = self.sublayers[1].infer(x, memory, src_keep, caches[1])
+        return self.sublayers[-1].infer(x, None, None, caches[-1])
 
     def backward(self, d_out: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         """-> (d_x (B,T,D), d_memory (B,S,D) or None)."""

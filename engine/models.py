@@ -104,6 +104,34 @@ class _Model(Module):
     def _pack(self) -> None:
         self.packed = pack_params(self)
 
+    # -- cached decoding (no dropout, nothing recorded, nothing saved for backward) ----------
+    def _decode_blocks(self) -> list[DecoderBlock]:
+        raise NotImplementedError
+
+    def new_cache(self) -> list[list[dict[str, np.ndarray]]]:
+        """Empty key/value caches: one dict per attention sublayer of every decoder block."""
+        return [[{} for _ in block.sublayers] for block in self._decode_blocks()]
+
+    def _infer_decoder(self, embed: Embedder, ids: np.ndarray, cache: list, offset: int,
+                       memory: np.ndarray | None, src_keep: np.ndarray | None,
+                       ln_f: LayerNorm | None) -> np.ndarray:
+        """New target ids (B,t) at positions offset.. -> logits (B,t,V), extending `cache`."""
+        ids = self.check_ids("ids", ids)
+        t = ids.shape[1]
+        if offset + t > self.config.max_len:
+            raise ValueError(f"decoding past max_len ({self.config.max_len}): "
+                             f"ask for fewer tokens or raise max_len")
+        keep = None
+        if not self.config.breaks.no_causal_mask and t > 1:
+            # query i sits at position offset+i and sees every cached key and new keys <= i
+            keep = np.tril(np.ones((t, offset + t), dtype=bool), k=offset)[None, None]
+        x = embed.pos.infer(embed.tok_emb.infer(ids), offset)  # (B,t,D)
+        for block, block_cache in zip(self._decode_blocks(), cache):
+            x = block.infer(x, keep, memory, src_keep, block_cache)
+        if ln_f is not None:
+            x = ln_f.infer(x)
+        return self.head.infer(x)  # (B,t,V)
+
 
 class DecoderOnlyLM(_Model):
     """GPT-style: embed, causal self-attention blocks, (final LN), logits over the next token."""
@@ -129,6 +157,13 @@ class DecoderOnlyLM(_Model):
         if self.ln_f is not None:
             x = self.ln_f.forward(x)
         return self.head.forward(x)  # (B,T,V)
+
+    def _decode_blocks(self) -> list[DecoderBlock]:
+        return self.blocks
+
+    def infer(self, ids: np.ndarray, cache: list, offset: int) -> np.ndarray:
+        """Logits (B,t,V) for new ids (B,t) after `offset` cached positions."""
+        return self._infer_decoder(self.embed, ids, cache, offset, None, None, self.ln_f)
 
     def backward(self, d_logits: np.ndarray) -> None:
         d_x = self.head.backward(d_logits)
@@ -172,6 +207,26 @@ class EncoderDecoder(_Model):
         if self.encoder_ln_f is not None:
             x = self.encoder_ln_f.forward(x)
         return x, src_keep
+
+    def _decode_blocks(self) -> list[DecoderBlock]:
+        return self.decoder_blocks
+
+    def infer_encode(self, src: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """`encode` for decoding: the same numbers, nothing saved or recorded."""
+        src = self.check_ids("src", src)
+        src_keep = self.key_keep(src)
+        x = self.src_embed.pos.infer(self.src_embed.tok_emb.infer(src))
+        for block in self.encoder_blocks:
+            x = block.infer(x, src_keep)
+        if self.encoder_ln_f is not None:
+            x = self.encoder_ln_f.infer(x)
+        return x, src_keep
+
+    def infer(self, ids: np.ndarray, cache: list, offset: int, memory: np.ndarray,
+              src_keep: np.ndarray | None) -> np.ndarray:
+        """Decoder logits (B,t,V) for new target ids (B,t) after `offset` cached positions."""
+        return self._infer_decoder(self.tgt_embed, ids, cache, offset, memory, src_keep,
+                                   self.decoder_ln_f)
 
     def forward(self, src: np.ndarray, tgt_in: np.ndarray) -> np.ndarray:
         tgt_in = self.check_ids("tgt_in", tgt_in)

@@ -129,6 +129,31 @@ class MultiHeadAttention(Module):
                        "keep": keep}
         return self.o_proj.forward(merged)
 
+    def infer(self, x_q: np.ndarray, x_kv: np.ndarray | None, keep: np.ndarray | None,
+              cache: dict[str, np.ndarray]) -> np.ndarray:
+        """The forward's arithmetic for cached decoding: nothing saved for backward, nothing recorded.
+
+        Keys and values of `x_kv` are appended to `cache["k"]`, `cache["v"]` (B,H,S,K), so the
+        prefix is projected once. `x_kv=None` reuses the cache as it is (cross-attention after
+        the first step: the encoder's memory does not change).
+        """
+        qh = split_heads(self.q_proj.infer(x_q), self.n_heads)  # (B,H,T,K)
+        if x_kv is not None:
+            kh = split_heads(self.k_proj.infer(x_kv), self.n_heads)  # (B,H,S_new,K)
+            vh = split_heads(self.v_proj.infer(x_kv), self.n_heads)
+            if "k" in cache:
+                kh = np.concatenate([cache["k"], kh], axis=2)
+                vh = np.concatenate([cache["v"], vh], axis=2)
+            cache["k"], cache["v"] = kh, vh
+        kh, vh = cache["k"], cache["v"]
+        scores = qh @ kh.transpose(0, 1, 3, 2)  # (B,H,T,S)
+        if self.apply_scale:
+            scores *= scores.dtype.type(self.scale)
+        if keep is not None:
+            np.copyto(scores, scores.dtype.type(MASK_FILL), where=~keep)
+        weights = softmax(scores, self.softmax_axis, out=scores)
+        return self.o_proj.infer(merge_heads(weights @ vh))  # (B,T,D)
+
     def backward(self, d_out: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """d_out (B,T,D) -> (d_x_q (B,T,D), d_x_kv (B,S,D))."""
         rec = active()

@@ -32,6 +32,12 @@ class TokenEmbedding(Module):
                         scale=self.scale, params=self.param_names())
         return out
 
+    def infer(self, ids: np.ndarray) -> np.ndarray:
+        out = self.weight.data[ids]  # (B, T, D)
+        if self.scale != 1.0:
+            out *= self.scale
+        return out
+
     def backward(self, d_out: np.ndarray) -> None:
         # Scatter-add: a token that appears twice gets both rows' gradients.
         grad = np.zeros_like(self.weight.data)  # (V, D)
@@ -93,6 +99,9 @@ class PositionalEncoding(Module):
             rec.forward(self.path, "positional", {"x": x, "pe": pe, "out": out},
                         kind=self.kind, disabled=self.disabled, params=self.param_names())
         return out
+
+    def infer(self, x: np.ndarray, offset: int = 0) -> np.ndarray:
+        return x if self.disabled else x + self.positions()[offset : offset + x.shape[1]]
 
     def backward(self, d_out: np.ndarray) -> np.ndarray:
         grad = None

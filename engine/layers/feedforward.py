@@ -23,21 +23,25 @@ class Activation(Module):
         self.x: np.ndarray | None = None
         self.tanh: np.ndarray | None = None  # GELU only: tanh(u), reused by backward
 
+    def apply(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """x (B,T,F) -> (out, tanh(u) for GELU's backward or None); saves nothing."""
+        if self.kind == "relu":
+            return np.maximum(x, 0), None
+        c, a = x.dtype.type(_GELU_C), x.dtype.type(_GELU_A)
+        u = x * x  # build u = c (x + a x^3) in one buffer
+        u *= a
+        u += 1
+        u *= x
+        u *= c
+        tanh = np.tanh(u, out=u)
+        out = tanh + 1
+        out *= x
+        out *= 0.5
+        return out, tanh
+
     def forward(self, x: np.ndarray) -> np.ndarray:
         self.x = x  # (B, T, F)
-        if self.kind == "relu":
-            out = np.maximum(x, 0)
-        else:
-            c, a = x.dtype.type(_GELU_C), x.dtype.type(_GELU_A)
-            u = x * x  # build u = c (x + a x^3) in one buffer
-            u *= a
-            u += 1
-            u *= x
-            u *= c
-            self.tanh = np.tanh(u, out=u)
-            out = self.tanh + 1
-            out *= x
-            out *= 0.5
+        out, self.tanh = self.apply(x)
         rec = active()
         if rec:
             rec.forward(self.path, self.kind, {"x": x, "out": out})
@@ -83,6 +87,9 @@ class FeedForward(Module):
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         return self.fc2.forward(self.act.forward(self.fc1.forward(x)))  # (B,T,D)->(B,T,F)->(B,T,D)
+
+    def infer(self, x: np.ndarray) -> np.ndarray:
+        return self.fc2.infer(self.act.apply(self.fc1.infer(x))[0])
 
     def backward(self, d_out: np.ndarray) -> np.ndarray:
         return self.fc1.backward(self.act.backward(self.fc2.backward(d_out)))

@@ -20,7 +20,8 @@ class LayerNorm(Module):
         self.x_hat: np.ndarray | None = None
         self.rstd: np.ndarray | None = None
 
-    def forward(self, x: np.ndarray) -> np.ndarray:
+    def normalise(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """x (..., D) -> (out, mean, rstd, x_hat); saves nothing."""
         mean = x.mean(axis=-1, keepdims=True)  # (..., 1)
         centred = x - mean  # (..., D)
         var = np.mean(centred * centred, axis=-1, keepdims=True)  # (..., 1) biased
@@ -28,6 +29,13 @@ class LayerNorm(Module):
         x_hat = centred
         x_hat *= rstd  # (..., D) normalised; reuses the centred buffer
         out = x_hat * self.gamma.data + self.beta.data  # (..., D)
+        return out, mean, rstd, x_hat
+
+    def infer(self, x: np.ndarray) -> np.ndarray:
+        return self.normalise(x)[0]
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        out, mean, rstd, x_hat = self.normalise(x)
         self.x_hat, self.rstd = x_hat, rstd
         rec = active()
         if rec:

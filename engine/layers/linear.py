@@ -36,6 +36,14 @@ class Linear(Module):
                         formula=self.formula, params=self.param_names())
         return out
 
+    def infer(self, x: np.ndarray) -> np.ndarray:
+        """The forward's arithmetic with nothing saved or recorded (cached decoding)."""
+        n_in, n_out = self.w.data.shape
+        out = (x.reshape(-1, n_in) @ self.w.data).reshape(*x.shape[:-1], n_out)
+        if self.b is not None:
+            out += self.b.data
+        return out
+
     def backward(self, d_out: np.ndarray) -> np.ndarray:
         n_in, n_out = self.w.data.shape
         x2 = self.x.reshape(-1, n_in)  # (N, I)
@@ -72,6 +80,10 @@ class TiedOutput(Module):
             rec.forward(self.path, "linear", {"x": x, "w": emb.T, "out": out},
                         formula="logits", params={"embedding": self.embedding.name})
         return out
+
+    def infer(self, x: np.ndarray) -> np.ndarray:
+        emb = self.embedding.data  # (V, D)
+        return (x.reshape(-1, emb.shape[1]) @ emb.T).reshape(*x.shape[:-1], emb.shape[0])
 
     def backward(self, d_out: np.ndarray) -> np.ndarray:
         emb = self.embedding.data  # (V, D)
