@@ -1,0 +1,239 @@
+"""A Trace: every operation of one forward + loss + backward pass on one batch, for replay.
+
+The engine records; the UI replays. `record_step` runs one step with recording on and wraps
+the events with what a viewer needs to label them: the batch's tokens as strings, the loss,
+the config, and a layer tree derived from the dotted paths:
+
+    model > encoder | decoder > blocks.0 > self_attn > softmax
+
+Shapes of attention maps: B batch, H heads, T queries, S keys.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+
+import numpy as np
+
+from .config import ModelConfig
+from .param import Module
+from .recorder import BACKWARD, FORWARD, Event, recording
+
+ATTENTION_STAGES = {  # stage -> (event suffix, tensor name)
+    "scores": ("scores", "scores"),
+    "scaled": ("scale", "scaled"),
+    "masked": ("mask", "masked"),
+    "weights": ("softmax", "weights"),
+}
+
+
+def path_parts(path: str) -> list[str]:
+    """"decoder.blocks.1.self_attn.q_proj" -> ["decoder", "blocks.1", "self_attn", "q_proj"]."""
+    parts: list[str] = []
+    for piece in path.split("."):
+        if piece.isdigit() and parts:
+            parts[-1] = f"{parts[-1]}.{piece}"
+        else:
+            parts.append(piece)
+    return parts
+
+
+@dataclass
+class TensorStats:
+    """Cheap summary of one tensor; NaN and Inf are counted, and left out of the other numbers."""
+
+    shape: tuple[int, ...]
+    dtype: str
+    min: float
+    max: float
+    mean: float
+    std: float
+    norm: float  # L2 norm of the finite values
+    zeros: int
+    nan: int
+    inf: int
+
+
+def tensor_stats(array: np.ndarray) -> TensorStats:
+    a = np.asarray(array)
+    values = a.astype(np.float64, copy=False).ravel()
+    finite_mask = np.isfinite(values)
+    finite = values[finite_mask] if not finite_mask.all() else values
+    nan = int(np.isnan(values).sum())
+    empty = finite.size == 0
+    return TensorStats(
+        shape=tuple(a.shape), dtype=str(a.dtype),
+        min=float("nan") if empty else float(finite.min()),
+        max=float("nan") if empty else float(finite.max()),
+        mean=float("nan") if empty else float(finite.mean()),
+        std=float("nan") if empty else float(finite.std()),
+        norm=float(np.sqrt(np.dot(finite, finite))),
+        zeros=int(np.count_nonzero(values == 0)), nan=nan, inf=int(values.size - finite.size - nan),
+    )
+
+
+@dataclass
+class LayerNode:
+    """A node of the layer tree; `events` are the indices of the events at or below it."""
+
+    name: str  # one path component: "decoder", "blocks.0", "self_attn", "softmax"
+    path: str  # dotted path from the root ("" for the model)
+    children: dict[str, LayerNode] = field(default_factory=dict)
+    events: list[int] = field(default_factory=list)
+
+    def walk(self):
+        yield self
+        for child in self.children.values():
+            yield from child.walk()
+
+
+@dataclass
+class AttentionMap:
+    """One head's attention at one stage, labelled for display."""
+
+    path: str  # "decoder.blocks.0.cross_attn"
+    stage: str  # "scores" | "scaled" | "masked" | "weights"
+    head: int
+    batch: int
+    values: np.ndarray  # (T, S)
+    keep: np.ndarray | None  # (T, S) True where the query may see the key, None if no mask
+    rows: list[str]  # query tokens (T)
+    cols: list[str]  # key tokens (S)
+    event_index: int
+
+
+@dataclass
+class Batch:
+    """The arrays one traced step ran on (decoder-only: src is None)."""
+
+    src: np.ndarray | None  # (B, S)
+    tgt_in: np.ndarray  # (B, T)
+    tgt_out: np.ndarray  # (B, T)
+
+
+@dataclass
+class Trace:
+    events: list[Event]
+    config: ModelConfig
+    batch: Batch
+    loss: float
+    src_tokens: list[list[str]] | None  # per batch item, the source as token strings
+    tgt_tokens: list[list[str]]  # per batch item, the decoder input (or LM input) tokens
+    target_tokens: list[list[str]]  # per batch item, what the model should predict
+    _stats: dict[tuple[int, str], TensorStats] = field(default_factory=dict, repr=False)
+
+    def __len__(self) -> int:
+        return len(self.events)
+
+    @cached_property
+    def first_backward(self) -> int:
+        """Index of the first backward event (len(self) if there is none)."""
+        return next((e.index for e in self.events if e.phase == BACKWARD), len(self.events))
+
+    def stats(self, index: int, name: str) -> TensorStats:
+        """Statistics of tensor `name` of event `index`, computed once on demand."""
+        key = (index, name)
+        if key not in self._stats:
+            self._stats[key] = tensor_stats(self.events[index].tensors[name])
+        return self._stats[key]
+
+    @cached_property
+    def tree(self) -> LayerNode:
+        """model > encoder/decoder > block > sublayer > op, each node listing its events."""
+        root = LayerNode("model", "")
+        for event in self.events:
+            node = root
+            node.events.append(event.index)
+            for part in path_parts(event.path):
+                path = f"{node.path}.{part}" if node.path else part
+                node = node.children.setdefault(part, LayerNode(part, path))
+                node.events.append(event.index)
+        return root
+
+    def find_path(self, path: str, phase: str = FORWARD) -> int | None:
+        """Index of the first event of `phase` at `path` or below it, or None."""
+        prefix = path + "."
+        for event in self.events:
+            if event.phase == phase and (event.path == path or event.path.startswith(prefix)):
+                return event.index
+        return None
+
+    # -- attention ------------------------------------------------------------------------------
+    @cached_property
+    def attention_paths(self) -> list[str]:
+        """Every attention layer in forward order: "encoder.blocks.0.self_attn", ..."""
+        return [e.path.rsplit(".", 1)[0] for e in self.events
+                if e.phase == FORWARD and e.op == "softmax"]
+
+    def attention(self, path: str, head: int = 0, batch: int = 0,
+                  stage: str = "weights") -> AttentionMap:
+        """One head's (T, S) map at one stage, with query tokens down and key tokens across."""
+        if stage not in ATTENTION_STAGES:
+            raise ValueError(f"stage must be one of {list(ATTENTION_STAGES)}, got {stage!r}")
+        suffix, tensor = ATTENTION_STAGES[stage]
+        event = self._forward_event(f"{path}.{suffix}")
+        if event is None and stage == "masked":  # no mask in this layer: masked == scaled
+            event, tensor = self._forward_event(f"{path}.scale"), "scaled"
+        if event is None:
+            raise KeyError(f"no attention {stage!r} recorded at {path!r}; "
+                           f"attention layers are {self.attention_paths}")
+        values = event.tensors[tensor]  # (B, H, T, S)
+        if not (0 <= batch < values.shape[0] and 0 <= head < values.shape[1]):
+            raise IndexError(f"batch must be < {values.shape[0]} and head < {values.shape[1]}, "
+                             f"got batch {batch}, head {head}")
+        mask_event = self._forward_event(f"{path}.mask")
+        keep = None
+        if mask_event is not None:
+            keep = np.broadcast_to(mask_event.tensors["keep"], values.shape)[batch, head]
+        rows, cols = self._attention_labels(path, batch)
+        return AttentionMap(path, stage, head, batch, values[batch, head], keep, rows, cols,
+                            event.index)
+
+    def _forward_event(self, path: str) -> Event | None:
+        return self._forward_by_path.get(path)
+
+    @cached_property
+    def _forward_by_path(self) -> dict[str, Event]:
+        return {e.path: e for e in self.events if e.phase == FORWARD}
+
+    def _attention_labels(self, path: str, batch: int) -> tuple[list[str], list[str]]:
+        tgt = self.tgt_tokens[batch]
+        if path.startswith("encoder."):
+            src = self.src_tokens[batch]
+            return src, src
+        if path.endswith("cross_attn"):
+            return tgt, self.src_tokens[batch]
+        return tgt, tgt
+
+    # -- gradients --------------------------------------------------------------------------------
+    def param_grads(self) -> dict[str, np.ndarray]:
+        """Each parameter's gradient, summed over the backward events that contributed to it.
+
+        A tied embedding receives two contributions (lookup and output projection).
+        """
+        grads: dict[str, np.ndarray] = {}
+        for event in self.events:
+            if event.phase != BACKWARD:
+                continue
+            for local, name in event.attrs.get("params", {}).items():
+                grad = event.tensors.get(f"grad.{local}")
+                if grad is not None:
+                    grads[name] = grads[name] + grad if name in grads else grad.copy()
+        return grads
+
+
+def record_step(model: Module, loss_fn: Module, batch: Batch,
+                src_tokens: list[list[str]] | None, tgt_tokens: list[list[str]],
+                target_tokens: list[list[str]]) -> Trace:
+    """Run forward, loss and backward on `batch` with recording on; gradients land in the
+    model as in a plain step (they are zeroed first)."""
+    model.zero_grad()
+    with recording() as rec:
+        if batch.src is None:
+            logits = model.forward(batch.tgt_in)
+        else:
+            logits = model.forward(batch.src, batch.tgt_in)
+        loss = loss_fn.forward(logits, batch.tgt_out)
+        model.backward(loss_fn.backward())
+    return Trace(rec.events, model.config, batch, float(loss), src_tokens, tgt_tokens,
+                 target_tokens)
