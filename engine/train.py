@@ -1,0 +1,371 @@
+"""The training loop: the one loop the headless CLI and the in-app training both run.
+
+One step is
+
+    batch   = next_batch(rng)                       the caller's data, drawn with our seeded rng
+    logits  = model.forward(...)                    (B, T, V)
+    loss    = cross_entropy(logits, batch.tgt_out)  mean over non-pad target tokens
+    grads   = backward                              fills model.packed.grad
+    norm    = ||grads||                             before clipping; also per layer group
+    if loss and norm are finite:  clip, optimizer.step(schedule(step))
+    else:                         skip the update: the weights stay the last good ones
+
+and reports a `StepStats`. Observers (the UI, the CLI's printer) get each StepStats through a
+callback and can stop the run by returning False, so the loop knows nothing of who watches.
+
+Everything random is seeded: batches come from the trainer's generator (TrainConfig.seed),
+initialisation and dropout from the model's (ModelConfig.seed). Same seeds, same losses.
+`state()` / `load_state()` carry the step count, both generators and the optimizer's moments
+as plain arrays, so a run can be saved in a checkpoint and resumed bit for bit.
+
+Shapes: B batch, S source length, T target length, V vocabulary.
+"""
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field, fields
+
+import numpy as np
+
+from .config import ConfigError
+from .layers import Dropout
+from .memory import keep_freed_memory
+from .loss import CrossEntropyLoss, token_hits
+from .optim import OPTIMIZERS, build_optimizer, clip_grad_norm
+from .schedule import SCHEDULES, build_schedule
+
+
+@dataclass
+class Batch:
+    """One batch of token ids. `tgt_out` is `tgt_in` shifted by one: the next token at each place."""
+
+    src: np.ndarray | None  # (B, S) source ids, or None for a decoder-only model
+    tgt_in: np.ndarray  # (B, T) what the decoder reads (starts with BOS)
+    tgt_out: np.ndarray  # (B, T) what it must predict; pad positions are not counted
+
+
+@dataclass
+class TrainConfig:
+    """How to train; every field has a comment, `validate()` names a bad field and the fix."""
+
+    steps: int = 1000  # number of optimizer steps in a full run
+    batch_size: int = 32  # sequences per batch (used by the scenario's batch maker)
+    optimizer: str = "adam"  # "sgd", "adam" or "adamw"
+    lr: float = 1e-3  # peak learning rate (the schedule scales it per step)
+    betas: tuple[float, float] = (0.9, 0.98)  # Adam's moment decay rates (the paper's values)
+    eps: float = 1e-9  # Adam's denominator guard (the paper's value)
+    weight_decay: float = 0.0  # L2 for sgd/adam; decoupled decay of all params for adamw
+    momentum: float = 0.0  # SGD momentum, in [0, 1)
+    schedule: str = "constant"  # "constant", "inverse_sqrt" (the paper's) or "cosine"
+    warmup_steps: int = 0  # linear warmup length; inverse_sqrt peaks here (needs >= 1)
+    min_lr: float = 0.0  # where the cosine schedule ends, in [0, lr]
+    clip_norm: float | None = 1.0  # clip the global gradient norm to this; None = no clipping
+    label_smoothing: float = 0.0  # in [0, 1); the paper uses 0.1
+    seed: int = 0  # seeds the batch generator (model init uses the model config's seed)
+    eval_every: int = 0  # evaluate on held-out batches every this many steps; 0 = never
+
+    def validate(self) -> None:
+        _positive_int("steps", self.steps)
+        _positive_int("batch_size", self.batch_size)
+        _choice("optimizer", self.optimizer, sorted(OPTIMIZERS))
+        _positive("lr", self.lr)
+        if not isinstance(self.betas, (tuple, list)) or len(self.betas) != 2:
+            raise ConfigError(f"betas must be a pair like (0.9, 0.98), got {self.betas!r}")
+        for i, beta in enumerate(self.betas):
+            _fraction(f"betas[{i}]", beta)
+        _positive("eps", self.eps)
+        _non_negative("weight_decay", self.weight_decay)
+        _fraction("momentum", self.momentum)
+        _choice("schedule", self.schedule, list(SCHEDULES))
+        _non_negative_int("warmup_steps", self.warmup_steps)
+        if self.schedule == "inverse_sqrt" and self.warmup_steps < 1:
+            raise ConfigError("warmup_steps must be >= 1 for the inverse_sqrt schedule (its peak); "
+                              "try 100")
+        if self.schedule == "cosine" and self.warmup_steps >= self.steps:
+            raise ConfigError(f"warmup_steps ({self.warmup_steps}) must be below steps "
+                              f"({self.steps}) for the cosine schedule")
+        if not (_is_number(self.min_lr) and 0 <= self.min_lr <= self.lr):
+            raise ConfigError(f"min_lr must be in [0, lr={self.lr}], got {self.min_lr!r}")
+        if self.clip_norm is not None:
+            _positive("clip_norm", self.clip_norm)
+        _fraction("label_smoothing", self.label_smoothing)
+        _non_negative_int("seed", self.seed)
+        _non_negative_int("eval_every", self.eval_every)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def train_config_from_dict(data: dict) -> TrainConfig:
+    """Rebuild from `to_dict()` output; unknown keys are an error, not ignored."""
+    known = {f.name for f in fields(TrainConfig)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ConfigError(f"unknown training field(s) {unknown}; known fields are {sorted(known)}")
+    data = dict(data)
+    if isinstance(data.get("betas"), list):
+        data["betas"] = tuple(data["betas"])
+    config = TrainConfig(**data)
+    config.validate()
+    return config
+
+
+@dataclass
+class StepStats:
+    """What one step did, for plots and logs."""
+
+    step: int  # 1-based number of this step
+    loss: float  # mean cross-entropy over the batch's target tokens
+    lr: float  # learning rate this step used (or would have, if skipped)
+    grad_norm: float  # global gradient L2 norm, before clipping
+    tokens: int  # target tokens that counted (non-pad tgt_out)
+    seconds: float  # wall time of the step (batch, forward, backward, update; not eval)
+    tokens_per_s: float
+    accuracy: float  # fraction of counted tokens whose argmax is right
+    layer_grad_norms: dict[str, float] = field(default_factory=dict)  # group -> norm, pre-clip
+    nonfinite: bool = False  # loss or gradient was NaN/Inf: the update was skipped
+    eval_loss: float | None = None  # held-out loss, on steps that evaluated
+    eval_accuracy: float | None = None
+
+
+class Trainer:
+    """Owns the optimizer, schedule, loss and batch generator of one training run."""
+
+    def __init__(self, model, train_config: TrainConfig,
+                 next_batch: Callable[[np.random.Generator], Batch],
+                 eval_batches: Callable[[], Iterable[Batch]] | None = None):
+        train_config.validate()
+        self.model = model
+        self.config = train_config
+        self.next_batch = next_batch  # draws a training batch with the rng it is given
+        self.eval_batches = eval_batches  # held-out batches, used every eval_every steps
+        self.rng = np.random.default_rng(train_config.seed)
+        self.step_count = 0  # steps taken (skipped non-finite steps count too)
+        self.loss_fn = CrossEntropyLoss(model.config.pad_id, train_config.label_smoothing)
+        self.optimizer = build_optimizer(train_config.optimizer, model.packed,
+                                         **_optimizer_settings(train_config))
+        self.schedule = build_schedule(train_config.schedule, train_config.lr,
+                                       train_config.warmup_steps, train_config.steps,
+                                       train_config.min_lr)
+        self._groups = _group_ranges(model.packed.slices)  # group -> [(start, stop)]
+        self._dropout_rngs = _dropout_generators(model)
+        keep_freed_memory()  # steps reuse the same memory instead of faulting in fresh pages
+
+    # -- one step -----------------------------------------------------------------------------
+    def step(self) -> StepStats:
+        start = time.perf_counter()
+        step = self.step_count + 1
+        batch = self.next_batch(self.rng)
+        self.model.train()
+        self.model.packed.zero_grad()
+        # overflow to Inf/NaN is detected below and reported as `nonfinite`, not as warnings
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            logits = self.forward(batch)  # (B, T, V)
+            loss = self.loss_fn.forward(logits, batch.tgt_out)
+            self.model.backward(self.loss_fn.backward())
+            grad_norm = self.model.packed.grad_norm()
+        layer_norms = self.layer_grad_norms()
+        lr = self.schedule(step)
+        nonfinite = not (math.isfinite(loss) and math.isfinite(grad_norm))
+        if not nonfinite:
+            if self.config.clip_norm is not None:
+                clip_grad_norm(self.model.packed, self.config.clip_norm, norm=grad_norm)
+            self.optimizer.step(lr)
+        self.step_count = step
+        correct, counted = token_hits(logits, batch.tgt_out, self.model.config.pad_id)
+        seconds = time.perf_counter() - start  # the training work only, not the evaluation
+        stats = StepStats(step=step, loss=loss, lr=lr, grad_norm=grad_norm, tokens=counted,
+                          seconds=seconds, tokens_per_s=counted / seconds if seconds > 0 else 0.0,
+                          accuracy=correct / counted if counted else 0.0,
+                          layer_grad_norms=layer_norms, nonfinite=nonfinite)
+        every = self.config.eval_every
+        if every and self.eval_batches is not None and step % every == 0:
+            stats.eval_loss, stats.eval_accuracy = self.evaluate(self.eval_batches())
+        return stats
+
+    def forward(self, batch: Batch) -> np.ndarray:
+        """Logits (B, T, V) for a batch, calling the model the way its kind expects."""
+        if batch.tgt_in.shape != batch.tgt_out.shape:
+            raise ValueError(f"batch.tgt_in {batch.tgt_in.shape} and batch.tgt_out "
+                             f"{batch.tgt_out.shape} must have the same shape "
+                             f"(tgt_out is tgt_in shifted by one)")
+        if self.model.config.kind == "encoder_decoder":
+            if batch.src is None:
+                raise ValueError("an encoder-decoder model needs batch.src (B, S); got None")
+            return self.model.forward(batch.src, batch.tgt_in)
+        if batch.src is not None:
+            raise ValueError("a decoder-only model takes no source: batch.src must be None")
+        return self.model.forward(batch.tgt_in)
+
+    def layer_grad_norms(self) -> dict[str, float]:
+        """L2 norm of the current gradient per group ("decoder.blocks.0", "tok_emb", ...)."""
+        grad = self.model.packed.grad
+        norms = {}
+        for group, ranges in self._groups.items():
+            total = 0.0
+            for begin, stop in ranges:
+                part = grad[begin:stop]  # a view: no copy
+                total += float(np.dot(part, part))
+            norms[group] = math.sqrt(total)
+        return norms
+
+    def evaluate(self, batches: Iterable[Batch]) -> tuple[float, float]:
+        """(loss, accuracy) over batches in eval mode (no dropout), weighted by token count."""
+        self.model.eval()
+        loss_sum, correct, counted = 0.0, 0, 0
+        try:
+            for batch in batches:
+                logits = self.forward(batch)
+                loss = self.loss_fn.forward(logits, batch.tgt_out)
+                hits, n = token_hits(logits, batch.tgt_out, self.model.config.pad_id)
+                loss_sum, correct, counted = loss_sum + loss * n, correct + hits, counted + n
+        finally:
+            self.model.train()
+        if not counted:
+            return 0.0, 0.0
+        return loss_sum / counted, correct / counted
+
+    # -- many steps -------------------------------------------------------------------------
+    def run(self, n_steps: int, callback: Callable[[StepStats], bool | None] | None = None,
+            should_stop: Callable[[], bool] | None = None) -> list[StepStats]:
+        """Take up to n_steps steps, returning their stats.
+
+        Stops early when should_stop() is true (checked before each step) or callback(stats)
+        returns False (after the step).
+        """
+        history: list[StepStats] = []
+        for _ in range(n_steps):
+            if should_stop is not None and should_stop():
+                break
+            stats = self.step()
+            history.append(stats)
+            if callback is not None and callback(stats) is False:
+                break
+        return history
+
+    # -- resuming ---------------------------------------------------------------------------
+    def state(self) -> dict[str, np.ndarray]:
+        """Everything beyond the weights needed to resume, as plain arrays (checkpoint-ready)."""
+        state = dict(self.optimizer.state_dict())  # "step", moments...
+        state["trainer.step"] = np.array(self.step_count, dtype=np.int64)
+        state["trainer.rng"] = _rng_to_array(self.rng)
+        for i, generator in enumerate(self._dropout_rngs):
+            state[f"trainer.dropout_rng.{i}"] = _rng_to_array(generator)
+        return state
+
+    def load_state(self, state: dict[str, np.ndarray]) -> None:
+        """Restore `state()` output; the model's weights are loaded separately."""
+        ours = {k: v for k, v in state.items() if k.startswith("trainer.")}
+        expected = {"trainer.step", "trainer.rng"}
+        expected |= {f"trainer.dropout_rng.{i}" for i in range(len(self._dropout_rngs))}
+        if set(ours) != expected:
+            raise ValueError(f"trainer state must have keys {sorted(expected)}, got {sorted(ours)}; "
+                             f"was it saved from a model with the same dropout setting?")
+        self.optimizer.load_state_dict({k: v for k, v in state.items()
+                                        if not k.startswith("trainer.")})
+        self.step_count = int(state["trainer.step"])
+        _rng_from_array(self.rng, state["trainer.rng"])
+        for i, generator in enumerate(self._dropout_rngs):
+            _rng_from_array(generator, state[f"trainer.dropout_rng.{i}"])
+
+
+# -- helpers ------------------------------------------------------------------------------------
+def _optimizer_settings(config: TrainConfig) -> dict:
+    if config.optimizer == "sgd":
+        return {"lr": config.lr, "momentum": config.momentum, "weight_decay": config.weight_decay}
+    return {"lr": config.lr, "betas": tuple(config.betas), "eps": config.eps,
+            "weight_decay": config.weight_decay}
+
+
+def group_of(param_name: str) -> str:
+    """The display group of a param: its module path, cut after a block index.
+
+    "decoder.blocks.0.self_attn.q_proj.w" -> "decoder.blocks.0", "tok_emb.weight" -> "tok_emb".
+    """
+    parts = param_name.split(".")[:-1] or [param_name]
+    for i, part in enumerate(parts[:-1]):
+        if part == "blocks":
+            return ".".join(parts[: i + 2])
+    return ".".join(parts)
+
+
+def _group_ranges(slices: dict[str, slice]) -> dict[str, list[tuple[int, int]]]:
+    """group -> contiguous (start, stop) ranges of the flat buffer, neighbours merged."""
+    groups: dict[str, list[tuple[int, int]]] = {}
+    for name, where in slices.items():
+        ranges = groups.setdefault(group_of(name), [])
+        if ranges and ranges[-1][1] == where.start:
+            ranges[-1] = (ranges[-1][0], where.stop)
+        else:
+            ranges.append((where.start, where.stop))
+    return groups
+
+
+def _dropout_generators(model) -> list[np.random.Generator]:
+    """The distinct generators the model's dropout layers draw from (saved for exact resume)."""
+    found: dict[int, np.random.Generator] = {}
+    for module in model.modules():
+        if isinstance(module, Dropout):
+            found.setdefault(id(module.rng), module.rng)
+    return list(found.values())
+
+
+_MASK64 = (1 << 64) - 1
+
+
+def _rng_to_array(generator: np.random.Generator) -> np.ndarray:
+    """A PCG64 generator's state as 6 uint64: state hi/lo, inc hi/lo, has_uint32, uinteger."""
+    state = generator.bit_generator.state
+    if state["bit_generator"] != "PCG64":
+        raise ValueError(f"only PCG64 generators (np.random.default_rng) can be saved, "
+                         f"got {state['bit_generator']}")
+    s, inc = state["state"]["state"], state["state"]["inc"]
+    return np.array([s >> 64, s & _MASK64, inc >> 64, inc & _MASK64,
+                     state["has_uint32"], state["uinteger"]], dtype=np.uint64)
+
+
+def _rng_from_array(generator: np.random.Generator, array: np.ndarray) -> None:
+    values = [int(v) for v in np.asarray(array, dtype=np.uint64)]
+    if len(values) != 6:
+        raise ValueError(f"a saved generator state has 6 numbers, got {len(values)}")
+    generator.bit_generator.state = {
+        "bit_generator": "PCG64",
+        "state": {"state": (values[0] << 64) | values[1], "inc": (values[2] << 64) | values[3]},
+        "has_uint32": values[4], "uinteger": values[5],
+    }
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _positive(name: str, value) -> None:
+    if not (_is_number(value) and value > 0):
+        raise ConfigError(f"{name} must be a positive number, got {value!r}")
+
+
+def _non_negative(name: str, value) -> None:
+    if not (_is_number(value) and value >= 0):
+        raise ConfigError(f"{name} must be a number >= 0 (0 turns it off), got {value!r}")
+
+
+def _fraction(name: str, value) -> None:
+    if not (_is_number(value) and 0 <= value < 1):
+        raise ConfigError(f"{name} must be in [0, 1), got {value!r}")
+
+
+def _positive_int(name: str, value) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(f"{name} must be a positive integer, got {value!r}")
+
+
+def _non_negative_int(name: str, value) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ConfigError(f"{name} must be an integer >= 0, got {value!r}")
+
+
+def _choice(name: str, value, choices: list[str]) -> None:
+    if value not in choices:
+        raise ConfigError(f"{name} must be one of {choices}, got {value!r}")
