@@ -34,7 +34,8 @@ class CrossEntropyLoss(Module):
 
     def __init__(self, ignore_id: int | None, label_smoothing: float = 0.0, path: str = "loss"):
         super().__init__(path)
-        if isinstance(ignore_id, bool) or not (ignore_id is None or isinstance(ignore_id, (int, np.integer))):
+        is_id = isinstance(ignore_id, (int, np.integer)) and not isinstance(ignore_id, bool)
+        if not (ignore_id is None or is_id):
             raise ValueError(f"ignore_id must be an int token id or None, got {ignore_id!r}")
         if not (isinstance(label_smoothing, (int, float)) and 0.0 <= label_smoothing < 1.0):
             raise ValueError(
@@ -104,7 +105,8 @@ class CrossEntropyLoss(Module):
 
     def _check(self, logits: np.ndarray, targets: np.ndarray) -> np.ndarray:
         """Validate shapes and ids; returns targets as an integer array."""
-        if not isinstance(logits, np.ndarray) or logits.ndim < 2 or not np.issubdtype(logits.dtype, np.floating):
+        is_float = isinstance(logits, np.ndarray) and np.issubdtype(logits.dtype, np.floating)
+        if not is_float or logits.ndim < 2:
             raise ValueError(
                 f"logits must be a float array shaped (B, T, V), got "
                 f"{getattr(logits, 'dtype', type(logits).__name__)} {np.shape(logits)}"

@@ -39,7 +39,8 @@ class Optimizer:
 
     def __init__(self, packed: PackedParams, lr: float):
         if not isinstance(packed, PackedParams):
-            raise TypeError(f"packed must be engine.param.PackedParams (model.packed), got {type(packed).__name__}")
+            raise TypeError(f"packed must be engine.param.PackedParams (pass model.packed), "
+                            f"got {type(packed).__name__}")
         _check_positive("lr", lr)
         self.packed = packed
         self.lr = float(lr)  # used when step() is not given one (a schedule usually gives it)
@@ -75,7 +76,8 @@ class Optimizer:
         expected = {"step", *self.state_keys}
         if set(state) != expected:
             raise ValueError(
-                f"{self.name} optimizer state must have keys {sorted(expected)}, got {sorted(state)}; "
+                f"{self.name} optimizer state must have keys {sorted(expected)}, "
+                f"got {sorted(state)}; "
                 f"was it saved by a different optimizer?"
             )
         for key in self.state_keys:
@@ -95,7 +97,8 @@ class SGD(Optimizer):
 
     name = "sgd"
 
-    def __init__(self, packed: PackedParams, lr: float, momentum: float = 0.0, weight_decay: float = 0.0):
+    def __init__(self, packed: PackedParams, lr: float, momentum: float = 0.0,
+                 weight_decay: float = 0.0):
         super().__init__(packed, lr)
         _check_fraction("momentum", momentum)
         _check_non_negative("weight_decay", weight_decay)
@@ -171,7 +174,7 @@ class Adam(Optimizer):
 
 
 class AdamW(Adam):
-    """Adam with decoupled weight decay (Loshchilov & Hutter): p *= 1 - lr*wd, applied to all params."""
+    """Adam with decoupled weight decay (Loshchilov & Hutter): p *= 1 - lr*wd on every param."""
 
     name = "adamw"
     decoupled = True

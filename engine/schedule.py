@@ -67,7 +67,8 @@ class InverseSqrtSchedule(Schedule):
     def __init__(self, base_lr: float, warmup_steps: int):
         super().__init__(base_lr, warmup_steps)
         if warmup_steps < 1:
-            raise ValueError(f"inverse_sqrt needs warmup_steps >= 1 (the paper uses 4000), got {warmup_steps!r}")
+            raise ValueError(f"inverse_sqrt needs warmup_steps >= 1 (the paper uses 4000), "
+                             f"got {warmup_steps!r}")
 
     def lr(self, step: int) -> float:
         w = self.warmup_steps
@@ -81,12 +82,14 @@ class WarmupCosineSchedule(Schedule):
 
     def __init__(self, base_lr: float, warmup_steps: int, total_steps: int, min_lr: float = 0.0):
         super().__init__(base_lr, warmup_steps)
-        if isinstance(total_steps, bool) or not isinstance(total_steps, int) or total_steps <= warmup_steps:
+        is_int = isinstance(total_steps, int) and not isinstance(total_steps, bool)
+        if not is_int or total_steps <= warmup_steps:
             raise ValueError(
                 f"total_steps must be an integer greater than warmup_steps ({warmup_steps}), "
                 f"got {total_steps!r}; set it to the number of training steps"
             )
-        if isinstance(min_lr, bool) or not isinstance(min_lr, (int, float)) or not 0 <= min_lr <= base_lr:
+        is_number = isinstance(min_lr, (int, float)) and not isinstance(min_lr, bool)
+        if not is_number or not 0 <= min_lr <= base_lr:
             raise ValueError(f"min_lr must be in [0, base_lr={base_lr}], got {min_lr!r}")
         self.total_steps = total_steps
         self.min_lr = float(min_lr)
@@ -95,7 +98,8 @@ class WarmupCosineSchedule(Schedule):
         if step <= self.warmup_steps:
             return self._warmup(step)
         progress = min(1.0, (step - self.warmup_steps) / (self.total_steps - self.warmup_steps))
-        return self.min_lr + (self.base_lr - self.min_lr) * 0.5 * (1.0 + math.cos(math.pi * progress))
+        cosine = 0.5 * (1.0 + math.cos(math.pi * progress))  # 1 -> 0
+        return self.min_lr + (self.base_lr - self.min_lr) * cosine
 
 
 SCHEDULES = ("constant", "inverse_sqrt", "cosine")

@@ -175,7 +175,7 @@ class MultiHeadAttention(Module):
         d_masked = softmax_backward(s["weights"], _maybe_copy(d_weights, copy), self.softmax_axis)  # (B,H,T,S)
         if rec:
             rec.backward(self.child_path("softmax"), "softmax",
-                         {"d_weights": d_weights, "d_masked": d_masked})
+                         {"d_weights": d_weights, "d_masked": d_masked}, axis=self.softmax_axis)
         d_scaled = d_masked
         if s["keep"] is not None:
             # The fill is a constant: masked positions pass no gradient back.
@@ -190,7 +190,8 @@ class MultiHeadAttention(Module):
             d_scores *= d_scores.dtype.type(self.scale)
         if rec:
             rec.backward(self.child_path("scale"), "scale", {"d_scaled": d_scaled,
-                         "d_scores": d_scores})
+                         "d_scores": d_scores}, scale=self.scale if self.apply_scale else 1.0,
+                         applied=self.apply_scale)
         d_qh = d_scores @ s["kh"]  # (B,H,T,K)
         d_kh = d_scores.transpose(0, 1, 3, 2) @ s["qh"]  # (B,H,S,K)
         if rec:

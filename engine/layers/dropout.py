@@ -37,7 +37,8 @@ class Dropout(Module):
         d_x = d_out if self.keep_scaled is None else d_out * self.keep_scaled
         rec = active()
         if rec:
-            rec.backward(self.path, "dropout", {"d_out": d_out, "d_x": d_x}, p=self.p)
+            rec.backward(self.path, "dropout", {"d_out": d_out, "d_x": d_x}, p=self.p,
+                         active=self.keep_scaled is not None)
         self.keep_scaled = None
         return d_x
 
