@@ -68,7 +68,19 @@ class Cursor:
             raise ValueError("the trace has no events to step through")
         self.trace = trace
         self.goto(index)
-        self.level = max(1, min(level, self.level))
+        wanted = max(1, level)
+        self.level = min(wanted, self.level)
+        self.wanted_level = wanted  # the level `over` keeps to, where paths are deep enough
+
+    @property
+    def level(self) -> int:
+        """How many path components make the current node."""
+        return self._level
+
+    @level.setter
+    def level(self, value: int) -> None:
+        """Choosing a level by hand also makes it the one `over` keeps to."""
+        self._level = self.wanted_level = value
 
     @property
     def event(self) -> Event:
@@ -94,6 +106,11 @@ class Cursor:
         self.level = self._depth(self.index)
         return self
 
+    def _land(self, index: int) -> None:
+        """Stand on `index` at the wanted level, or as deep as its path goes."""
+        self.index = index
+        self._level = min(self.wanted_level, self._depth(index))
+
     def next(self) -> Cursor:
         return self.goto(self.index + 1)
 
@@ -109,19 +126,15 @@ class Cursor:
             index += 1
         if self._in_node(index, node):  # the node runs to the end of the trace
             return self
-        level = self.level
-        self.index = index
-        self.level = min(level, self._depth(index))
+        self._land(index)
         return self
 
     def back_over(self) -> Cursor:
         """The mirror of `over`: to the start of the previous node at this level."""
         if self.index == 0:
             return self
-        level = self.level
         index = self.index - 1
-        self.index = index
-        self.level = min(level, self._depth(index))
+        self._land(index)
         node = self.node()
         while index > 0 and self._in_node(index - 1, node):
             index -= 1
@@ -152,9 +165,10 @@ class Cursor:
             raise KeyError(f"no {phase} event at {path!r}")
         return self.goto(index)
 
-    def find_next(self, predicate: Predicate) -> bool:
-        """Move to the next event (after this one) matching `predicate`; False if none."""
-        for index in range(self.index + 1, len(self.trace)):
+    def find_next(self, predicate: Predicate, include_current: bool = False) -> bool:
+        """Move to the next event matching `predicate` (after this one, or from this one with
+        `include_current`: a NaN can sit in the very first event); False if none."""
+        for index in range(self.index + (0 if include_current else 1), len(self.trace)):
             if predicate(self.trace.events[index]):
                 self.goto(index)
                 return True

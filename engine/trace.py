@@ -18,6 +18,7 @@ import numpy as np
 from .config import ModelConfig
 from .param import Module
 from .recorder import BACKWARD, FORWARD, Event, recording
+from .train import Batch  # the batch a step (traced or not) runs on
 
 ATTENTION_STAGES = {  # stage -> (event suffix, tensor name)
     "scores": ("scores", "scores"),
@@ -100,15 +101,6 @@ class AttentionMap:
     rows: list[str]  # query tokens (T)
     cols: list[str]  # key tokens (S)
     event_index: int
-
-
-@dataclass
-class Batch:
-    """The arrays one traced step ran on (decoder-only: src is None)."""
-
-    src: np.ndarray | None  # (B, S)
-    tgt_in: np.ndarray  # (B, T)
-    tgt_out: np.ndarray  # (B, T)
 
 
 @dataclass
