@@ -83,7 +83,8 @@ class PositionalEncoding(Module):
         else:
             self.weight = None
             self.table = sinusoid_table(max_len, d_model).astype(dtype)  # (L, D) constant
-        self.length = 0
+        self.length = 0  # T and offset of the last forward: the rows of the table it read
+        self.offset = 0
 
     def positions(self) -> np.ndarray:
         """The (L, D) table of position vectors in use."""
@@ -91,7 +92,7 @@ class PositionalEncoding(Module):
 
     def forward(self, x: np.ndarray, offset: int = 0) -> np.ndarray:
         """x (B, T, D) -> x + P[offset : offset + T]; offset is used by cached decoding."""
-        self.length = x.shape[1]
+        self.length, self.offset = x.shape[1], offset
         pe = self.positions()[offset : offset + x.shape[1]]  # (T, D)
         out = x if self.disabled else x + pe  # (B, T, D)
         rec = active()
@@ -107,7 +108,8 @@ class PositionalEncoding(Module):
         grad = None
         if self.weight is not None and not self.disabled:
             grad = np.zeros_like(self.weight.data)  # (L, D): rows past T get no gradient
-            grad[: self.length] = d_out.sum(axis=0)  # every batch row used the same positions
+            rows = slice(self.offset, self.offset + self.length)
+            grad[rows] = d_out.sum(axis=0)  # every batch row used the same positions
             self.weight.grad += grad
         rec = active()
         if rec:
