@@ -90,10 +90,12 @@ def _time_steps(step, steps: int, warmup: int) -> tuple[list[float], float, floa
     return times, first, loss
 
 
-def engine_worker(config: BenchConfig, steps: int, warmup: int, record: bool) -> dict:
-    """Time the NumPy engine's training step."""
+def engine_worker(config: BenchConfig, steps: int, warmup: int, record: bool,
+                  tune_allocator: bool = True) -> dict:
+    """Time the NumPy engine's training step (with the allocator setting the trainer uses)."""
     from .config import DecoderOnlyConfig
     from .loss import CrossEntropyLoss
+    from .memory import keep_freed_memory
     from .models import DecoderOnlyLM
     from .optim import Adam
     from .recorder import recording
@@ -103,6 +105,8 @@ def engine_worker(config: BenchConfig, steps: int, warmup: int, record: bool) ->
         d_ff=config.d_ff, n_layers=config.n_layers, max_len=config.seq_len, dropout=0.0,
         pad_id=PAD_ID, dtype="float32", seed=SEED, **ARCHITECTURE))
     model.train()
+    if tune_allocator:
+        keep_freed_memory()
     loss_fn = CrossEntropyLoss(PAD_ID)
     optimizer = Adam(model.packed, lr=LR)
     inputs, targets = make_batch(config)
@@ -225,7 +229,8 @@ def run_worker(side: str, name: str, args: argparse.Namespace) -> dict:
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, env.get("PYTHONPATH")]))
     command = [sys.executable, "-m", "engine.bench", "--worker", side, "--configs", name,
                "--steps", str(args.steps), "--warmup", str(args.warmup),
-               "--threads", threads] + (["--record"] if args.record else [])
+               "--threads", threads] + (["--record"] if args.record else []) + (
+               ["--default-allocator"] if args.default_allocator else [])
     done = subprocess.run(command, env=env, capture_output=True, text=True)
     lines = done.stdout.strip().splitlines()
     if done.returncode != 0 or not lines:
@@ -247,7 +252,8 @@ def summarize(result: dict, tokens: int) -> dict:
 def print_table(rows: list[tuple[str, BenchConfig, dict, dict]], args: argparse.Namespace) -> None:
     title = (f"Training step (forward + loss + backward + Adam), float32, {args.threads} thread(s), "
              f"median of {args.steps} after {args.warmup} warmup"
-             + (", engine recording" if args.record else ""))
+             + (", engine recording" if args.record else "")
+             + (", engine on glibc's default allocator settings" if args.default_allocator else ""))
     header = ["config", "V D H F L, BxT", "params", "engine ms: med (min)",
               "torch ms: med (min)", "engine tok/s", "torch tok/s", "engine/torch"]
     body = [[name, config.label(), _params(ours, theirs), _ms(ours), _ms(theirs), _rate(ours),
@@ -316,6 +322,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=2, help="BLAS / torch threads, both sides")
     parser.add_argument("--record", action="store_true",
                         help="run the engine's steps with trace recording on")
+    parser.add_argument("--default-allocator", action="store_true",
+                        help="leave glibc's allocator settings alone on the engine side "
+                             "(to measure what engine.memory.keep_freed_memory saves)")
     parser.add_argument("--worker", choices=["engine", "torch"], help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     names = [n.strip() for n in args.configs.split(",") if n.strip()]
@@ -333,7 +342,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.worker:  # child process: one side, one config, JSON on stdout
         config = CONFIGS[args.names[0]]
         if args.worker == "engine":
-            result = engine_worker(config, args.steps, args.warmup, args.record)
+            result = engine_worker(config, args.steps, args.warmup, args.record,
+                                   tune_allocator=not args.default_allocator)
         else:
             result = torch_worker(config, args.steps, args.warmup, args.threads)
         print(json.dumps(result))
