@@ -25,7 +25,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 
 import numpy as np
 
@@ -152,6 +152,15 @@ class Trainer:
         self._groups = _group_ranges(model.packed.slices)  # group -> [(start, stop)]
         self._dropout_rngs = _dropout_generators(model)
         keep_freed_memory()  # steps reuse the same memory instead of faulting in fresh pages
+
+    def set_lr(self, lr: float) -> None:
+        """A new peak learning rate from the next step on; the schedule keeps its shape."""
+        if isinstance(lr, bool) or not _is_number(lr) or not math.isfinite(lr) or lr <= 0:
+            raise ConfigError(f"lr must be a positive number, got {lr!r}")
+        self.config = replace(self.config, lr=float(lr), min_lr=min(self.config.min_lr, lr))
+        self.schedule = build_schedule(self.config.schedule, self.config.lr,
+                                       self.config.warmup_steps, self.config.steps,
+                                       self.config.min_lr)
 
     # -- one step -----------------------------------------------------------------------------
     def step(self) -> StepStats:

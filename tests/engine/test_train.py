@@ -179,3 +179,16 @@ def test_train_config_round_trips_through_a_dict():
     assert train_config_from_dict(config.to_dict()) == config
     with pytest.raises(ConfigError, match="unknown training field"):
         train_config_from_dict({"learning_rate": 0.1})
+
+
+def test_set_lr_changes_the_peak_and_keeps_the_schedule_shape():
+    from engine.schedule import build_schedule
+
+    config = TrainConfig(steps=100, lr=1e-3, schedule="cosine", warmup_steps=10, min_lr=1e-5)
+    trainer = Trainer(build_model(DecoderOnlyConfig(vocab_size=8, d_model=8, n_heads=2, d_ff=8,
+                                                    n_layers=1)), config, lambda rng: None)
+    trainer.set_lr(2e-3)
+    expected = build_schedule("cosine", 2e-3, 10, 100, 1e-5)
+    assert [trainer.schedule(s) for s in (1, 10, 50, 100)] == [expected(s) for s in (1, 10, 50, 100)]
+    with pytest.raises(ConfigError, match="lr"):
+        trainer.set_lr(-1.0)
