@@ -1,0 +1,330 @@
+"""The `tui-tfs` command line: the explorer, and headless training, generation and evaluation.
+
+    tui-tfs                              the explorer (scenario picker)
+    tui-tfs explore [SCENARIO_OR_PATH]   the explorer on a scenario
+    tui-tfs list                         the built-in scenarios
+    tui-tfs show SCENARIO_OR_PATH        its description and every setting, as a scenario file
+    tui-tfs train SCENARIO_OR_PATH       train with a progress bar; checkpoints; --resume
+    tui-tfs generate CHECKPOINT          continue a prompt (or translate an input)
+    tui-tfs eval CHECKPOINT              held-out predictions beside the targets, and metrics
+
+Exit codes: 0 done, 2 a usage or input error (the message says what to fix), 130 stopped
+with Ctrl-C.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+EXIT_OK, EXIT_USAGE, EXIT_INTERRUPTED = 0, 2, 130
+
+
+def start_explorer(source: str | None, ascii_only: bool | None = None) -> int:
+    """Open the Textual explorer on `source` (None: the scenario picker)."""
+    from .app import run_explorer
+
+    run_explorer(source, None, ascii_only)  # a built-in name or a file path: both load the same way
+    return EXIT_OK
+
+
+# -- arguments --------------------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="tui-tfs", description="Explore a transformer written from scratch in NumPy: step "
+        "through every forward and backward operation, or train and query it from the shell.",
+        epilog="Built-in scenarios: reverse, copy, sort, tiny-lm, char-lm, addition "
+        "(tui-tfs list). Without a command, the explorer opens.")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    explore = commands.add_parser("explore", help="open the explorer on a scenario",
+                                  description="Open the Textual explorer.")
+    explore.add_argument("scenario", nargs="?", metavar="SCENARIO_OR_PATH",
+                         help="built-in name or scenario file (default: the picker)")
+    explore.add_argument("--ascii", action="store_true", default=None,
+                         help="ASCII glyphs only (default: automatic, from the terminal)")
+
+    commands.add_parser("list", help="list the built-in scenarios",
+                        description="The built-in scenarios, each with one line on what it is.")
+
+    show = commands.add_parser(
+        "show", help="describe a scenario and print all its settings",
+        description="Print a scenario's description, then every setting as a scenario file "
+        "(TOML). Save it to start your own: tui-tfs show reverse > mine.toml")
+    show.add_argument("scenario", metavar="SCENARIO_OR_PATH", help="built-in name or scenario file")
+
+    train = commands.add_parser(
+        "train", help="train a scenario's model with a progress bar",
+        description="Train a scenario's model headless. A checkpoint (weights, training state, "
+        "scenario) is saved every --checkpoint-every steps and at the end; --resume continues "
+        "from it. Ctrl-C stops after the current step and saves; a second Ctrl-C stops at once "
+        "and keeps the last checkpoint.")
+    train.add_argument("scenario", metavar="SCENARIO_OR_PATH", help="built-in name or scenario file")
+    train.add_argument("--steps", type=_positive_int, help="total training steps (default: the scenario's)")
+    train.add_argument("--seed", type=_non_negative_int,
+                       help="seeds the model's initialisation and the batches (default 0; a resumed "
+                            "run keeps its own); same seed, same losses")
+    train.add_argument("--out", type=Path, help="checkpoint file (default: checkpoints/NAME.safetensors)")
+    train.add_argument("--resume", action="store_true", help="continue training the checkpoint at --out")
+    train.add_argument("--eval-every", type=_positive_int, metavar="N",
+                       help="measure on the held-out split every N steps (default: a tenth of the run)")
+    train.add_argument("--checkpoint-every", type=_positive_int, metavar="N",
+                       help="save a checkpoint every N steps (default: as --eval-every)")
+    train.add_argument("--log", type=Path, metavar="CSV", help="also write every step's numbers to a CSV file")
+
+    generate = commands.add_parser(
+        "generate", help="continue a prompt with a trained model",
+        description="Language models continue the prompt by sampling; encoder-decoder models "
+        "decode the input greedily.")
+    generate.add_argument("checkpoint", type=Path, metavar="CHECKPOINT", help="a file saved by tui-tfs train")
+    generate.add_argument("--prompt", help="text to start from (default: the scenario's first example)")
+    generate.add_argument("--temperature", type=_positive_float, default=1.0,
+                          help="below 1 plays safe, above 1 takes wilder guesses (default 1)")
+    generate.add_argument("--top-k", type=_positive_int, help="sample only among the k likeliest tokens")
+    generate.add_argument("--top-p", type=_probability,
+                          help="sample only among the likeliest tokens whose probabilities reach p")
+    generate.add_argument("--greedy", action="store_true", help="always take the likeliest token")
+    generate.add_argument("--max-tokens", type=_positive_int, default=200, help="at most this many (default 200)")
+    generate.add_argument("--seed", type=_non_negative_int, default=0, help="seeds the sampling (default 0)")
+    generate.add_argument("--explain", action="store_true",
+                          help="show each token's probability and the alternatives")
+
+    evaluate = commands.add_parser(
+        "eval", help="held-out predictions beside the targets, and metrics",
+        description="Measure a trained model on its scenario's held-out split and show the "
+        "first N predictions next to the right answers, wrong tokens marked.")
+    evaluate.add_argument("checkpoint", type=Path, metavar="CHECKPOINT", help="a file saved by tui-tfs train")
+    evaluate.add_argument("--n", type=_positive_int, default=10, help="predictions to show (default 10)")
+    return parser
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be above 0, got {value}")
+    return value
+
+
+def _probability(text: str) -> float:
+    value = float(text)
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"must be in (0, 1], got {value}")
+    return value
+
+
+# -- entry point ------------------------------------------------------------------------------------
+def main(argv: list[str] | None = None) -> int:
+    """Console-script entry point; returns the exit code (and `sys.exit`s with it when run)."""
+    args = build_parser().parse_args(argv)
+    console = Console(highlight=False)
+    # One BLAS thread unless the user chose otherwise, set before NumPy loads: these models'
+    # matrices are small (d_model 32-64), so a second thread gains little (reverse: 13 -> 10 ms
+    # a step) or loses (char-lm: 36 -> 50 ms), and when the other core is busy (the explorer's
+    # own drawing, in-app training) OpenBLAS threads spin and a step can take 20 times longer.
+    for variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS"):
+        os.environ.setdefault(variable, "1")
+    if args.command in (None, "explore"):
+        return start_explorer(getattr(args, "scenario", None), getattr(args, "ascii", None))
+    # Imported here so `tui-tfs --help` stays instant and the explorer needs none of this.
+    from engine.checkpoint import CheckpointError
+    from scenarios import ScenarioError
+
+    from .headless import RunError
+
+    handlers = {"list": cmd_list, "show": cmd_show, "train": cmd_train,
+                "generate": cmd_generate, "eval": cmd_eval}
+    try:
+        return handlers[args.command](args, console)
+    except KeyboardInterrupt:  # Ctrl-C outside a training loop (which handles its own)
+        print(f"tui-tfs {args.command}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except (ScenarioError, CheckpointError, RunError) as error:
+        # plain print: one line however long, never wrapped by Rich, easy to grep
+        print(f"tui-tfs {args.command}: {error}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+# -- commands ---------------------------------------------------------------------------------------
+def cmd_list(args, console: Console) -> int:
+    from scenarios import BUILTIN
+    from scenarios.tasks import TASKS
+
+    table = Table(box=None, show_header=True, header_style="bold", pad_edge=False)
+    table.add_column("scenario")
+    table.add_column("model")
+    table.add_column("what it is")
+    for name, summary in BUILTIN.items():
+        kind = "enc-dec" if TASKS[name].kind == "seq2seq" else "decoder"
+        table.add_row(name, kind, summary)
+    console.print(table)
+    console.print("\nTrain one: tui-tfs train reverse    Your own: tui-tfs show reverse > mine.toml")
+    return EXIT_OK
+
+
+def cmd_show(args, console: Console) -> int:
+    from scenarios import load_scenario
+    from scenarios.files import scenario_to_toml
+
+    scenario = load_scenario(args.scenario)
+    print(scenario_to_toml(scenario), end="")
+    return EXIT_OK
+
+
+def cmd_train(args, console: Console) -> int:
+    from .headless import RunOptions, prepare, run
+
+    name = Path(args.scenario).stem if args.scenario.endswith(".toml") else args.scenario
+    out = args.out or Path("checkpoints") / f"{name}.safetensors"
+    options = RunOptions(out=out, steps=args.steps, seed=args.seed, resume=args.resume,
+                         eval_every=args.eval_every, checkpoint_every=args.checkpoint_every, log=args.log)
+    scenario, trainer, notes = prepare(args.scenario, options)
+    config = scenario.model_config
+    if trainer.step_count >= scenario.train_config.steps:
+        console.print(f"{out} is already trained to step {trainer.step_count} of "
+                      f"{scenario.train_config.steps}: nothing to do (raise --steps to go on)")
+        return EXIT_OK
+    console.print(f"[bold]{scenario.name}[/]: {scenario.summary}")
+    kind = "encoder-decoder" if config.kind == "encoder_decoder" else "decoder-only"
+    console.print(f"{kind}, {config.n_layers} layers, d_model {config.d_model}, {config.n_heads} "
+                  f"heads, {trainer.model.num_params():,} parameters")
+    console.print(f"{scenario.train_config.steps} steps of {scenario.train_config.batch_size} "
+                  f"examples, seed {config.seed}"
+                  + (f", resuming at step {trainer.step_count}" if args.resume else ""))
+    for note in notes:
+        console.print(f"[dim]note: {note}[/]")
+    result = run(scenario, trainer, options, console)
+    if result.interrupted:
+        where = (f"last checkpoint: {result.checkpoint} (step {_step_of(result.checkpoint)}); "
+                 f"continue with: tui-tfs train {args.scenario} --out {out} --resume"
+                 if result.checkpoint else "no checkpoint was saved yet")
+        print(f"stopped at step {result.steps_done}; {where}", flush=True)  # one line, unwrapped
+        return EXIT_INTERRUPTED
+    console.print(f"done: step {result.steps_done} ({len(result.losses)} steps in "
+                  f"{result.seconds:.1f} s); checkpoint {result.checkpoint}")
+    console.print(f"next: tui-tfs eval {result.checkpoint}")
+    console.print(f"      tui-tfs generate {result.checkpoint}")
+    return EXIT_OK
+
+
+def _step_of(path: Path) -> str:
+    from engine.checkpoint import load_checkpoint
+
+    try:
+        return str(load_checkpoint(path).step)
+    except ValueError:
+        return "?"
+
+
+def cmd_generate(args, console: Console) -> int:
+    from scenarios import ScenarioError, complete
+
+    from .headless import open_checkpoint
+
+    trained = open_checkpoint(args.checkpoint)
+    prompt = args.prompt if args.prompt is not None else (trained.examples[0] if trained.examples else "")
+    if trained.layout == "pairs" and (args.temperature != 1.0 or args.top_k or args.top_p):
+        console.print("[dim]note: an encoder-decoder model decodes greedily here; "
+                      "temperature, top-k and top-p apply to language models[/]")
+    completion = complete(trained.model, trained.tokenizer, trained.layout, prompt,
+                          max_tokens=args.max_tokens, temperature=args.temperature,
+                          top_k=args.top_k, top_p=args.top_p, greedy=args.greedy, seed=args.seed)
+    if trained.layout == "pairs":
+        console.print(Text.assemble((prompt, "bold"), "  ->  ", (completion.text, "bold green")))
+    else:
+        gap = " " if trained.tokenizer.kind == "word" and prompt and completion.text else ""
+        console.print(Text.assemble((prompt + gap, "dim"), (completion.text, "bold")))
+    if args.explain:
+        if not completion.probs:
+            raise ScenarioError("--explain shows sampling probabilities: it needs a language model")
+        table = Table("#", "token", "p", "alternatives (p)", box=None, header_style="bold")
+        for i, (token, p, alts) in enumerate(zip(completion.tokens, completion.probs,
+                                                 completion.alternatives), 1):
+            others = "  ".join(f"{t} {q:.2f}" for t, q in alts if t != token)
+            table.add_row(str(i), token, f"{p:.3f}", others)
+        console.print(table)
+    return EXIT_OK
+
+
+def cmd_eval(args, console: Console) -> int:
+    from .headless import open_checkpoint, scenario_of
+
+    trained = open_checkpoint(args.checkpoint)
+    scenario = scenario_of(trained)
+    metrics = scenario.evaluate(trained.model)
+    predictions = scenario.predictions(trained.model, args.n)
+    tick, cross = ("✓", "✗") if (console.encoding or "").lower().startswith("utf") else ("ok", "X")
+    word_level = scenario.tokenizer.kind == "word"
+    sep = " " if word_level else ""
+    teacher_forced = predictions and predictions[0].teacher_forced
+    table = Table(box=None, header_style="bold", show_lines=False)
+    table.add_column("#", justify="right")
+    if not teacher_forced:
+        table.add_column("input")
+    table.add_column("target")
+    table.add_column("model's next-token guesses" if teacher_forced else "model")
+    table.add_column("")
+    for i, p in enumerate(predictions, 1):
+        marked = Text()
+        for k, token in enumerate(p.output_tokens):
+            good = k < len(p.target_tokens) and p.target_tokens[k] == token
+            marked.append(_show(token, word_level) + (sep if k < len(p.output_tokens) - 1 else ""),
+                          style="green" if good else "bold red")
+        target = sep.join(_show(t, word_level) for t in p.target_tokens)
+        if teacher_forced:  # no single right continuation: count the guesses that were right
+            hits = sum(a == b for a, b in zip(p.target_tokens, p.output_tokens))
+            verdict = f"{hits}/{len(p.target_tokens)}"
+        else:
+            verdict = tick if p.correct else cross
+        row = [str(i)] + ([] if teacher_forced else [p.source]) + [target, marked, verdict]
+        table.add_row(*row)
+    plural = "s" if len(predictions) != 1 else ""
+    console.print(f"[bold]{scenario.name}[/], step {trained.step}: the first {len(predictions)} "
+                  f"held-out example{plural}")
+    if teacher_forced:
+        console.print("[dim]each guess: the likeliest next token after the true text before it[/]")
+    console.print(table)
+    counted = ("" if scenario.layout == "stream"
+               else f" ({min(len(scenario.data.held_out), scenario.task.eval_size)})")
+    console.print(f"held-out{counted}: {_metrics_line(metrics)}")
+    return EXIT_OK
+
+
+def _show(token: str, word_level: bool) -> str:
+    """A token as it reads in a table row: newlines drawn, so rows stay rows."""
+    return token if word_level else token.replace("\n", "⏎")
+
+
+def _metrics_line(metrics: dict[str, float]) -> str:
+    """The held-out numbers in one line of under 80 columns."""
+    parts = []
+    if "exact_match" in metrics:
+        parts += [f"exact match {metrics['exact_match']:.1%}", f"tokens {metrics['token_accuracy']:.1%}"]
+    parts += [f"loss {metrics['loss']:.4f}", f"perplexity {metrics['perplexity']:.3f}"]
+    if "exact_match" not in metrics:
+        parts.append(f"next token right {metrics['token_accuracy']:.1%}")
+    line = ", ".join(parts)
+    if "entropy" in metrics:
+        line += f"\nbest possible loss (the entropy of the language): {metrics['entropy']:.4f}"
+    return line
+
+if __name__ == "__main__":
+    sys.exit(main())
