@@ -1,0 +1,89 @@
+"""How much the training screen costs: steps/s of the engine's Trainer.run alone vs the same
+steps trained from the app's training screen (headless Textual at 80x24, plot and panels
+redrawn at ~2 Hz), on the reversal scenario. Not a test: run it and read the numbers.
+
+    python tests/tui/measure_training_overhead.py [STEPS] [REPEATS]
+
+Both sides skip held-out evaluation (eval_every=0), so the difference is the UI alone:
+plotting, panels, messages and Textual's compositor competing with the training thread.
+"""
+from __future__ import annotations
+
+import asyncio
+import statistics
+import sys
+import time
+
+from engine.train import Trainer
+from scenarios import load_scenario
+from tui_tfs.app import TfsApp
+from tui_tfs.training import RUNNING, TrainingController
+
+
+def headless(steps: int) -> float:
+    scenario = load_scenario("reverse")
+    trainer = Trainer(scenario.build_model(), scenario.train_config, scenario.next_batch)
+    trainer.run(3)  # warm up
+    start = time.perf_counter()
+    trainer.run(steps)
+    return steps / (time.perf_counter() - start)
+
+
+def in_app(steps: int) -> tuple[float, int]:
+    """(steps/s, redraws) training `steps` steps from the training screen."""
+    result = {}
+
+    async def main():
+        app = TfsApp("reverse", None, ascii=False, color=True)
+        async with app.run_test(size=(80, 24)) as pilot:
+            await pilot.pause()
+            s = app.session
+            c = s.training = TrainingController(s.scenario, s.model, eval_every=0)
+            await pilot.press("ctrl+t")
+            await pilot.pause()
+            screen = app.screen
+            redraws = [0]
+            original = screen.refresh_all
+
+            def counting(evaluated: bool = True) -> None:
+                redraws[0] += 1
+                original(evaluated)
+
+            screen.refresh_all = counting
+            c.total_steps = 3
+            await pilot.press("space")  # warm up, like the headless side
+            while c.state == RUNNING:
+                await pilot.pause(0.25)
+            c.total_steps = 3 + steps
+            start = time.perf_counter()
+            await pilot.press("space")
+            while c.step < 3 + steps:
+                await pilot.pause(0.25)
+            elapsed = time.perf_counter() - start
+            result["rate"] = steps / elapsed
+            result["redraws"] = redraws[0]
+            await pilot.press("q")
+
+    asyncio.run(main())
+    return result["rate"], result["redraws"]
+
+
+def main() -> None:
+    steps = int(sys.argv[1]) if len(sys.argv) > 1 else 300
+    repeats = int(sys.argv[2]) if len(sys.argv) > 2 else 3
+    alone, app, draws = [], [], []
+    for _ in range(repeats):  # interleaved, so drift in machine load hits both sides
+        alone.append(headless(steps))
+        rate, redraws = in_app(steps)
+        app.append(rate)
+        draws.append(redraws)
+    a, b = statistics.median(alone), statistics.median(app)
+    print(f"reverse, {steps} steps x {repeats}: headless Trainer.run {a:.1f} steps/s "
+          f"(runs {', '.join(f'{x:.1f}' for x in alone)})")
+    print(f"in-app training screen {b:.1f} steps/s (runs {', '.join(f'{x:.1f}' for x in app)}), "
+          f"~{statistics.median(draws)} redraws per run")
+    print(f"overhead of the app: {100 * (1 - b / a):.1f}% of training throughput")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,78 @@
+"""render.py: arrays -> Rich text, checked as plain strings, no terminal."""
+import numpy as np
+
+from tui_tfs import render
+from tui_tfs.render import ASCII_RAMP, UNICODE_RAMP, Style
+
+
+def test_heatmap_labels_and_ramp_ends():
+    values = np.array([[0.0, 1.0], [0.5, 0.25]])
+    text = render.heatmap(values, ["a", "b"], ["x", "y"], legend=False).plain
+    lines = text.splitlines()
+    assert lines[0].split() == ["x", "y"]
+    assert lines[1].startswith("a ") and UNICODE_RAMP[-1] in lines[1]
+    assert lines[1].split()[1] == "" or lines[1][2] == " "  # the minimum is the blank shade
+
+
+def test_masked_cells_differ_from_small_weights():
+    values = np.array([[1.0, 0.0], [0.001, 0.999]])
+    keep = np.array([[True, False], [True, True]])
+    for style, masked in ((Style(), "×"), (Style(ascii=True), "x")):
+        text = render.heatmap(values, ["q1", "q2"], ["k1", "k2"], keep, style, vmin=0, vmax=1).plain
+        rows = text.splitlines()[1:3]
+        assert masked in rows[0]
+        assert masked not in rows[1]  # a tiny weight is a shade (or blank), never the mask glyph
+        assert "masked" in text.splitlines()[-1]
+
+
+def test_ascii_mode_is_pure_ascii():
+    values = np.linspace(-1, 1, 30).reshape(5, 6)
+    keep = np.ones((5, 6), bool)
+    keep[0, 5] = False
+    text = render.heatmap(values, list("abcde"), [f"tok{i}" for i in range(6)], keep,
+                          Style(ascii=True, color=False)).plain
+    text += render.bars(["a.very.long.layer.path.name.here", "b"], [1.0, None], Style(ascii=True)).plain
+    text += render.temperature_table(np.array([1.0, 2.0, 3.0]), None, ["a", "b", "c"], "q",
+                                     Style(ascii=True)).plain
+    assert text.isascii()
+    assert set(ASCII_RAMP[1:]) & set(text)
+
+
+def test_no_color_means_no_styles():
+    text = render.heatmap(np.eye(3), style=Style(color=False), legend=False)
+    assert all(not span.style for span in text.spans)
+
+
+def test_nan_and_inf_have_their_own_glyphs():
+    text = render.heatmap(np.array([[np.nan, np.inf, 1.0]]), legend=False).plain
+    assert "?" in text and "!" in text
+
+
+def test_number_grid_shows_values_and_mask():
+    text = render.number_grid(np.array([[0.5, -2.0]]), ["r"], ["a", "b"],
+                              np.array([[True, False]])).plain
+    assert "0.500" in text and "×" in text and "-2" not in text
+
+
+def test_softmax_temperature_and_entropy():
+    row = np.array([1.0, 2.0, 3.0])
+    sharp, flat = render.softmax(row, 0.1), render.softmax(row, 100.0)
+    assert sharp.argmax() == 2 and sharp[2] > 0.99
+    assert np.allclose(flat, 1 / 3, atol=1e-2)
+    assert render.entropy(flat) > render.entropy(sharp)
+    masked = render.softmax(row, 1.0, np.array([True, True, False]))
+    assert masked[2] == 0 and np.isclose(masked.sum(), 1)
+
+
+def test_stats_text_lists_every_statistic():
+    from engine.trace import tensor_stats
+
+    text = render.stats_text(tensor_stats(np.array([0.0, 1.0, np.nan, np.inf]))).plain
+    for word in ("min", "max", "mean", "std", "norm", "zeros 1", "NaN 1", "Inf 1", "float64"):
+        assert word in text
+
+
+def test_bars_mark_unknown_values():
+    text = render.bars(["a", "b", "c"], [0.01, None, 1.0]).plain.splitlines()
+    assert "not reached" in text[1]
+    assert text[2].count("█") > text[0].count("█")

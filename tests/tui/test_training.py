@@ -1,0 +1,196 @@
+"""The training controller and the plot renderer, without Textual: the run, its requests,
+settings changed between steps, divergence, saving, generation, and the plot's cost."""
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from scenarios import load_scenario
+from tui_tfs.render import Style
+from tui_tfs.training import (DIVERGED, FINISHED, PAUSED, RUNNING, STOPPED, TrainingController,
+                              task_optimum)
+from tui_tfs.widgets.loss_plot import PlotData, downsample, loss_plot_text
+from tui_tfs.widgets.metrics import grad_history_text, metrics_text
+from tui_tfs.widgets.predictions import generation_text, predictions_text
+
+pytestmark = pytest.mark.timeout(120)
+
+
+@pytest.fixture(scope="module")
+def reverse():
+    return load_scenario("reverse")
+
+
+def controller(scenario, **kwargs) -> TrainingController:
+    return TrainingController(scenario, scenario.build_model(), **kwargs)
+
+
+def run_steps(c: TrainingController, n: int) -> None:
+    """Exactly n more steps (run_for stops at total_steps)."""
+    c.total_steps = c.step + n
+    assert c.start()
+    while c.state == RUNNING:
+        c.run_for(5.0)
+
+
+def test_run_records_history_evaluations_and_finishes(reverse):
+    c = controller(reverse, eval_every=10)
+    run_steps(c, 20)
+    assert c.state == FINISHED and c.step == 20
+    assert [s.step for s in c.history] == list(range(1, 21))
+    assert [e.step for e in c.evaluations] == [10, 20]  # every 10 (and at the end)
+    ev = c.evaluation
+    assert {"loss", "exact_match", "perplexity"} <= set(ev.metrics) and len(ev.predictions) == 6
+    assert c.history[9].eval_loss == c.evaluations[0].metrics["loss"]
+    assert set(c.layer_norms) >= {"encoder.blocks.0", "decoder.blocks.1"}
+    assert all(len(v) == 20 for v in c.layer_norms.values())
+    assert c.uniform_loss == pytest.approx(np.log(reverse.model_config.vocab_size))
+    assert task_optimum(reverse) == 0.0
+    assert not c.start() and "complete" in c.notice
+
+
+def test_same_losses_as_the_engine_trainer_alone(reverse):
+    """One loop: the controller's steps are the engine Trainer's steps, number for number."""
+    from engine.train import Trainer
+
+    c = controller(reverse, eval_every=0)
+    run_steps(c, 5)
+    alone = Trainer(reverse.build_model(), reverse.train_config, reverse.next_batch).run(5)
+    assert [s.loss for s in c.history] == [s.loss for s in alone]
+
+
+def test_pause_and_stop_requests_land_between_steps(reverse):
+    c = controller(reverse, eval_every=0)
+    assert c.start()
+    done = threading.Event()
+
+    def worker():
+        while c.state == RUNNING:
+            c.run_for(0.05)
+        done.set()
+
+    threading.Thread(target=worker, daemon=True).start()
+    while c.step < 3:
+        time.sleep(0.01)
+    c.request("pause")
+    assert done.wait(10)
+    assert c.state == PAUSED and c.step == len(c.history)
+    c.request("stop")  # stopping a paused run ends it
+    assert c.state == STOPPED
+    assert c.start() and c.state == RUNNING  # and it can train on
+
+
+def test_lr_change_applies_from_the_next_step_and_is_marked(reverse):
+    c = controller(reverse, eval_every=0)
+    run_steps(c, 2)
+    before = c.history[-1].lr
+    c.set_lr(c.config.lr * 10)
+    run_steps(c, 1)
+    assert c.history[-1].lr == pytest.approx(before * 10 * 3 / 2, rel=1e-3)  # warmup: step 3 of 100
+    assert c.markers[-1].kind == "lr" and c.markers[-1].step == 3
+    with pytest.raises(ValueError):
+        c.set_lr(-1.0)
+
+
+def test_break_switch_rebuilds_with_same_weights_and_optimizer(reverse):
+    c = controller(reverse, eval_every=0)
+    run_steps(c, 3)
+    weights, state = c.model.state_dict(), c.trainer.state()
+    old = c.model
+    assert c.toggle_break("no_scaling") is True
+    assert c.model is not old and c.model.config.breaks.no_scaling
+    for name, value in c.model.state_dict().items():
+        np.testing.assert_array_equal(value, weights[name])
+    for key, value in c.trainer.state().items():
+        np.testing.assert_array_equal(value, state[key])
+    run_steps(c, 1)
+    assert c.step == 4 and c.markers[-1].kind == "break"
+
+
+def test_divergence_pauses_and_keeps_the_last_good_weights(reverse):
+    c = controller(reverse, eval_every=0)
+    c.set_lr(1e30)
+    c.total_steps = 50
+    assert c.start()
+    good = None
+    while c.state == RUNNING:
+        good = c.model.state_dict()
+        c.run_for(0.0)  # one step at a time
+    assert c.state == DIVERGED and c.diverged_at is not None
+    assert c.diverged_at.nonfinite and c.step == c.diverged_at.step
+    for name, value in c.model.state_dict().items():
+        np.testing.assert_array_equal(value, good[name])  # the update was skipped
+    assert any(m.kind == "nan" for m in c.markers)
+    assert "diverged" in c.notice and "last good weights" in c.notice
+
+
+def test_save_writes_a_checkpoint_the_cli_reads(reverse, tmp_path):
+    from tui_tfs.headless import open_checkpoint
+
+    c = controller(reverse, eval_every=0, checkpoint_path=tmp_path / "r.safetensors")
+    run_steps(c, 2)
+    path = c.save()
+    trained = open_checkpoint(path)
+    assert trained.step == 2 and trained.layout == "pairs"
+    for name, value in trained.model.state_dict().items():
+        np.testing.assert_array_equal(value, c.model.state_dict()[name])
+
+
+def test_generate_gives_probabilities_and_alternatives(reverse):
+    c = controller(reverse, eval_every=0)
+    g = c.generate("31415", temperature=0.5, top_k=3)
+    assert g.tokens and len(g.probs) == len(g.tokens) == len(g.alternatives)
+    assert all(0 < p <= 1 for p in g.probs)
+    assert all(len(alts) <= 4 for alts in g.alternatives)
+    text = generation_text(g, "temperature 0.50", Style(ascii=True)).plain
+    assert "'31415' ->" in text and "alt1" in text
+
+
+def test_generate_for_a_language_model():
+    scenario = load_scenario("tiny-lm")
+    c = controller(scenario, eval_every=0)
+    g = c.generate(scenario.examples[0], temperature=1.0, top_p=0.9)
+    assert g.tokens and len(g.probs) == len(g.tokens)
+
+
+def test_panels_render_in_ascii(reverse):
+    c = controller(reverse, eval_every=5)
+    run_steps(c, 5)
+    style = Style(ascii=True, color=False)
+    for text in (metrics_text(c, style), grad_history_text(c, style),
+                 predictions_text(c.evaluation, False, style)):
+        assert text.plain.isascii(), text.plain
+    assert "step      5 / 5" in metrics_text(c, style).plain
+
+
+def _plot(n: int) -> PlotData:
+    steps = np.arange(1, n + 1)
+    losses = 2.5 * np.exp(-steps / (n / 4)) + 0.1
+    losses[n // 2] = np.nan
+    return PlotData(steps, losses, [n // 2, n], [1.0, 0.5], 2.565, 0.0, [n // 3], [n // 2])
+
+
+def test_plot_ascii_has_no_braille_or_box_drawing():
+    text = loss_plot_text(_plot(300), 50, 10, Style(ascii=True, color=False)).plain
+    assert text.isascii(), text
+    lines = text.splitlines()
+    assert len(lines) == 10 and max(len(line) for line in lines) <= 50
+    assert any("300" in line for line in lines)  # the last step on the x axis
+
+
+def test_plot_unicode_draws_the_series():
+    text = loss_plot_text(_plot(300), 50, 10, Style()).plain
+    assert any("\u2800" <= ch <= "\u28ff" for ch in text)  # braille: the training loss
+
+
+def test_long_runs_are_downsampled_and_stay_cheap():
+    xs, ys = downsample(np.arange(100_000), np.ones(100_000), 100)
+    assert len(xs) == len(ys) == 100
+    data = _plot(100_000)
+    start = time.perf_counter()
+    for _ in range(5):
+        loss_plot_text(data, 50, 10, Style())
+    assert (time.perf_counter() - start) / 5 < 0.5  # generous: ~20 ms here, 100k points

@@ -1,0 +1,242 @@
+"""The training screen, driven headless with Pilot at 80x24: start, watch the plot and the
+numbers move, pause, inspect in the explorer, resume, generate, save, divergence, quitting.
+
+Each test trains a few dozen steps at most: step counts are waited for, never timed.
+"""
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+
+import numpy as np
+import pytest
+from conftest import screen_text
+
+from tui_tfs.screens.explorer import ExplorerScreen
+from tui_tfs.screens.training import TrainingScreen
+from tui_tfs.training import DIVERGED, PAUSED, RUNNING, TrainingController
+
+pytestmark = pytest.mark.timeout(180)
+
+
+async def until(pilot, condition, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition never became true"
+        await pilot.pause(0.05)
+
+
+async def open_training(pilot, app, eval_every: int = 10, total: int = 20000) -> TrainingController:
+    """ctrl+t from the explorer, with a controller that evaluates often and stops early."""
+    s = app.session
+    s.training = TrainingController(s.scenario, s.model, eval_every=eval_every)
+    s.training.total_steps = total
+    await pilot.press("ctrl+t")
+    await pilot.pause()
+    assert isinstance(app.screen, TrainingScreen)
+    return s.training
+
+
+def run(app, body, size=(80, 24)):
+    async def main():
+        async with app.run_test(size=size) as pilot:
+            await pilot.pause()
+            await body(pilot)
+    asyncio.run(main())
+
+
+def test_start_plot_metrics_pause_resume(make_app):
+    app = make_app("reverse")
+
+    async def body(pilot):
+        c = await open_training(pilot, app)
+        text = screen_text(app)
+        assert "space starts training" in text and "ready" in text and "0 / 20000" in text
+        await pilot.press("space")
+        await until(pilot, lambda: c.step >= 25 and c.evaluation is not None)
+        await pilot.pause(0.4)  # one redraw
+        text = screen_text(app)
+        assert "RUNNING" in text and re.search(r"exact +\d+% @\d+", text), text
+        assert "┤" in text and "└" in text  # the plot's axes
+        assert any("\u2800" <= ch <= "\u28ff" for ch in text)  # the loss curve
+        await pilot.press("space")
+        await until(pilot, lambda: c.state == PAUSED)
+        await pilot.pause(0.1)
+        paused_at = c.step
+        text = screen_text(app)
+        assert "PAUSED" in text and re.search(rf"step +{paused_at} / 20000", text)
+        assert "input" in text and "prediction" in text and "target" in text
+        await pilot.pause(0.3)
+        assert c.step == paused_at  # paused means paused
+        await pilot.press("space")
+        await until(pilot, lambda: c.step > paused_at + 3)
+        assert c.state == RUNNING
+        await pilot.press("2")
+        await pilot.pause(0.4)
+        assert "decoder.blocks.0" in screen_text(app)  # per-layer gradient norms
+        await pilot.press("space")
+        await until(pilot, lambda: c.state == PAUSED)
+
+    run(app, body)
+
+
+def test_inspect_opens_the_explorer_on_the_live_model_and_returns(make_app):
+    app = make_app("reverse")
+
+    async def body(pilot):
+        c = await open_training(pilot, app)
+        await pilot.press("space")
+        await until(pilot, lambda: c.step >= 5)
+        await pilot.press("i")  # pauses first, then opens
+        await until(pilot, lambda: isinstance(app.screen, ExplorerScreen))
+        assert c.state == PAUSED
+        explorer = app.screen
+        assert explorer.session.model is c.model  # the live weights, not a copy
+        assert f"training batch of step {c.step}" in explorer.session.source
+        batch = explorer.session.trace.batch.tgt_in
+        np.testing.assert_array_equal(batch, c.last_batch.tgt_in)  # the current batch
+        await pilot.press("n")
+        await pilot.pause()
+        await pilot.press("ctrl+t")  # back to the training screen below, not a new one
+        await pilot.pause()
+        assert isinstance(app.screen, TrainingScreen) and app.screen.controller is c
+        step = c.step
+        await pilot.press("space")
+        await until(pilot, lambda: c.step > step + 3)
+        await pilot.press("space")
+        await until(pilot, lambda: c.state == PAUSED)
+
+    run(app, body)
+
+
+def test_generate_and_save(make_app, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    app = make_app("reverse")
+
+    async def body(pilot):
+        c = await open_training(pilot, app)
+        await pilot.press("space")
+        await until(pilot, lambda: c.step >= 5)
+        await pilot.press("g")
+        await pilot.pause()
+        await pilot.press("enter")  # the scenario's first example
+        await pilot.pause(0.3)
+        text = screen_text(app)
+        assert f"'{app.session.scenario.examples[0]}' ->" in text
+        assert "tok" in text and "alt1" in text and "temperature 1.00" in text
+        await pilot.press("k")  # top-k 1: greedy
+        await pilot.pause(0.3)
+        assert "top-k 1" in screen_text(app)
+        assert all(p == 1.0 for p in app.screen.generated.probs)
+        await pilot.press("w")
+        await pilot.pause(0.3)
+        saved = tmp_path / "checkpoints" / "reverse.safetensors"
+        assert saved.exists() and c.saved is not None
+        await pilot.press("space")
+        await until(pilot, lambda: c.state == PAUSED)
+
+    run(app, body)
+
+
+def test_lr_keys_and_break_switch_between_steps(make_app):
+    app = make_app("reverse")
+
+    async def body(pilot):
+        c = await open_training(pilot, app)
+        lr = c.config.lr
+        await pilot.press("plus")
+        assert c.config.lr == pytest.approx(2 * lr)
+        await pilot.press("minus", "minus")
+        assert c.config.lr == pytest.approx(lr / 2)
+        await pilot.press("space")
+        await until(pilot, lambda: c.step >= 3)
+        await pilot.press("B")
+        await pilot.pause()
+        await pilot.press("enter")  # the first switch: no_causal_mask
+        await pilot.pause()
+        assert c.model.config.breaks.no_causal_mask
+        step = c.step
+        await until(pilot, lambda: c.step > step + 2)  # it trains on, broken
+        await pilot.press("space")
+        await until(pilot, lambda: c.state == PAUSED)
+        assert "no_causal_mask" in screen_text(app)
+        await pilot.press("escape")  # back to the explorer: it now shows the trained model
+        await pilot.pause()
+        assert isinstance(app.screen, ExplorerScreen) and app.session.model is c.model
+
+    run(app, body)
+
+
+def test_divergence_pauses_says_so_and_opens_the_first_bad_event(make_app):
+    app = make_app("reverse")
+
+    async def body(pilot):
+        c = await open_training(pilot, app)
+        await pilot.press("L")
+        await pilot.pause()
+        app.screen.query_one("#prompt").value = "1e30"
+        await pilot.press("enter")
+        await pilot.pause()
+        assert c.config.lr == 1e30
+        await pilot.press("space")
+        await until(pilot, lambda: c.state == DIVERGED)
+        await pilot.pause(0.3)
+        text = screen_text(app)
+        assert "Training diverged at step" in text and "last good weights" in text
+        assert all(np.isfinite(v).all() for v in c.model.state_dict().values())
+        await pilot.press("enter")  # "Open the explorer at the first bad event"
+        await until(pilot, lambda: isinstance(app.screen, ExplorerScreen))
+        event = app.screen.session.event
+        assert any(t.dtype.kind == "f" and not np.isfinite(t).all() for t in event.tensors.values())
+        earlier = app.screen.session.trace.events[:event.index]
+        assert all(np.isfinite(t).all() for e in earlier for t in e.tensors.values()
+                   if t.dtype.kind == "f")
+
+    run(app, body)
+
+
+def test_quit_while_training_does_not_hang(make_app):
+    app = make_app("reverse")
+
+    async def body(pilot):
+        c = await open_training(pilot, app, total=100_000)
+        await pilot.press("space")
+        await until(pilot, lambda: c.step >= 3)
+        await pilot.press("q")
+
+    start = time.monotonic()
+    run(app, body)
+    assert time.monotonic() - start < 60
+    assert app.session.training.state in (PAUSED, RUNNING)
+
+
+def test_ascii_mode_reads_and_help_lists_the_training_keys(make_app):
+    app = make_app("reverse", ascii=True, color=False)
+
+    async def body(pilot):
+        c = await open_training(pilot, app, eval_every=5, total=8)
+        await pilot.press("space")
+        await until(pilot, lambda: c.state not in (RUNNING, "ready"))
+        await pilot.pause(0.3)
+        text = screen_text(app)
+        assert text.isascii(), text
+        assert "FINISHED" in text and "8 / 8" in text
+        await pilot.press("question_mark")
+        await pilot.pause()
+        text = screen_text(app)
+        assert "Start, pause or resume training" in text and "Space" in text
+
+    run(app, body)
+
+
+def test_picker_t_opens_training(make_app):
+    app = make_app(None)
+
+    async def body(pilot):
+        await pilot.press("t")
+        await pilot.pause()
+        assert isinstance(app.screen, TrainingScreen)
+        assert app.screen.session.scenario.name == "reverse"
+
+    run(app, body)

@@ -1,0 +1,282 @@
+"""Pure renderers: NumPy arrays in, Rich `Text` out. No Textual, no terminal.
+
+Every value is carried by a glyph, so a map reads the same without colour (NO_COLOR, 16-colour
+terminals) and in ASCII-only mode; colour only adds emphasis on top.
+
+    heatmap(values, rows=tokens, cols=tokens, keep=mask, style=Style(ascii=False, color=True))
+    number_grid(values, rows, cols)          # the numbers behind a map
+    stats_text(stats)                         # shape, dtype, min .. Inf
+    bars(labels, values)                      # per-layer gradient norms
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from rich.text import Text
+
+UNICODE_RAMP = " ░▒▓█"  # low -> high
+ASCII_RAMP = " .:-=+*#%@"
+MASKED = {False: "×", True: "x"}  # a cell the query may not see: distinct from any weight
+NAN_GLYPH = "?"
+INF_GLYPH = "!"
+BAR = {False: "█", True: "#"}
+ELLIPSIS = {False: "…", True: "~"}
+
+
+@dataclass(frozen=True)
+class Style:
+    """How to draw: the glyph set and whether colour is allowed."""
+
+    ascii: bool = False  # ASCII-only glyphs
+    color: bool = True  # add colour on top of the glyphs
+
+    @property
+    def ramp(self) -> str:
+        return ASCII_RAMP if self.ascii else UNICODE_RAMP
+
+
+def _glyph_index(level: float, ramp: str) -> int:
+    """level in [0, 1] -> index into `ramp`; any level above 0 gets at least the first mark."""
+    if level <= 0:
+        return 0
+    return max(1, min(len(ramp) - 1, int(math.ceil(level * (len(ramp) - 1) - 1e-9))))
+
+
+def fit_label(label: str, width: int, style: Style, keep_end: bool = False) -> str:
+    """`label` cut to `width` characters (with an ellipsis mark when cut); `keep_end` cuts the
+    start instead, for dotted paths whose end says the most."""
+    if width <= 0:
+        return ""
+    if len(label) <= width:
+        return label
+    if width == 1:
+        return label[-1] if keep_end else label[0]
+    if keep_end:
+        return ELLIPSIS[style.ascii] + label[-(width - 1):]
+    return label[: width - 1] + ELLIPSIS[style.ascii]
+
+
+def _levels(values: np.ndarray, vmin: float | None, vmax: float | None,
+            keep: np.ndarray | None) -> tuple[np.ndarray, float, float]:
+    """Values scaled to [0, 1] over the finite, visible cells; returns (levels, lo, hi)."""
+    v = values.astype(np.float64, copy=False)
+    visible = np.isfinite(v) if keep is None else (np.isfinite(v) & keep)
+    finite = v[visible]
+    lo = float(finite.min()) if vmin is None and finite.size else (vmin if vmin is not None else 0.0)
+    hi = float(finite.max()) if vmax is None and finite.size else (vmax if vmax is not None else 1.0)
+    span = hi - lo
+    with np.errstate(invalid="ignore"):
+        levels = np.zeros_like(v) if span <= 0 else np.clip((v - lo) / span, 0.0, 1.0)
+    if span <= 0:
+        levels = np.where(np.isfinite(v), 0.5 if hi != 0 else 0.0, 0.0)
+    return levels, lo, hi
+
+
+def _cell_color(value: float, level: float, signed: bool) -> str:
+    if signed:
+        return "red" if value > 0 else ("blue" if value < 0 else "")
+    return "bright_white" if level > 0.75 else ("yellow" if level > 0.4 else "")
+
+
+def heatmap(values: np.ndarray, rows: list[str] | None = None, cols: list[str] | None = None,
+            keep: np.ndarray | None = None, style: Style = Style(), cell: int | None = None,
+            vmin: float | None = None, vmax: float | None = None,
+            max_label: int = 8, legend: bool = True) -> Text:
+    """A 2-D array as shaded cells, row labels down the side and column labels across the top.
+
+    `keep` (same shape, bool) marks visible cells; the others are drawn with the masked glyph,
+    never with a shade, so a masked cell cannot be mistaken for a small weight. NaN is drawn
+    as '?', Inf as '!'. The shade scale runs over the visible finite values (or vmin..vmax).
+    """
+    v = np.atleast_2d(np.asarray(values))
+    if v.ndim != 2:
+        raise ValueError(f"heatmap needs a 1-D or 2-D array, got shape {np.shape(values)}")
+    n_rows, n_cols = v.shape
+    ramp = style.ramp
+    levels, lo, hi = _levels(v, vmin, vmax, keep)
+    signed = lo < 0 < hi
+    col_labels = cols if cols is not None else None
+    if cell is None:
+        widest = max((len(c) for c in col_labels), default=1) if col_labels else 1
+        cell = max(2, min(widest + 1, 6)) if col_labels else 1
+    label_w = min(max_label, max((len(r) for r in rows), default=0)) if rows else 0
+    text = Text(no_wrap=True, overflow="crop")
+    if col_labels:
+        text.append(" " * (label_w + 1 if label_w else 0))
+        for label in col_labels:
+            text.append(fit_label(label, cell - 1 if cell > 1 else 1, style).ljust(cell),
+                        style="bold")
+        text.append("\n")
+    masked_glyph = MASKED[style.ascii]
+    for i in range(n_rows):
+        if label_w:
+            text.append(fit_label(rows[i], label_w, style).rjust(label_w) + " ", style="bold")
+        for j in range(n_cols):
+            value = float(v[i, j])
+            if keep is not None and not keep[i, j]:
+                glyph, color = masked_glyph, "dim"
+            elif math.isnan(value):
+                glyph, color = NAN_GLYPH, "bold magenta"
+            elif math.isinf(value):
+                glyph, color = INF_GLYPH, "bold magenta"
+            else:
+                level = float(levels[i, j])
+                glyph = ramp[_glyph_index(level, ramp)]
+                color = _cell_color(value, level, signed)
+            body = glyph * (cell - 1) + " " if cell > 1 else glyph
+            text.append(body, style=color if style.color else "")
+        if i < n_rows - 1:
+            text.append("\n")
+    if legend:
+        text.append("\n")
+        text.append(scale_legend(lo, hi, style, masked=keep is not None and not keep.all()))
+    return text
+
+
+def scale_legend(lo: float, hi: float, style: Style, masked: bool = False) -> Text:
+    """'░ low  █ high' with the numbers, and the masked glyph when masked cells are shown."""
+    ramp = style.ramp
+    text = Text(no_wrap=True, overflow="crop")
+    text.append(f"'{ramp[1]}' {lo:.3g} .. '{ramp[-1]}' {hi:.3g}", style="dim")
+    if masked:
+        text.append(f"  '{MASKED[style.ascii]}' masked", style="dim")
+    return text
+
+
+def fmt(value: float, width: int = 7) -> str:
+    """A number in `width` characters: fixed point when it fits, else scientific."""
+    if math.isnan(value):
+        return "nan".rjust(width)
+    if math.isinf(value):
+        return ("inf" if value > 0 else "-inf").rjust(width)
+    for decimals in (3, 2, 1):
+        s = f"{value:.{decimals}f}"
+        if len(s) <= width and (abs(value) >= 10 ** -decimals or value == 0):
+            return s.rjust(width)
+    return f"{value:.{max(0, width - 7)}e}".rjust(width)
+
+
+def number_grid(values: np.ndarray, rows: list[str] | None = None, cols: list[str] | None = None,
+                keep: np.ndarray | None = None, style: Style = Style(), width: int = 7,
+                max_label: int = 8) -> Text:
+    """The numbers of a 2-D array, aligned under their column labels; masked cells as the glyph."""
+    v = np.atleast_2d(np.asarray(values, dtype=np.float64))
+    label_w = min(max_label, max((len(r) for r in rows), default=0)) if rows else 0
+    text = Text(no_wrap=True, overflow="crop")
+    if cols:
+        text.append(" " * (label_w + 1 if label_w else 0))
+        text.append(" ".join(fit_label(c, width, style).rjust(width) for c in cols), style="bold")
+        text.append("\n")
+    for i in range(v.shape[0]):
+        if label_w:
+            text.append(fit_label(rows[i], label_w, style).rjust(label_w) + " ", style="bold")
+        cells = []
+        for j in range(v.shape[1]):
+            if keep is not None and not keep[i, j]:
+                cells.append(MASKED[style.ascii].rjust(width))
+            else:
+                cells.append(fmt(float(v[i, j]), width))
+        text.append(" ".join(cells))
+        if i < v.shape[0] - 1:
+            text.append("\n")
+    return text
+
+
+def stats_text(stats, style: Style = Style()) -> Text:
+    """Two lines: shape, dtype, norm, zeros, NaN, Inf; then min, max, mean, std."""
+    text = Text(no_wrap=True, overflow="crop")
+    shape = "(" + ", ".join(str(d) for d in stats.shape) + ")" if stats.shape else "scalar"
+    text.append(f"{shape} {stats.dtype}", style="bold")
+    bad = "bold red" if (stats.nan or stats.inf) and style.color else ""
+    text.append(f"  norm {stats.norm:.4g}  zeros {stats.zeros}  ")
+    text.append(f"NaN {stats.nan}  Inf {stats.inf}\n", style=bad)
+    text.append(f"min {stats.min:.4g}  max {stats.max:.4g}  mean {stats.mean:.4g}  "
+                f"std {stats.std:.4g}")
+    return text
+
+
+def bars(labels: list[str], values: list[float | None], style: Style = Style(),
+         width: int = 30, label_w: int = 24, log: bool = True) -> Text:
+    """A horizontal bar per label, length by value (log scale by default); None = not yet known.
+
+    The number is printed beside each bar, so the bar is a glance and the number the fact.
+    """
+    known = [v for v in values if v is not None and math.isfinite(v) and v > 0]
+    text = Text(no_wrap=True, overflow="crop")
+    if known:
+        hi = max(known)
+        lo = min(known)
+    for i, (label, value) in enumerate(zip(labels, values)):
+        text.append(fit_label(label, label_w, style, keep_end=True).ljust(label_w) + " ")
+        if value is None:
+            text.append("." if style.ascii else "·", style="dim")
+            text.append("  (not reached yet)", style="dim")
+        elif not math.isfinite(value):
+            text.append(NAN_GLYPH if math.isnan(value) else INF_GLYPH, style="bold magenta")
+            text.append(f" {value}")
+        else:
+            if not known or value <= 0:
+                n = 0
+            elif log and hi > lo:
+                n = 1 + int(round((width - 1) * (math.log(value) - math.log(lo))
+                                  / (math.log(hi) - math.log(lo))))
+            else:
+                n = max(1, int(round(width * value / hi)))
+            text.append(BAR[style.ascii] * n, style="green" if style.color else "")
+            text.append(f" {value:.3g}")
+        if i < len(labels) - 1:
+            text.append("\n")
+    return text
+
+
+def softmax(row: np.ndarray, temperature: float = 1.0, keep: np.ndarray | None = None) -> np.ndarray:
+    """softmax(row / temperature) over the kept entries; masked entries get exactly 0."""
+    z = np.asarray(row, dtype=np.float64) / temperature
+    if keep is not None:
+        z = np.where(keep, z, -np.inf)
+    finite = z[np.isfinite(z)]
+    if not finite.size:
+        return np.zeros_like(z)
+    e = np.exp(np.where(np.isfinite(z), z - finite.max(), -np.inf))
+    return e / e.sum()
+
+
+def entropy(p: np.ndarray) -> float:
+    """-sum p log p in nats (0 log 0 = 0)."""
+    p = np.asarray(p, dtype=np.float64)
+    nz = p[p > 0]
+    return float(-(nz * np.log(nz)).sum())
+
+
+TEMPERATURES = (0.25, 0.5, 1.0, 2.0, 4.0)
+
+
+def temperature_table(row: np.ndarray, keep: np.ndarray | None, cols: list[str],
+                      query: str, style: Style = Style(),
+                      temperatures: tuple[float, ...] = TEMPERATURES,
+                      current: float | None = None) -> Text:
+    """One attention row's softmax at several temperatures: a shaded row and entropy per T.
+
+    Lower temperature sharpens towards the largest score (entropy -> 0); higher spreads towards
+    uniform over the visible keys (entropy -> log n).
+    """
+    temps = list(temperatures)
+    if current is not None and current not in temps:
+        temps = sorted(temps + [current])
+    weights = np.stack([softmax(row, t, keep) for t in temps])  # (n_temps, S)
+    labels = [f"T={t:g}" + ("*" if current is not None and t == current else "") for t in temps]
+    keep2 = None if keep is None else np.broadcast_to(keep, weights.shape)
+    text = Text(no_wrap=True, overflow="crop")
+    text.append(f"query {query!s}: softmax(scores / T)\n", style="bold")
+    text.append(heatmap(weights, labels, cols, keep2, style, vmin=0.0, vmax=1.0, legend=False))
+    n_visible = int(keep.sum()) if keep is not None else len(row)
+    text.append("\n")
+    for t, w in zip(temps, weights):
+        top = int(np.argmax(w))
+        text.append(f"T={t:<5g} entropy {entropy(w):.3f} nats  max {w[top]:.3f} at "
+                    f"{fit_label(cols[top], 8, style)}\n")
+    text.append(f"uniform over {n_visible} keys: entropy {math.log(max(n_visible, 1)):.3f}",
+                style="dim")
+    return text

@@ -1,0 +1,131 @@
+"""Small modal dialogs: type a line, choose from a list, read a report; and the too-small notice."""
+from __future__ import annotations
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical, VerticalScroll
+from textual.screen import ModalScreen, Screen
+from textual.widgets import Input, Label, OptionList, Static
+from textual.widgets.option_list import Option
+
+
+class PromptScreen(ModalScreen[str | None]):
+    """One line of input; Enter returns it, Escape returns None."""
+
+    BINDINGS = [Binding("escape", "cancel", "Cancel")]
+
+    def __init__(self, title: str, placeholder: str = "", value: str = "") -> None:
+        super().__init__()
+        self._title, self._placeholder, self._value = title, placeholder, value
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog"):
+            yield Label(self._title, classes="dialog-title")
+            yield Input(value=self._value, placeholder=self._placeholder, id="prompt")
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        self.dismiss(event.value)
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+
+class ChoiceScreen(ModalScreen[object]):
+    """A list to choose from (type to filter when `filter` is on); returns the chosen id."""
+
+    BINDINGS = [Binding("escape", "cancel", "Cancel")]
+
+    def __init__(self, title: str, choices: list[tuple[str, object]], filter: bool = False,
+                 selected: int = 0) -> None:
+        super().__init__()
+        self._title, self._choices, self._filter, self._selected = title, choices, filter, selected
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog"):
+            yield Label(self._title, classes="dialog-title")
+            if self._filter:
+                yield Input(placeholder="type to filter, Enter to choose", id="filter")
+            yield OptionList(*self._options(""), id="choices")
+
+    def _options(self, needle: str) -> list[Option]:
+        return [Option(label, id=str(i)) for i, (label, _) in enumerate(self._choices)
+                if needle.lower() in label.lower()]
+
+    def on_mount(self) -> None:
+        options = self.query_one(OptionList)
+        if options.option_count:
+            options.highlighted = min(self._selected, options.option_count - 1)
+        if not self._filter:
+            options.focus()
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        options = self.query_one(OptionList)
+        options.clear_options()
+        options.add_options(self._options(event.value))
+        if options.option_count:
+            options.highlighted = 0
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        options = self.query_one(OptionList)
+        if options.highlighted is not None:
+            self._choose(options.get_option_at_index(options.highlighted).id)
+
+    def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
+        event.stop()
+        self._choose(event.option.id)
+
+    def _choose(self, option_id: str | None) -> None:
+        if option_id is not None:
+            self.dismiss(self._choices[int(option_id)][1])
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+
+class ReportScreen(ModalScreen[None]):
+    """A scrollable report (check findings, gradient check); Escape or Enter closes it."""
+
+    BINDINGS = [Binding("escape,enter,q", "close", "Close")]
+
+    def __init__(self, title: str, body: Text) -> None:
+        super().__init__()
+        self._title, self._body = title, body
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog report"):
+            yield Label(self._title, classes="dialog-title")
+            with VerticalScroll(id="report-scroll"):
+                yield Static(self._body, id="report-body")
+            yield Label("Esc/Enter: close", classes="dialog-hint")
+
+    def action_close(self) -> None:
+        self.dismiss(None)
+
+
+class TooSmallScreen(Screen[None]):
+    """Shown instead of the layout when the terminal is below the size it needs."""
+
+    BINDINGS = [Binding("q,ctrl+c", "app.quit", "Quit")]
+
+    def __init__(self, need: tuple[int, int], size: tuple[int, int]) -> None:
+        super().__init__()
+        self.need = need
+        self.now = size
+
+    def compose(self) -> ComposeResult:
+        yield Static(self._message(), id="too-small-text")
+
+    def on_resize(self) -> None:
+        self.app.check_size()
+
+    def _message(self) -> str:
+        return (f"Make the terminal larger.\n\ntui-tfs needs at least {self.need[0]} x "
+                f"{self.need[1]};\nthis one is {self.now[0]} x {self.now[1]}.\n\nq quits.")
+
+    def show_size(self, size: tuple[int, int]) -> None:
+        self.now = size
+        if self.is_mounted:
+            self.query_one("#too-small-text", Static).update(self._message())

@@ -1,0 +1,341 @@
+"""The training screen: the loss plotted live, the numbers, held-out predictions, per-layer
+gradient norms and a generation panel; start, pause, stop, change settings, save, inspect.
+
+Training runs in a thread worker (`_train`) that calls the controller's `run_for` half a
+second at a time and posts `TrainingProgress` between, so the screen redraws at about 2 Hz
+whatever the step rate. The worker polls `is_cancelled` before every step, so quitting or
+leaving never waits for more than one step. Inspecting pauses first: the explorer it opens
+runs the live model, which must not train at the same time.
+"""
+from __future__ import annotations
+
+import numpy as np
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, VerticalScroll
+from textual.screen import Screen
+from textual.widgets import ContentSwitcher, Footer, Static
+from textual.worker import get_current_worker
+
+from scenarios import ScenarioError
+
+from ..messages import TrainingProgress, TrainingStopped
+from ..render import Style
+from ..session import Session
+from ..training import DIVERGED, RUNNING, TrainingController
+from ..widgets.loss_plot import LossPlot, PlotData
+from ..widgets.metrics import GradHistory, MetricsPanel
+from ..widgets.predictions import GenerationPanel, PredictionsTable
+from .dialogs import ChoiceScreen, PromptScreen
+
+POST_EVERY = 0.5  # seconds of training between two redraws (2 Hz: light over SSH, cheap)
+TOP_K = (None, 1, 3, 5, 10)
+TOP_P = (None, 0.5, 0.9, 0.95)
+
+RUN_BINDINGS = [
+    Binding("space", "toggle_run", "Start/Pause", show=True, tooltip="Start, pause or resume training"),
+    Binding("s", "stop", "Stop", show=True, tooltip="Stop the run (held-out check; space trains on)"),
+    Binding("i", "inspect", "Inspect", show=True,
+            tooltip="Pause and open the explorer on the current batch with the live weights"),
+    Binding("w", "save", "Save", show=True, tooltip="Save a checkpoint (like tui-tfs train)"),
+    Binding("plus", "scale_lr(2.0)", "LR x2", show=True, tooltip="Double the learning rate"),
+    Binding("minus", "scale_lr(0.5)", "LR /2", show=True, tooltip="Halve the learning rate"),
+    Binding("L", "set_lr", "Type a learning rate", show=False),
+    Binding("B", "break_switch", "Toggle a break-it switch (between steps)", show=False),
+]
+VIEW_BINDINGS = [
+    Binding("1", "view('tr-predictions')", "Held-out predictions", show=False),
+    Binding("2", "view('tr-layers')", "Per-layer gradient norms over time", show=False),
+    Binding("3", "view('tr-generate')", "Generation panel", show=False),
+]
+GENERATE_BINDINGS = [
+    Binding("g", "generate", "Generate", show=True, tooltip="Generate from a prompt you type"),
+    Binding("greater_than_sign", "temperature(1.25)", "Raise sampling temperature", show=False),
+    Binding("less_than_sign", "temperature(0.8)", "Lower sampling temperature", show=False),
+    Binding("k", "cycle_top_k", "Cycle top-k (off, 1, 3, 5, 10)", show=False),
+    Binding("p", "cycle_top_p", "Cycle top-p (off, 0.5, 0.9, 0.95)", show=False),
+]
+SCREEN_BINDINGS = [
+    Binding("question_mark", "app.help", "Help", show=True, tooltip="Help: every key"),
+    Binding("escape", "leave", "Back to the explorer (pauses training)", show=False),
+    Binding("q", "app.quit", "Quit", show=False),
+]
+
+
+class TrainingScreen(Screen[None]):
+    """Train the session's model and watch it learn."""
+
+    BINDINGS = RUN_BINDINGS + VIEW_BINDINGS + GENERATE_BINDINGS + SCREEN_BINDINGS
+    GROUPS = [("Training", RUN_BINDINGS), ("Panels", VIEW_BINDINGS),
+              ("Generation", GENERATE_BINDINGS), ("Screen", SCREEN_BINDINGS)]
+
+    def __init__(self, session: Session, style: Style, controller: TrainingController | None = None
+                 ) -> None:
+        super().__init__()
+        self.session = session
+        self.style = style
+        if controller is None:
+            controller = session.training or TrainingController(session.scenario, session.model)
+        if controller.model is not session.model and not controller.running:
+            controller.adopt(session.model)  # the explorer flipped a switch meanwhile
+        session.training = controller
+        self.controller = controller
+        self.inspecting: Session | None = None  # the explorer session opened on the live model
+        self._after_pause: str | None = None  # "inspect" | "inspect_nan" once the worker ends
+        self.prompt: str | None = None
+        self.temperature, self.top_k, self.top_p = 1.0, None, None
+        self.generated = None
+        self._notice: str | None = None  # what the status line shows
+
+    def compose(self) -> ComposeResult:
+        with Horizontal(id="tr-top"):
+            yield LossPlot(id="tr-plot")
+            yield MetricsPanel(id="tr-metrics")
+        with ContentSwitcher(initial="tr-predictions", id="tr-views"):
+            with VerticalScroll(id="tr-predictions"):
+                yield PredictionsTable()
+            with VerticalScroll(id="tr-layers"):
+                yield GradHistory()
+            with VerticalScroll(id="tr-generate"):
+                yield GenerationPanel()
+        yield Static(id="tr-status")
+        yield Footer(compact=True)
+
+    def on_mount(self) -> None:
+        self.query_one("#tr-plot").border_title = f"loss: {self.session.scenario.name}"
+        self.query_one("#tr-metrics").border_title = "now"
+        self._titles()
+        self.refresh_all()
+
+    def on_resize(self) -> None:
+        self.app.check_size()
+
+    def on_screen_resume(self) -> None:
+        """Back from the explorer (or a dialog): train whatever model it left behind."""
+        if self.inspecting is not None and self.inspecting.model is not self.controller.model:
+            self.controller.adopt(self.inspecting.model)  # a switch was flipped in there
+        self.inspecting = None
+        self.refresh_all()
+
+    # -- drawing -----------------------------------------------------------------------------------
+    def plot_data(self) -> PlotData:
+        c = self.controller
+        history = list(c.history)  # a snapshot: the worker appends meanwhile
+        steps = np.fromiter((s.step for s in history), dtype=np.int64, count=len(history))
+        losses = np.fromiter((s.loss for s in history), dtype=np.float64, count=len(history))
+        evals = list(c.evaluations)
+        return PlotData(steps, losses, [e.step for e in evals], [e.metrics["loss"] for e in evals],
+                        c.uniform_loss, c.optimum,
+                        [m.step for m in c.markers if m.kind != "nan"],
+                        [m.step for m in c.markers if m.kind == "nan"])
+
+    def refresh_all(self, evaluated: bool = True) -> None:
+        c = self.controller
+        self.query_one(LossPlot).show(self.plot_data(), self.style)
+        self.query_one(MetricsPanel).show(c, self.style)
+        view = self.query_one("#tr-views", ContentSwitcher).current
+        if evaluated:
+            self.query_one(PredictionsTable).show(c, self.style)
+        if view == "tr-layers":
+            self.query_one(GradHistory).show(c, self.style)
+        if view == "tr-generate":
+            self.query_one(GenerationPanel).show(self.generated, self._settings(), self.style)
+        status = self.query_one("#tr-status", Static)
+        if self._notice != c.notice:
+            self._notice = c.notice
+            status.update(c.notice, layout=False)
+
+    def _titles(self) -> None:
+        titles = {"tr-predictions": "held-out predictions (1 | 2 layers | 3 generate)",
+                  "tr-layers": "gradient norms per layer (2 | 1 predictions | 3 generate)",
+                  "tr-generate": "generate (3 | g prompt, < > temp, k top-k, p top-p)"}
+        switcher = self.query_one("#tr-views", ContentSwitcher)
+        switcher.border_title = titles[switcher.current or "tr-predictions"]
+
+    # -- the worker --------------------------------------------------------------------------------
+    @work(thread=True, exclusive=True, group="training")
+    def _train(self) -> None:
+        worker = get_current_worker()
+        c = self.controller
+        seen = len(c.evaluations)
+        try:
+            while c.state == RUNNING and not worker.is_cancelled:
+                c.run_for(POST_EVERY, lambda: worker.is_cancelled)
+                if worker.is_cancelled:
+                    break
+                self.post_message(TrainingProgress(c.step, len(c.evaluations) != seen))
+                seen = len(c.evaluations)
+        except Exception as error:  # a bug must not kill the app mid-run: say so and pause
+            c.state, c.notice = "paused", f"training stopped by an error: {error!r}"
+        if not worker.is_cancelled:
+            self.post_message(TrainingStopped(c.state))
+
+    def on_training_progress(self, message: TrainingProgress) -> None:
+        self.refresh_all(message.evaluated)
+
+    def on_training_stopped(self, message: TrainingStopped) -> None:
+        self.refresh_all()
+        pending, self._after_pause = self._after_pause, None
+        if message.state == DIVERGED:
+            self._offer_nan()
+        elif pending is not None:
+            self.open_inspector(at_nan=pending == "inspect_nan")
+
+    def _offer_nan(self) -> None:
+        s = self.controller.diverged_at
+
+        def chosen(answer: str | None) -> None:
+            if answer == "explore":
+                self.open_inspector(at_nan=True)
+
+        self.app.push_screen(ChoiceScreen(
+            f"Training diverged at step {s.step}: loss {s.loss}, gradient norm {s.grad_norm}. "
+            f"Training is paused; the last good weights are kept.",
+            [("Open the explorer at the first bad event", "explore"),
+             ("Stay here (lower the learning rate with -, then space)", "stay")]), chosen)
+
+    # -- running -----------------------------------------------------------------------------------
+    def action_toggle_run(self) -> None:
+        c = self.controller
+        if c.running:
+            c.request("pause")
+        elif c.start():
+            self._train()
+        self.refresh_all(False)
+
+    def action_stop(self) -> None:
+        self.controller.request("stop")
+        self.refresh_all(False)
+
+    def action_inspect(self) -> None:
+        if self.controller.running:
+            self._after_pause = "inspect"
+            self.controller.request("pause")
+            self.notify("pausing; the explorer opens after this step", title="inspect")
+        else:
+            self.open_inspector(at_nan=self.controller.state == DIVERGED)
+
+    def open_inspector(self, at_nan: bool = False) -> None:
+        """The explorer on the live model and the latest training batch (forward + backward)."""
+        c = self.controller
+        with c.lock:
+            s = Session(c.scenario, c.model, c.trainer.loss_fn, ascii=self.style.ascii)
+            batch = c.last_batch if c.last_batch is not None else c.scenario.next_batch(
+                np.random.default_rng(0))
+            s.record(batch, f"training batch of step {c.step} (live weights)")
+        if at_nan and not _first_nonfinite(s):
+            self.notify("this batch gives no NaN/Inf on the current weights", title="inspect")
+        self.inspecting = s
+        from .explorer import ExplorerScreen
+
+        self.app.push_screen(ExplorerScreen(s, self.style))
+
+    def action_leave(self) -> None:
+        """Back to the explorer: pause, and show it the trained weights."""
+        c = self.controller
+        c.request("pause")
+        for worker in self.workers:
+            worker.cancel()
+        with c.lock:  # no step runs once this is held after the request
+            self.session.model = c.model
+            if self.session.trace is not None:
+                self.session.record(self.session.trace.batch, self.session.source)
+        self.app.pop_screen()
+
+    # -- settings between steps ----------------------------------------------------------------------
+    def action_scale_lr(self, factor: float) -> None:
+        self.controller.set_lr(self.controller.config.lr * factor)
+        self.refresh_all(False)
+
+    def action_set_lr(self) -> None:
+        def chosen(value: str | None) -> None:
+            if value is None:
+                return
+            try:
+                self.controller.set_lr(float(value))
+            except ValueError:
+                self.notify(f"{value!r} is not a positive number", severity="error")
+            self.refresh_all(False)
+
+        self.app.push_screen(PromptScreen("Peak learning rate from the next step on:", "e.g. 3e-3",
+                                          f"{self.controller.config.lr:g}"), chosen)
+
+    def action_break_switch(self) -> None:
+        breaks = self.controller.model.config.breaks
+        names = list(breaks.__dataclass_fields__)
+
+        def chosen(name: str | None) -> None:
+            if name:
+                self.controller.toggle_break(name)
+                self.refresh_all(False)
+
+        self.app.push_screen(ChoiceScreen("Toggle a break-it switch (applies between steps):",
+                                          [(f"[{'x' if getattr(breaks, n) else ' '}] {n}", n)
+                                           for n in names]), chosen)
+
+    def action_save(self) -> None:
+        try:
+            path = self.controller.save()
+        except (OSError, ValueError) as error:
+            self.notify(str(error), title="save", severity="error", timeout=8)
+            return
+        self.notify(f"step {self.controller.step} saved to {path}", title="checkpoint")
+        self.refresh_all(False)
+
+    # -- panels and generation -------------------------------------------------------------------------
+    def action_view(self, name: str) -> None:
+        self.query_one("#tr-views", ContentSwitcher).current = name
+        self._titles()
+        self.refresh_all()
+
+    def _settings(self) -> str:
+        k = "off" if self.top_k is None else str(self.top_k)
+        p = "off" if self.top_p is None else f"{self.top_p:g}"
+        return f"temperature {self.temperature:.2f}  top-k {k}  top-p {p}  (weights of step " \
+               f"{self.controller.step})"
+
+    def action_generate(self) -> None:
+        examples = self.session.scenario.examples
+
+        def chosen(text: str | None) -> None:
+            if text is not None:
+                self.prompt = text
+                self._generate()
+
+        self.app.push_screen(PromptScreen("Prompt (the model continues it, or writes its output):",
+                                          examples[0] if examples else "",
+                                          self.prompt or (examples[0] if examples else "")), chosen)
+
+    def _generate(self) -> None:
+        if self.prompt is None:
+            self.notify("g types a prompt first", title="generate")
+        else:
+            try:
+                self.generated = self.controller.generate(self.prompt, self.temperature,
+                                                          self.top_k, self.top_p)
+            except (ScenarioError, ValueError) as error:
+                self.notify(str(error), title="generate", severity="error", timeout=8)
+        self.action_view("tr-generate")
+
+    def action_temperature(self, factor: float) -> None:
+        self.temperature = float(min(8.0, max(0.05, self.temperature * factor)))
+        self._generate() if self.prompt is not None else self.action_view("tr-generate")
+
+    def action_cycle_top_k(self) -> None:
+        self.top_k = TOP_K[(TOP_K.index(self.top_k) + 1) % len(TOP_K)]
+        self._generate() if self.prompt is not None else self.action_view("tr-generate")
+
+    def action_cycle_top_p(self) -> None:
+        self.top_p = TOP_P[(TOP_P.index(self.top_p) + 1) % len(TOP_P)]
+        self._generate() if self.prompt is not None else self.action_view("tr-generate")
+
+
+def _first_nonfinite(session: Session) -> bool:
+    """Cursor to the first event holding a NaN/Inf, the first one included."""
+    from engine.navigation import has_nonfinite
+
+    found = session.cursor.find_next(has_nonfinite, include_current=True)
+    if found:
+        session.goto(session.cursor.index)
+    return found

@@ -1,0 +1,334 @@
+"""Training inside the app, without Textual: the controller the training screen drives.
+
+The controller owns the engine's `Trainer` for the session's model (the same `Trainer.step`
+that `tui-tfs train` runs), the run's history (every step's stats, the held-out evaluations,
+markers where the learning rate or a break-it switch changed or a step went non-finite), and
+the requests the screen makes between steps (pause, stop, a new learning rate, a switch).
+
+    controller = TrainingController(scenario, model)
+    controller.start()
+    controller.run_for(0.25)          # steps for a quarter second (the screen's worker loop)
+    controller.request("pause")       # honoured between two steps
+    controller.save()                 # checkpoints/<name>.safetensors, like `tui-tfs train`
+
+Threads: a worker thread calls `run_for`; the UI thread reads the history (lists only ever
+appended to) and changes settings through methods that take `lock`, which `run_for` holds for
+each step and evaluation, so a change always lands between two steps.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from engine.decode import next_token_distribution
+from engine.models import build_model
+from engine.train import Batch, StepStats, Trainer
+
+READY, RUNNING, PAUSED, STOPPED, FINISHED, DIVERGED = (
+    "ready", "running", "paused", "stopped", "finished", "diverged")
+EVAL_N = 50  # held-out examples per in-run evaluation (the CLI's final eval uses more)
+N_PREDICTIONS = 6  # rows of the predictions table
+
+
+@dataclass
+class Marker:
+    """Something that happened at a step, drawn on the loss plot."""
+
+    step: int  # the step it applies from
+    kind: str  # "lr" | "break" | "nan"
+    text: str  # what, in words
+
+
+@dataclass
+class Evaluation:
+    """One look at the held-out split."""
+
+    step: int
+    metrics: dict[str, float]  # scenario.evaluate(): loss, perplexity, exact_match ...
+    predictions: list = field(default_factory=list)  # scenarios.Prediction rows
+
+
+@dataclass
+class Generated:
+    """A prompt and what the model wrote, token by token, with the odds of each choice."""
+
+    prompt: str
+    text: str
+    tokens: list[str] = field(default_factory=list)
+    probs: list[float] = field(default_factory=list)  # probability of each chosen token
+    alternatives: list[list[tuple[str, float]]] = field(default_factory=list)  # top few, per step
+
+
+def with_break(model, name: str):
+    """(a new model with switch `name` flipped and the same weights, the switch's new value)."""
+    config = model.config
+    value = not getattr(config.breaks, name)
+    breaks = dataclasses.replace(config.breaks, **{name: value})
+    new = build_model(dataclasses.replace(config, breaks=breaks))
+    new.load_state_dict(model.state_dict())
+    new.train(model.training)
+    return new, value
+
+
+def task_optimum(scenario) -> float | None:
+    """The lowest possible held-out loss: the language's entropy when known, 0 when the
+    answer is fully determined by the input (reverse, sort, copy, addition), else None."""
+    if scenario.entropy is not None:
+        return float(scenario.entropy)
+    return 0.0 if scenario.task.has_answers else None
+
+
+class TrainingController:
+    """One in-app training run of a scenario's model; see the module docstring."""
+
+    def __init__(self, scenario, model, eval_every: int | None = None,
+                 checkpoint_path: str | Path | None = None) -> None:
+        self.scenario = scenario
+        self.config = dataclasses.replace(scenario.train_config)  # this run's settings
+        self.total_steps = self.config.steps  # the run ends here (the schedule's length)
+        self.eval_every = max(10, self.total_steps // 50) if eval_every is None else eval_every
+        self.checkpoint_path = Path(checkpoint_path or Path("checkpoints") /
+                                    f"{Path(scenario.name).stem}.safetensors")
+        self.lock = threading.RLock()  # held for each step, evaluation and settings change
+        self.model = model
+        self.trainer = Trainer(model, self.config, self._draw)
+        self.state = READY
+        self.notice = "space starts training"  # one line: what happened last
+        self.history: list[StepStats] = []  # every step of this run
+        self.layer_norms: dict[str, list[float]] = {}  # group -> gradient norm per step
+        self.evaluations: list[Evaluation] = []
+        self.markers: list[Marker] = []
+        self.last_batch: Batch | None = None  # the batch of the latest step
+        self.diverged_at: StepStats | None = None  # the first non-finite step
+        self.saved: Path | None = None
+        self._request: str | None = None  # "pause" | "stop", read between steps
+        self._gen_model = None  # a copy of the weights for generating while training runs
+
+    # -- facts ---------------------------------------------------------------------------------
+    @property
+    def step(self) -> int:
+        return self.trainer.step_count
+
+    @property
+    def latest(self) -> StepStats | None:
+        return self.history[-1] if self.history else None
+
+    @property
+    def evaluation(self) -> Evaluation | None:
+        return self.evaluations[-1] if self.evaluations else None
+
+    @property
+    def uniform_loss(self) -> float:
+        """ln(V): the loss of a uniform guess over the vocabulary."""
+        return math.log(self.model.config.vocab_size)
+
+    @property
+    def optimum(self) -> float | None:
+        return task_optimum(self.scenario)
+
+    @property
+    def running(self) -> bool:
+        return self.state == RUNNING
+
+    # -- the run ---------------------------------------------------------------------------------
+    def _draw(self, rng: np.random.Generator) -> Batch:
+        """The scenario's batch maker, keeping the batch so it can be inspected."""
+        self.last_batch = self.scenario.next_batch(rng)
+        return self.last_batch
+
+    def start(self) -> bool:
+        """Start or resume (False, with a notice, when the run has no steps left)."""
+        if self.step >= self.total_steps:
+            self.state = FINISHED
+            self.notice = f"the run is complete ({self.total_steps} steps)"
+            return False
+        self._request = None
+        self.state = RUNNING
+        self.notice = "training" if self.step == 0 else f"resumed at step {self.step}"
+        return True
+
+    def request(self, what: str) -> None:
+        """Ask the running loop to "pause" or "stop" after the current step."""
+        if what not in ("pause", "stop"):
+            raise ValueError(f"request must be 'pause' or 'stop', got {what!r}")
+        if self.state == RUNNING:
+            self._request = what
+        elif what == "stop" and self.state == PAUSED:
+            self.state, self.notice = STOPPED, f"stopped at step {self.step}"
+
+    def run_for(self, seconds: float, cancelled=lambda: False) -> int:
+        """Train while RUNNING for about `seconds`; returns the steps taken. Checks
+        `cancelled()` and the requests before every step."""
+        taken = 0
+        deadline = time.perf_counter() + seconds
+        while self.state == RUNNING:
+            with self.lock:  # a request made while the UI holds the lock is seen here
+                if cancelled():
+                    self.state, self.notice = PAUSED, f"paused at step {self.step}"
+                    break
+                if self._request is not None:
+                    self._honour(self._request)
+                    break
+                if self.step >= self.total_steps:
+                    if self.evaluation is None or self.evaluation.step != self.step:
+                        self.evaluate()
+                    self.state, self.notice = FINISHED, f"finished: {self.step} steps"
+                    break
+                stats = self.trainer.step()
+                self._record(stats)
+                if stats.nonfinite:
+                    self._diverge(stats)
+                elif self.eval_every and stats.step % self.eval_every == 0:
+                    self.evaluate()
+            taken += 1
+            if time.perf_counter() >= deadline:
+                break
+        return taken
+
+    def _honour(self, what: str) -> None:
+        self._request = None
+        if what == "stop":
+            self.evaluate()
+            self.state, self.notice = STOPPED, f"stopped at step {self.step} (space trains on)"
+        else:
+            self.state, self.notice = PAUSED, f"paused at step {self.step}"
+
+    def _record(self, stats: StepStats) -> None:
+        self.history.append(stats)
+        for group, norm in stats.layer_grad_norms.items():
+            self.layer_norms.setdefault(group, []).append(norm)
+
+    def _diverge(self, stats: StepStats) -> None:
+        what = "loss" if not math.isfinite(stats.loss) else "gradient norm"
+        value = stats.loss if what == "loss" else stats.grad_norm
+        self.markers.append(Marker(stats.step, "nan", f"{what} {value}"))
+        if self.diverged_at is None:
+            self.diverged_at = stats
+        self.state = DIVERGED
+        self.notice = (f"diverged at step {stats.step}: {what} is {value}; the update was "
+                       f"skipped, the last good weights are kept")
+
+    def evaluate(self) -> Evaluation:
+        """Held-out metrics and the predictions table, now (in the calling thread)."""
+        with self.lock:
+            metrics = self.scenario.evaluate(self.model, n=EVAL_N)
+            predictions = self.scenario.predictions(self.model, N_PREDICTIONS)
+            self.model.train()
+            evaluation = Evaluation(self.step, metrics, predictions)
+            self.evaluations.append(evaluation)
+            if self.history and self.history[-1].step == self.step:
+                self.history[-1].eval_loss = metrics["loss"]
+                self.history[-1].eval_accuracy = metrics.get("token_accuracy")
+        return evaluation
+
+    # -- changes between steps --------------------------------------------------------------------
+    def set_lr(self, lr: float) -> float:
+        """A new peak learning rate from the next step on (the schedule keeps its shape)."""
+        if not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
+            raise ValueError(f"the learning rate must be a positive number, got {lr!r}")
+        with self.lock:
+            self.trainer.set_lr(lr)
+            self.config = self.trainer.config
+            self.markers.append(Marker(self.step + 1, "lr", f"lr {lr:.3g}"))
+            self.notice = f"learning rate {lr:.3g} from step {self.step + 1}"
+        return lr
+
+    def toggle_break(self, name: str) -> bool:
+        """Flip a break-it switch: the model is rebuilt with the same weights; the optimizer
+        keeps its moments (the parameters keep their shapes). Returns the new value."""
+        with self.lock:
+            model, value = with_break(self.model, name)
+            self.adopt(model)
+            self.markers.append(Marker(self.step + 1, "break", f"{name} {'on' if value else 'off'}"))
+            self.notice = f"break-it switch {name} {'ON' if value else 'off'} from step {self.step + 1}"
+        return value
+
+    def adopt(self, model) -> None:
+        """Train `model` from now on (a rebuilt twin of the current one), keeping the step,
+        the generators and, when the parameters match, the optimizer's moments."""
+        with self.lock:
+            if model is self.model:
+                return
+            state = self.trainer.state()
+            trainer = Trainer(model, self.config, self._draw)
+            try:
+                trainer.load_state(state)
+            except (ValueError, KeyError):
+                trainer.step_count = self.trainer.step_count
+                self.notice = "the optimizer restarted: the new model's parameters differ"
+            self.model, self.trainer = model, trainer
+
+    # -- saving -----------------------------------------------------------------------------------
+    def save(self, path: str | Path | None = None) -> Path:
+        """A checkpoint like `tui-tfs train` writes (resumable, readable by eval/generate)."""
+        from .headless import save
+
+        with self.lock:
+            path = Path(path or self.checkpoint_path)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self.saved = save(self.scenario, self.trainer, path)
+            self.notice = f"saved step {self.step} to {self.saved}"
+        return self.saved
+
+    # -- generating -------------------------------------------------------------------------------
+    def generation_model(self):
+        """A private copy of the current weights, taken between two steps, to generate from
+        while the worker goes on training the live model."""
+        with self.lock:
+            config = self.model.config
+            if self._gen_model is None or self._gen_model.config != config:
+                self._gen_model = build_model(config)
+            self._gen_model.load_state_dict(self.model.state_dict())
+        self._gen_model.eval()
+        return self._gen_model
+
+    def generate(self, prompt: str, temperature: float = 1.0, top_k: int | None = None,
+                 top_p: float | None = None, seed: int = 0, max_tokens: int = 48) -> Generated:
+        """Sample from the current weights. Raises scenarios.ScenarioError for a bad prompt."""
+        from scenarios import complete
+
+        model = self.generation_model()
+        tok = self.scenario.tokenizer
+        if self.scenario.layout == "pairs":
+            return _sample_seq2seq(model, tok, prompt, temperature, top_k, top_p, seed)
+        c = complete(model, tok, self.scenario.layout, prompt, max_tokens=max_tokens,
+                     temperature=temperature, top_k=top_k, top_p=top_p, seed=seed)
+        return Generated(prompt, c.text, c.tokens, c.probs, c.alternatives)
+
+
+def _sample_seq2seq(model, tok, prompt: str, temperature: float, top_k, top_p,
+                    seed: int, n_alternatives: int = 4) -> Generated:
+    """Encoder-decoder sampling with the odds of every choice: the decoder re-reads its whole
+    output each step (these models are small), each next token drawn from
+    softmax(logits / temperature) cut to top-k / top-p."""
+    from scenarios import ScenarioError
+    from scenarios.tokenizers import TokenizerError
+
+    try:
+        src = np.asarray([tok.encode(prompt)], dtype=np.int64)  # (1, S)
+    except TokenizerError as error:
+        raise ScenarioError(f"the prompt cannot be encoded: {error}") from None
+    if src.shape[1] == 0 or src.shape[1] > model.config.max_len:
+        raise ScenarioError(f"type an input of 1 to {model.config.max_len} tokens")
+    rng = np.random.default_rng(seed)
+    out = Generated(prompt, "")
+    ids = [tok.bos_id]
+    while len(ids) <= model.config.max_len:
+        logits = model.forward(src, np.asarray([ids]))[0, -1]  # (V,) next-token logits
+        probs = next_token_distribution(logits, temperature, top_k, top_p)
+        token = int(rng.choice(probs.size, p=probs))
+        top = np.argsort(-probs, kind="stable")[:n_alternatives]
+        out.tokens.append(tok.label(token))
+        out.probs.append(float(probs[token]))
+        out.alternatives.append([(tok.label(int(i)), float(probs[i])) for i in top])
+        if token == tok.eos_id:
+            break
+        ids.append(token)
+    out.text = tok.decode(ids[1:])
+    return out

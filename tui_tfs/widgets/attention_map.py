@@ -1,0 +1,82 @@
+"""Attention maps: one head at one stage, and the overview of every layer x head.
+
+Query tokens run down the side, key tokens across the top. Stages: scores (Q Kᵀ), scaled
+(/ sqrt(d_k)), masked (future and padding keys filled), softmax weights. Masked cells are drawn
+with their own glyph ('×', or 'x' in ASCII), never with a shade, so they cannot be mistaken for
+small weights.
+"""
+from __future__ import annotations
+
+from rich.text import Text
+
+from .. import render
+from ..render import Style
+from .panel import TextPanel
+
+
+def _layer_title(path: str) -> str:
+    kind = "cross-attention" if path.endswith("cross_attn") else "self-attention"
+    return f"{path} ({kind})"
+
+
+class AttentionView(TextPanel):
+    def render_view(self, session, style: Style) -> Text:
+        text = Text(no_wrap=True, overflow="crop")
+        amap = session.attention_map()
+        if amap is None:
+            text.append("this model has no attention layers")
+            return text
+        v = session.view
+        heads = session.model.config.n_heads
+        text.append(_layer_title(amap.path) + "\n", style="bold")
+        stages = "  ".join(f"[{s}]" if s == amap.stage else s for s in ("scores", "scaled",
+                                                                        "masked", "weights"))
+        item = f"item {amap.batch + 1}/{session.batch_size} " if session.batch_size > 1 else ""
+        text.append(f"head {amap.head + 1}/{heads} {item}| {stages}\n", style="dim")
+        text.append("queries down, keys across\n", style="dim")
+        keep = amap.keep if amap.stage in ("masked", "weights") else None
+        vmin, vmax = (0.0, 1.0) if amap.stage == "weights" else (None, None)
+        if v.numbers:
+            text.append(render.number_grid(amap.values, amap.rows, amap.cols, keep, style))
+        else:
+            text.append(render.heatmap(amap.values, amap.rows, amap.cols, keep, style,
+                                       vmin=vmin, vmax=vmax))
+        return text
+
+
+class AttentionOverview(TextPanel):
+    """Every attention layer (rows) x every head (columns), softmax weights, one glyph a cell."""
+
+    def render_view(self, session, style: Style) -> Text:
+        text = Text(no_wrap=True, overflow="crop")
+        paths = session.trace.attention_paths
+        heads = session.model.config.n_heads
+        stage = session.view.stage
+        text.append(f"all layers x heads, stage {stage}, item {session.view.item + 1}\n",
+                    style="bold")
+        current = session.attention_layer()
+        for path in paths:
+            maps = [session.attention_map(path, stage, h) for h in range(heads)]
+            width = maps[0].values.shape[1]
+            mark = (">" if style.ascii else "▶") if path == current else " "
+            text.append(f"{mark}{path}\n", style="bold" if path == current else "")
+            text.append("  " + "".join(f"h{h + 1}".ljust(width + 2) for h in range(heads)) + "\n",
+                        style="dim")
+            blocks = []
+            for amap in maps:
+                keep = amap.keep if stage in ("masked", "weights") else None
+                vmin, vmax = (0.0, 1.0) if stage == "weights" else (None, None)
+                block = render.heatmap(amap.values, None, None, keep, style, cell=1,
+                                       vmin=vmin, vmax=vmax, legend=False)
+                blocks.append(block.split("\n"))
+            for r in range(maps[0].values.shape[0]):
+                text.append("  ")
+                for lines in blocks:
+                    text.append(lines[r])
+                    text.append("  ")
+                text.append("\n")
+        text.append(render.scale_legend(0.0, 1.0, style, masked=True) if stage == "weights"
+                    else Text("each map scaled to its own min..max", style="dim"))
+        return text
+
+

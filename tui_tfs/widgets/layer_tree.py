@@ -1,0 +1,114 @@
+"""The layer tree: the model's layers as the trace ran them, forward then backward.
+
+Two branches, "forward" and "backward", each holding the layers in the order they ran
+(encoder > blocks.0 > self_attn > softmax). Leaves are events. The current event is marked
+with a glyph and the tree cursor; only the branch that holds it is expanded, so the tree stays
+readable in 24 rows. Choosing a node (Enter) posts `EventPicked` with its event (a layer's
+first event).
+"""
+from __future__ import annotations
+
+from rich.text import Text
+from textual.widgets import Tree
+from textual.widgets.tree import TreeNode
+
+from engine.recorder import BACKWARD, FORWARD
+from engine.trace import path_parts
+
+from ..messages import EventPicked
+from ..render import Style
+
+ASCII_LINES = ("  ", "| ", "`-", "|-")
+
+
+class LayerTree(Tree[int]):
+    """Collapsible layers; node data is the event index of a leaf (or of a layer's first event)."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__("model", **kwargs)
+        self.show_root = False
+        self.guide_depth = 2
+        self._leaves: dict[int, TreeNode[int]] = {}
+        self._open: list[TreeNode[int]] = []
+        self._current: int | None = None
+        self._trace = None
+        self._style = Style()
+
+    def use_style(self, style: Style) -> None:
+        """ASCII guides and expand icons in ASCII mode."""
+        self._style = style
+        if style.ascii:
+            self.ICON_NODE, self.ICON_NODE_EXPANDED = "+ ", "- "
+            self.LINES = {"default": ASCII_LINES, "bold": ASCII_LINES, "double": ASCII_LINES}
+
+    def _leaf_label(self, event, current: bool) -> Text:
+        name = path_parts(event.path)[-1]
+        mark = (">" if self._style.ascii else "▶") if current else " "
+        text = Text(f"{mark}{name}", style="reverse bold" if current else "")
+        if event.op != name:
+            text.append(f" {event.op}", style="dim")
+        return text
+
+    def load(self, trace) -> None:
+        """Rebuild for a new trace."""
+        self._trace = trace
+        self.clear()
+        self._leaves.clear()
+        self._open = []
+        self._current = None
+        phases = {FORWARD: "forward", BACKWARD: "backward"}
+        glyph = {FORWARD: ">>" if self._style.ascii else "▶▶",
+                 BACKWARD: "<<" if self._style.ascii else "◀◀"}
+        for phase, title in phases.items():
+            events = [e for e in trace.events if e.phase == phase]
+            if not events:
+                continue
+            top = self.root.add(Text(f"{glyph[phase]} {title} ({len(events)})", style="bold"),
+                                data=events[0].index)
+            stack: list[tuple[str, TreeNode[int]]] = []  # (path prefix, node) of open layers
+            for event in events:
+                parts = path_parts(event.path)
+                prefixes = [".".join(parts[: i + 1]) for i in range(len(parts) - 1)]
+                depth = 0
+                while depth < len(stack) and depth < len(prefixes) and stack[depth][0] == prefixes[depth]:
+                    depth += 1
+                del stack[depth:]
+                parent = stack[-1][1] if stack else top
+                for prefix in prefixes[depth:]:
+                    node = parent.add(prefix.rsplit(".", 1)[-1] if not prefix.split(".")[-1].isdigit()
+                                      else ".".join(prefix.split(".")[-2:]), data=event.index)
+                    stack.append((prefix, node))
+                    parent = node
+                self._leaves[event.index] = parent.add_leaf(self._leaf_label(event, False),
+                                                            data=event.index)
+
+    def show_event(self, index: int) -> None:
+        """Mark event `index`, open the layers that hold it and close the ones that do not."""
+        if self._trace is None or index not in self._leaves:
+            return
+        if self._current is not None and self._current in self._leaves:
+            self._leaves[self._current].set_label(
+                self._leaf_label(self._trace.events[self._current], False))
+        leaf = self._leaves[index]
+        leaf.set_label(self._leaf_label(self._trace.events[index], True))
+        self._current = index
+        ancestors = []
+        node = leaf.parent
+        while node is not None and node is not self.root:
+            ancestors.append(node)
+            node = node.parent
+        keep = {id(n) for n in ancestors}
+        for node in self._open:
+            if id(node) not in keep and node.is_expanded:
+                node.collapse()
+        for node in reversed(ancestors):
+            if not node.is_expanded:
+                node.expand()
+        self._open = ancestors
+        self._tree_lines  # noqa: B018 - lay out the lines now so the leaf has its line number
+        self.move_cursor(leaf)
+
+    def on_tree_node_selected(self, event: Tree.NodeSelected[int]) -> None:
+        event.stop()
+        if event.node.data is not None:  # a leaf: its event; a layer: its first event
+            self.post_message(EventPicked(event.node.data))

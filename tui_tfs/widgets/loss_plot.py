@@ -1,0 +1,155 @@
+"""The live loss plot: training and held-out loss drawn by plotext, in our own small widget.
+
+`loss_plot_text` is pure (lists in, Rich `Text` out) so it is testable without a terminal; the
+`LossPlot` widget only sizes it to its own box. plotext's cost grows with the number of
+points, so a long run is bucketed down to about two points per column before drawing.
+
+Reference lines: ln(V), the loss of a uniform guess (dashed), and the task's optimum (dotted).
+Markers: a vertical line where the learning rate or a break-it switch changed, and a `!`
+column where a step went NaN/Inf. ASCII mode turns plotext's box drawing into + - | and draws
+the series with plain characters (no braille).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import plotext
+from rich.text import Text
+from textual.widgets import Static
+
+from ..render import Style
+
+BOX_TO_ASCII = str.maketrans({**{c: "-" for c in "─━═┈┄╌"}, **{c: "|" for c in "│┃║┊┆╎"},
+                              **{c: "+" for c in "┌┐└┘├┤┬┴┼╭╮╰╯┏┓┗┛┣┫┳┻╋╔╗╚╝╠╣╦╩╬"}})
+
+
+@dataclass
+class PlotData:
+    """What the plot shows; the screen fills it from the training controller."""
+
+    steps: np.ndarray  # (N,) step numbers of the training losses
+    losses: np.ndarray  # (N,) training loss per step (NaN/Inf allowed: they become markers)
+    eval_steps: list[int] = field(default_factory=list)  # where the held-out loss was measured
+    eval_losses: list[float] = field(default_factory=list)
+    uniform: float | None = None  # ln(V)
+    optimum: float | None = None  # the task's lowest possible loss
+    changes: list[int] = field(default_factory=list)  # steps where lr / a switch changed
+    nonfinite: list[int] = field(default_factory=list)  # steps whose loss was NaN/Inf
+
+
+def downsample(xs: np.ndarray, ys: np.ndarray, max_points: int) -> tuple[np.ndarray, np.ndarray]:
+    """Bucket means of the finite points, at most `max_points` of them (in order)."""
+    keep = np.isfinite(ys)
+    xs, ys = xs[keep], ys[keep]
+    n = len(xs)
+    if n <= max_points or max_points < 1:
+        return xs, ys
+    edges = np.linspace(0, n, max_points + 1).astype(int)
+    counts = np.diff(edges)
+    sums_x = np.add.reduceat(xs.astype(np.float64), edges[:-1])
+    sums_y = np.add.reduceat(ys.astype(np.float64), edges[:-1])
+    return sums_x / counts, sums_y / counts
+
+
+def loss_plot_text(data: PlotData, width: int, height: int, style: Style) -> Text:
+    """The plot as Rich text of `width` x `height` cells."""
+    if width < 20 or height < 5:
+        return Text("(too small for the plot)")
+    if len(data.steps) == 0:
+        return _empty(data, width, height)
+    fig = plotext.figure
+    fig.clear()
+    fig.plot_size(width, height)
+    xs, ys = downsample(np.asarray(data.steps), np.asarray(data.losses, dtype=np.float64),
+                        2 * width)
+    values = list(ys) + [v for v in data.eval_losses if math.isfinite(v)]
+    values += [v for v in (data.uniform, data.optimum) if v is not None]
+    top = max(values) if values else 1.0
+    bottom = min(0.0, min(values)) if values else 0.0
+    fig.ruler("y").lim(bottom, top * 1.05 if top > 0 else 1.0)
+    last = max(int(data.steps[-1]), 2)
+    fig.ruler("x").lim(1, last)
+    ticks = sorted({int(round(t)) for t in np.linspace(1, last, max(2, min(6, width // 10)))})
+    fig.ruler("x").ticks(ticks, [str(t) for t in ticks])
+    line = "o" if style.ascii else "hd"
+    if len(xs):
+        fig.draw(fig.signal(list(map(float, xs)), list(map(float, ys)),
+                            marker="." if style.ascii else "braille").lines())
+    finite = [(s, v) for s, v in zip(data.eval_steps, data.eval_losses) if math.isfinite(v)]
+    if finite:
+        fig.draw(fig.signal([float(s) for s, _ in finite], [v for _, v in finite], marker=line))
+    if data.uniform is not None:
+        fig.line(data.uniform, style="dotted")
+    if data.optimum is not None and data.optimum > bottom:
+        fig.line(data.optimum, style="dotted")
+    for step in data.changes[-8:]:
+        fig.line(float(step), orientation="v", style="dotted")
+    for step in data.nonfinite[-8:]:
+        fig.line(float(step), orientation="v", style="heavy")
+    raw = fig.build().string(colorless=not style.color).rstrip("\n")
+    if style.ascii:
+        raw = raw.translate(BOX_TO_ASCII)
+    text = Text.from_ansi(raw, no_wrap=True)
+    text.no_wrap = True
+    text.overflow = "crop"
+    return text
+
+
+def _empty(data: PlotData, width: int, height: int) -> Text:
+    lines = ["no steps yet: space starts training", ""]
+    if data.uniform is not None:
+        lines.append(f"a uniform guess scores ln(V) = {data.uniform:.3f}")
+    if data.optimum is not None:
+        lines.append(f"the best possible loss is {data.optimum:.3f}")
+    return Text("\n".join(lines[:height]), no_wrap=True, overflow="crop")
+
+
+def legend_text(data: PlotData, style: Style) -> Text:
+    """One line under the plot saying what each mark is."""
+    dot = "." if style.ascii else "⠒"
+    text = Text(no_wrap=True, overflow="ellipsis")
+    text.append(f"{dot} train  o held-out", style="dim")
+    if data.uniform is not None:
+        text.append(f"  ┈ ln V {data.uniform:.2f}".replace("┈", ".." if style.ascii else "┈"),
+                    style="dim")
+    if data.optimum is not None:
+        text.append(f"  best {data.optimum:.2f}", style="dim")
+    if data.changes:
+        text.append("  | lr/switch", style="dim")
+    if data.nonfinite:
+        text.append(f"  NaN at {data.nonfinite[0]}", style="bold red" if style.color else "bold")
+    return text
+
+
+class LossPlot(Static):
+    """Draws `PlotData` at the widget's own size; `show(data, style)` redraws."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._data: PlotData | None = None
+        self._style = Style()
+
+    def show(self, data: PlotData, style: Style) -> None:
+        self._data, self._style = data, style
+        self._redraw()
+
+    def on_resize(self) -> None:
+        if self._data is not None:
+            self._redraw()
+
+    def _redraw(self) -> None:
+        width, height = self.content_size
+        if width <= 0 or height <= 0:
+            return
+        text = loss_plot_text(self._data, width, height - 1, self._style)
+        text.append("\n")
+        text.append_text(legend_text(self._data, self._style))
+        self.update(text, layout=False)  # a fixed-size box: no layout pass
+
+    @property
+    def text(self) -> str:
+        """The plain text shown (for tests)."""
+        content = self.content
+        return content.plain if isinstance(content, Text) else str(content)

@@ -1,0 +1,77 @@
+"""Small views: the positional encoding, the embeddings, softmax temperature, gradient norms."""
+from __future__ import annotations
+
+import numpy as np
+from rich.text import Text
+
+from .. import render
+from ..render import Style
+from .panel import TextPanel
+
+
+class PositionalView(TextPanel):
+    """The positional vectors: positions down, model dimensions across. Low dimensions turn
+    fast (stripes), high ones slowly (broad bands): each position gets its own pattern."""
+
+    def render_view(self, session, style: Style) -> Text:
+        length = max(len(session.trace.tgt_tokens[0]), len(session.trace.src_tokens[0])
+                     if session.trace.src_tokens else 0, 16)
+        table, what = session.positional_table(length)
+        text = Text(no_wrap=True, overflow="crop")
+        text.append(what + "\n", style="bold")
+        text.append("positions down, dimensions across (shade: -1 light .. +1 dark)\n", style="dim")
+        rows = [f"p{p}" for p in range(table.shape[0])]
+        text.append(render.heatmap(table, rows, None, None, style, cell=1))
+        return text
+
+
+class EmbeddingView(TextPanel):
+    """The token embedding table: one row per vocabulary token, dimensions across, plus each
+    row's norm; with the similarity (cosine) of the tokens of this input to each other."""
+
+    def render_view(self, session, style: Style) -> Text:
+        table, vocab, name = session.embedding_table()
+        text = Text(no_wrap=True, overflow="crop")
+        text.append(f"{name}  ({table.shape[0]} tokens x {table.shape[1]} dims)\n", style="bold")
+        text.append(render.heatmap(table, vocab, None, None, style, cell=1))
+        norms = np.linalg.norm(table.astype(np.float64), axis=1)
+        unit = table / np.maximum(norms[:, None], 1e-12)
+        cos = unit @ unit.T
+        text.append("\n\ncosine similarity of token embeddings\n", style="bold")
+        text.append(render.heatmap(cos, vocab, vocab, None, style, vmin=-1.0, vmax=1.0))
+        return text
+
+
+class TemperatureView(TextPanel):
+    """One attention row (the chosen query of the current map) under several temperatures."""
+
+    def render_view(self, session, style: Style) -> Text:
+        text = Text(no_wrap=True, overflow="crop")
+        amap = session.attention_map(stage="masked")
+        if amap is None:
+            text.append("this model has no attention layers")
+            return text
+        q = min(session.view.query, amap.values.shape[0] - 1)
+        keep = None if amap.keep is None else amap.keep[q]
+        text.append(f"{amap.path} head {amap.head + 1}, query row {q + 1} "
+                    f"(j/J row, +/- temperature)\n", style="dim")
+        text.append(render.temperature_table(amap.values[q], keep, amap.cols, amap.rows[q], style,
+                                             current=session.view.temperature))
+        return text
+
+
+class GradNormView(TextPanel):
+    """Per-layer norms of the parameter gradients, filled in as the backward pass reaches them."""
+
+    def render_view(self, session, style: Style) -> Text:
+        norms = session.grad_norms()
+        text = Text(no_wrap=True, overflow="crop")
+        reached = sum(n.norm is not None for n in norms)
+        text.append(f"parameter-gradient norm per layer (log bars), {reached}/{len(norms)} "
+                    f"computed\n", style="bold")
+        if session.event.phase == "forward":
+            text.append("forward phase: no gradients yet; b runs to the first backward event\n",
+                        style="dim")
+        text.append(render.bars([n.path for n in norms], [n.norm for n in norms], style,
+                                width=22, label_w=24))
+        return text
