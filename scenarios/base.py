@@ -82,7 +82,8 @@ class Scenario:
 
     @property
     def entropy(self) -> float | None:
-        """Lowest possible held-out loss (nats/token), when the data's language is known."""
+        """Lowest possible held-out loss (nats/token), when known: 0 for tasks with one right
+        answer, the language's entropy for a language model of a known language."""
         return self.task.entropy(self.settings)
 
     @property
@@ -172,7 +173,16 @@ class Scenario:
         seq2seq: `text` is the source and the target is the task's answer to it (the model's
         own greedy output needs a model; the explorer can pass that as a second call).
         lm: `text` is the sequence (prompted: a prompt whose answer the task computes, if it can).
+        ScenarioError, with the fix, for text that does not encode or is longer than max_len.
         """
+        batch = self._batch_for(text)
+        longest = max(batch.tgt_in.shape[1], 0 if batch.src is None else batch.src.shape[1])
+        if longest > self.model_config.max_len:
+            raise ScenarioError(f"{text!r} needs {longest} positions but the model reads at most "
+                                f"max_len={self.model_config.max_len}: shorten it")
+        return batch
+
+    def _batch_for(self, text: str) -> Batch:
         try:
             if self.layout == "stream":
                 ids = np.asarray(self.tokenizer.encode(text), dtype=np.int64)
@@ -197,36 +207,30 @@ class Scenario:
         """Held-out metrics: loss and perplexity always; token accuracy and exact match for tasks
         with one right answer (decoded greedily, with no help from the target); the entropy of
         the language when it is known."""
+        from .predict import eval_mode
+
         n = n or self.task.eval_size
-        was_training = model.training
-        model.eval()
-        try:
+        with eval_mode(model):  # predictions() switches the mode on its own
             loss, tf_accuracy = held_out_loss(model, self.eval_batches(limit=n))
-            metrics = {"loss": loss, "perplexity": math.exp(min(loss, 50.0))}
-            if self.task.has_answers:
-                preds = self.predictions(model, n)
-                hits = sum(_token_hits(p.target_tokens, p.output_tokens) for p in preds)
-                total = sum(max(len(p.target_tokens), len(p.output_tokens)) + 1 for p in preds)
-                metrics["token_accuracy"] = hits / total
-                metrics["exact_match"] = sum(p.correct for p in preds) / len(preds)
-            else:
-                metrics["token_accuracy"] = tf_accuracy  # next-token argmax, teacher forced
+        metrics = {"loss": loss, "perplexity": math.exp(min(loss, 50.0))}
+        if self.task.has_answers:
+            preds = self.predictions(model, n)
+            hits = sum(_token_hits(p.target_tokens, p.output_tokens) for p in preds)
+            total = sum(max(len(p.target_tokens), len(p.output_tokens)) + 1 for p in preds)
+            metrics["token_accuracy"] = hits / total
+            metrics["exact_match"] = sum(p.correct for p in preds) / len(preds)
+        else:
+            metrics["token_accuracy"] = tf_accuracy  # next-token argmax, teacher forced
             if self.entropy is not None:
-                metrics["entropy"] = self.entropy
-            return metrics
-        finally:
-            model.train(was_training)
+                metrics["entropy"] = self.entropy  # the language's (tasks with answers: 0)
+        return metrics
 
     def predictions(self, model, n: int = 10) -> list[Prediction]:
         """The first `n` held-out examples with what the model makes of them (in eval mode;
         the model's train/eval mode is restored after)."""
         from .predict import predict
 
-        was_training = model.training
-        try:
-            return predict(self, model, n)
-        finally:
-            model.train(was_training)
+        return predict(self, model, n)
 
 
 @dataclass
@@ -329,31 +333,36 @@ def build_scenario(task: str, *, data: dict[str, Any] | None = None,
         model_config=model_config, train_config=train_config,
         summary=summary or spec.summary, description=description or spec.description,
         examples=tuple(examples) if examples else spec.explorer_inputs, source=source or spec.name)
-    if not examples and not all(_encodes(tokenizer, text) for text in scenario.examples):
-        # the task's own examples do not fit this data (a user's text file): take some from it
-        scenario.examples = _examples_from_data(spec, splits)
-    for text in scenario.examples:  # every offered input must encode
+    # Every offered input encodes and fits max_len. The user's own examples must; the task's
+    # are replaced by held-out ones when one of them does not (a user's text file, a small
+    # max_len), and those fit by construction.
+    if not examples and not all(_usable(scenario, text) for text in scenario.examples):
+        scenario.examples = _examples_from_data(spec, splits, model_config.max_len)
+    for text in scenario.examples:
         try:
             scenario.batch_for(text)
         except ScenarioError as error:
-            raise SettingError(f"scenario.examples: {text!r} cannot be used: {error}",
+            fix = " or raise model.max_len" if "max_len" in str(error) else ""
+            raise SettingError(f"scenario.examples: {text!r} cannot be used: {error}{fix}",
                                "scenario.examples") from None
     return scenario
 
 
-def _encodes(tokenizer: Tokenizer, text: str) -> bool:
+def _usable(scenario: Scenario, text: str) -> bool:
     try:
-        tokenizer.encode(text)
-    except TokenizerError:
+        scenario.batch_for(text)
+    except ScenarioError:
         return False
     return True
 
 
-def _examples_from_data(spec: Task, splits: Any) -> tuple[str, ...]:
-    """Three explorer inputs taken from the held-out data: the start of a line or sentence."""
+def _examples_from_data(spec: Task, splits: Any, max_len: int) -> tuple[str, ...]:
+    """Three explorer inputs taken from the held-out data: the start of a line or sentence
+    (a stream's cut to max_len + 1 characters: its window is one shorter than the text)."""
     if spec.layout == "stream":
-        lines = [line for line in splits.held_out.splitlines() if line.strip()]
-        return tuple(line[:16] for line in lines[:3]) or (splits.held_out[:16],)
+        size = min(16, max_len + 1)
+        lines = [line for line in splits.held_out.splitlines() if len(line.strip()) >= 2]
+        return tuple(line[:size] for line in lines[:3]) or (splits.held_out[:size],)
     if spec.has_answers:
         return tuple(e.source for e in splits.held_out[:3])
     return tuple(" ".join(e.target.split()[:3]) for e in splits.held_out[:3])

@@ -6,17 +6,20 @@ alone (the model never sees the target): that is the honest test. Language model
 single right continuation, so for them each position shows the model's best guess for the
 next token given the true text before it ("teacher forced"): exactly what the loss scores.
 
-`complete` is generation: greedy for the encoder-decoder, sampled (temperature, top-k,
-top-p) for the language models, sliding the context window along for long character samples.
+`complete` is generation, greedy or sampled (temperature, top-k, top-p), with the odds of
+every choice: the encoder-decoder decodes its input, the language models continue a prompt,
+sliding the context window along for long character samples. Both functions put the model in
+eval mode and give it back in the mode it was in.
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from engine.decode import generate_lm, greedy_decode
+from engine.decode import TokenChoice, generate_lm, greedy_decode, next_token_distribution
 
 from .base import Prediction, forward
 from .overrides import ScenarioError
@@ -26,14 +29,25 @@ if TYPE_CHECKING:
     from .base import Scenario
 
 
-def predict(scenario: Scenario, model, n: int) -> list[Prediction]:
-    """The first `n` held-out examples with the model's outputs (model left in eval mode)."""
+@contextmanager
+def eval_mode(model):
+    """The model in eval mode inside the block, back in its own mode after."""
+    was_training = model.training
     model.eval()
-    if scenario.layout == "pairs":
-        return _predict_pairs(scenario, model, n)
-    if scenario.task.has_answers:
-        return _predict_prompted(scenario, model, n)
-    return _predict_teacher_forced(scenario, model, n)
+    try:
+        yield model
+    finally:
+        model.train(was_training)
+
+
+def predict(scenario: Scenario, model, n: int) -> list[Prediction]:
+    """The first `n` held-out examples with the model's outputs (decoded in eval mode)."""
+    with eval_mode(model):
+        if scenario.layout == "pairs":
+            return _predict_pairs(scenario, model, n)
+        if scenario.task.has_answers:
+            return _predict_prompted(scenario, model, n)
+        return _predict_teacher_forced(scenario, model, n)
 
 
 def _predict_pairs(scenario: Scenario, model, n: int) -> list[Prediction]:
@@ -105,19 +119,30 @@ class Completion:
 def complete(model, tokenizer: Tokenizer, layout: str, prompt: str, *, max_tokens: int = 200,
              temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None,
              greedy: bool = False, seed: int = 0) -> Completion:
-    """Continue `prompt` (lm) or translate it (seq2seq); raises ScenarioError on bad input."""
-    model.eval()
-    rng = np.random.default_rng(seed)
+    """Continue `prompt` (lm) or translate it (seq2seq), each token the likeliest (`greedy`)
+    or drawn from softmax(logits / temperature) cut to top-k / top-p; raises ScenarioError on
+    bad input."""
     try:
         prompt_ids = tokenizer.encode(prompt)
     except TokenizerError as error:
         raise ScenarioError(f"the prompt cannot be encoded: {error}") from None
+    with eval_mode(model):
+        steps = _generate(model, tokenizer, layout, prompt_ids, max_tokens, temperature, top_k,
+                          top_p, greedy, np.random.default_rng(seed))
+    ids = [s.token for s in steps]
+    return Completion(prompt, tokenizer.decode(ids), [tokenizer.label(i) for i in ids],
+                      [s.prob for s in steps],
+                      [[(tokenizer.label(i), p) for i, p in s.alternatives] for s in steps])
+
+
+def _generate(model, tokenizer: Tokenizer, layout: str, prompt_ids: list[int], max_tokens: int,
+              temperature, top_k, top_p, greedy: bool, rng: np.random.Generator) -> list[TokenChoice]:
     if layout == "pairs":
-        if not prompt_ids:
-            raise ScenarioError("give an input for the encoder to read, e.g. --prompt 31415")
-        ids = greedy_decode(model, np.asarray([prompt_ids]), tokenizer.bos_id, tokenizer.eos_id,
-                            min(max_tokens, model.config.max_len))[0]
-        return Completion(prompt, tokenizer.decode(ids), [tokenizer.label(i) for i in ids])
+        if not 0 < len(prompt_ids) <= model.config.max_len:
+            raise ScenarioError(f"give an input of 1 to {model.config.max_len} tokens for the "
+                                f"encoder to read, e.g. 31415")
+        return _sample_pairs(model, prompt_ids, min(max_tokens, model.config.max_len), temperature,
+                             top_k, top_p, greedy, tokenizer.bos_id, tokenizer.eos_id, rng)
     if layout == "prompted":
         context = [tokenizer.bos_id] + prompt_ids
         if len(context) > model.config.max_len:
@@ -125,14 +150,31 @@ def complete(model, tokenizer: Tokenizer, layout: str, prompt: str, *, max_token
                                 f"{model.config.max_len - 1}: shorten it")
         generation = generate_lm(model, context, min(max_tokens, model.config.max_len - len(context) + 1),
                                  temperature, top_k, top_p, greedy, tokenizer.eos_id, rng)
-        steps = generation.steps
-    else:
-        steps = _sample_stream(model, prompt_ids or [_start_id(tokenizer)], max_tokens,
-                               temperature, top_k, top_p, greedy, rng)
-    ids = [s.token for s in steps]
-    return Completion(prompt, tokenizer.decode(ids), [tokenizer.label(i) for i in ids],
-                      [s.prob for s in steps],
-                      [[(tokenizer.label(i), p) for i, p in s.alternatives] for s in steps])
+        return generation.steps
+    return _sample_stream(model, prompt_ids or [_start_id(tokenizer)], max_tokens,
+                          temperature, top_k, top_p, greedy, rng)
+
+
+def _sample_pairs(model, src_ids: list[int], max_tokens: int, temperature, top_k, top_p,
+                  greedy: bool, bos_id: int, eos_id: int, rng: np.random.Generator,
+                  n_alternatives: int = 5) -> list[TokenChoice]:
+    """Encoder-decoder generation of one source, token by token until </s>, with the odds of
+    each choice. The encoder runs once and the decoder's keys and values are cached, as in
+    engine.decode.greedy_decode (which decodes whole batches, greedily, without the odds)."""
+    memory, src_keep = model.infer_encode(np.asarray([src_ids]))  # (1,S,D), (1,S)
+    cache = model.new_cache()
+    token = bos_id
+    steps: list[TokenChoice] = []
+    for position in range(max_tokens):
+        logits = model.infer(np.asarray([[token]]), cache, position, memory, src_keep)[0, -1]  # (V,)
+        probs = (next_token_distribution(logits) if greedy
+                 else next_token_distribution(logits, temperature, top_k, top_p))
+        token = int(np.argmax(probs)) if greedy else int(rng.choice(probs.size, p=probs))
+        top = np.argsort(-probs, kind="stable")[:n_alternatives]
+        steps.append(TokenChoice(token, float(probs[token]), [(int(i), float(probs[i])) for i in top]))
+        if token == eos_id:
+            break
+    return steps
 
 
 def _sample_stream(model, ids: list[int], max_tokens: int, temperature, top_k, top_p, greedy,

@@ -80,10 +80,10 @@ def build_parser() -> argparse.ArgumentParser:
     generate = commands.add_parser(
         "generate", help="continue a prompt with a trained model",
         description="Language models continue the prompt by sampling; encoder-decoder models "
-        "decode the input greedily.")
+        "decode the input greedily unless --temperature, --top-k or --top-p asks for sampling.")
     generate.add_argument("checkpoint", type=Path, metavar="CHECKPOINT", help="a file saved by tui-tfs train")
     generate.add_argument("--prompt", help="text to start from (default: the scenario's first example)")
-    generate.add_argument("--temperature", type=_positive_float, default=1.0,
+    generate.add_argument("--temperature", type=_positive_float,
                           help="below 1 plays safe, above 1 takes wilder guesses (default 1)")
     generate.add_argument("--top-k", type=_positive_int, help="sample only among the k likeliest tokens")
     generate.add_argument("--top-p", type=_probability,
@@ -235,26 +235,25 @@ def _step_of(path: Path) -> str:
 
 
 def cmd_generate(args, console: Console) -> int:
-    from scenarios import ScenarioError, complete
+    from scenarios import complete
 
     from .headless import open_checkpoint
 
     trained = open_checkpoint(args.checkpoint)
     prompt = args.prompt if args.prompt is not None else (trained.examples[0] if trained.examples else "")
-    if trained.layout == "pairs" and (args.temperature != 1.0 or args.top_k or args.top_p):
-        console.print("[dim]note: an encoder-decoder model decodes greedily here; "
-                      "temperature, top-k and top-p apply to language models[/]")
+    sampling = (args.temperature, args.top_k, args.top_p) != (None, None, None)
+    # an encoder-decoder's input has one right answer: greedy unless sampling is asked for
+    greedy = args.greedy or (trained.layout == "pairs" and not sampling)
+    temperature = 1.0 if args.temperature is None else args.temperature
     completion = complete(trained.model, trained.tokenizer, trained.layout, prompt,
-                          max_tokens=args.max_tokens, temperature=args.temperature,
-                          top_k=args.top_k, top_p=args.top_p, greedy=args.greedy, seed=args.seed)
+                          max_tokens=args.max_tokens, temperature=temperature,
+                          top_k=args.top_k, top_p=args.top_p, greedy=greedy, seed=args.seed)
     if trained.layout == "pairs":
         console.print(Text.assemble((prompt, "bold"), "  ->  ", (completion.text, "bold green")))
     else:
         gap = " " if trained.tokenizer.kind == "word" and prompt and completion.text else ""
         console.print(Text.assemble((prompt + gap, "dim"), (completion.text, "bold")))
     if args.explain:
-        if not completion.probs:
-            raise ScenarioError("--explain shows sampling probabilities: it needs a language model")
         table = Table("#", "token", "p", "alternatives (p)", box=None, header_style="bold")
         for i, (token, p, alts) in enumerate(zip(completion.tokens, completion.probs,
                                                  completion.alternatives), 1):

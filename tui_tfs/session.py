@@ -9,8 +9,10 @@ explorer can do can also be done (and checked) from plain Python:
     session.tensor_names()          # what the current event recorded
     session.attention_map()         # the map of the attention layer at (or chosen near) the cursor
 
-View choices (which tensor, batch item, head, stage, query row, temperature) live here too, in
-`ViewState`, so a test can say "head 2, masked stage" without a screen.
+This module holds the stepping and re-tracing; what the views show of the current event
+(which tensor, batch item, head, stage, query row, temperature: `ViewState`, and the slices
+and maps cut from the trace) is in `session_views`, so a test can say "head 2, masked stage"
+without a screen.
 """
 from __future__ import annotations
 
@@ -21,36 +23,18 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from engine.config import BreakSwitches
-from engine.layers.embedding import sinusoid_table
 from engine.loss import CrossEntropyLoss
 from engine.navigation import Cursor, at_path, grad_norm_above, has_nonfinite, op_is
 from engine.recorder import BACKWARD, FORWARD, Event
-from engine.trace import ATTENTION_STAGES, AttentionMap, Batch, Trace, path_parts, record_step
+from engine.trace import Batch, Trace, path_parts, record_step
 
-STAGES = tuple(ATTENTION_STAGES)  # scores, scaled, masked, weights
+from .session_views import SessionError, SessionViews, ViewState
+
+__all__ = ["EXPLORER_BATCH", "STEPS", "GradNorm", "Session", "SessionError", "ViewState"]
+
 STEPS = ("next", "prev", "over", "back_over", "into", "out", "end_of_forward", "first_backward")
-ATTENTION_TENSORS = {"scores", "scaled", "masked", "weights", "keep"}  # (.., T, S) maps
 GRAD_NORM_DEPTH = 3  # "decoder.blocks.0.self_attn": q, k, v and o projections together
 EXPLORER_BATCH = 4  # rows of a "new batch": few enough to label, enough to choose between
-
-
-class SessionError(ValueError):
-    """Something the user asked for that cannot be done; the message says why."""
-
-
-@dataclass
-class ViewState:
-    """What the views show of the current event; the screen reads and sets these."""
-
-    tensor: str | None = None  # name of the tensor shown (a key of event.tensors)
-    gradient: bool = False  # show the gradient counterpart of `tensor` instead
-    numbers: bool = False  # numbers instead of shades
-    item: int = 0  # batch item for 3-D and 4-D tensors and for attention
-    head: int = 0  # head for 4-D tensors and attention
-    stage: str = "weights"  # attention stage: scores | scaled | masked | weights
-    attention_path: str | None = None  # attention layer shown when the cursor is not in one
-    query: int = 0  # query row for the temperature view
-    temperature: float = 1.0
 
 
 @dataclass
@@ -63,7 +47,9 @@ class GradNorm:
 
 
 @dataclass
-class Session:
+class Session(SessionViews):
+    """The explorer's state: see the module docstring."""
+
     scenario: object  # scenarios.Scenario
     model: object  # engine model
     loss_fn: CrossEntropyLoss
@@ -119,33 +105,18 @@ class Session:
         return self.trace
 
     def trace_example(self, index: int) -> Trace:
-        """Trace the scenario's example `index` (wrapping around); examples longer than the
-        model can read are skipped, and with none left a held-out example is used."""
+        """Trace the scenario's example `index` (wrapping around); the scenario makes sure
+        each of its examples encodes and fits max_len."""
         examples = self.scenario.examples
-        for k in range(len(examples)):
-            i = (index + k) % len(examples)
-            try:
-                batch = self._fitting(self.scenario.batch_for(examples[i]), examples[i])
-            except (SessionError, ValueError):
-                continue
-            self.example = i
-            return self.record(batch, f"example {i + 1}/{len(examples)}: {examples[i]!r}")
-        batch = self.scenario.eval_batches(limit=1, batch_size=1)[0]
-        return self.record(batch, "a held-out example (the scenario's examples do not fit)")
-
-    def _fitting(self, batch, text: str):
-        """`batch` if every sequence fits the model's max_len, else SessionError."""
-        limit = self.model.config.max_len
-        longest = max(batch.tgt_in.shape[1], 0 if batch.src is None else batch.src.shape[1])
-        if longest > limit:
-            raise SessionError(f"{text!r} needs {longest} positions but the model reads at most "
-                               f"max_len={limit}: type something shorter")
-        return batch
+        self.example = index % len(examples)
+        text = examples[self.example]
+        return self.record(self.scenario.batch_for(text),
+                           f"example {self.example + 1}/{len(examples)}: {text!r}")
 
     def trace_text(self, text: str) -> Trace:
-        """Trace an input the user typed; ScenarioError (with the fix) if it cannot be encoded."""
-        batch = self._fitting(self.scenario.batch_for(text), text)
-        return self.record(batch, f"your input: {text!r}")
+        """Trace an input the user typed; ScenarioError (with the fix) if it cannot be encoded
+        or is longer than max_len."""
+        return self.record(self.scenario.batch_for(text), f"your input: {text!r}")
 
     def new_batch(self) -> Trace:
         """Trace a fresh random batch of the training split."""
@@ -234,200 +205,7 @@ class Session:
         """Every node of the layer tree, in order: what "go to layer" offers."""
         return [node.path for node in self.trace.tree.walk() if node.path]
 
-    # -- tensors ------------------------------------------------------------------------------------
-    def tensor_names(self, event: Event | None = None) -> list[str]:
-        event = event or self.event
-        return [n for n, t in event.tensors.items() if t.dtype.kind in "fiub"]
-
-    def _fix_tensor(self) -> None:
-        names = self.tensor_names()
-        if self.view.tensor not in names:
-            preferred = [n for n in ("weights", "out", "d_x", "masked", "scaled", "scores", "probs",
-                                     "context", "merged", "d_logits") if n in names]
-            self.view.tensor = preferred[0] if preferred else (names[-1] if names else None)
-
-    def cycle_tensor(self, step: int = 1) -> str | None:
-        names = self.tensor_names()
-        if not names:
-            return None
-        i = names.index(self.view.tensor) if self.view.tensor in names else -step
-        self.view.tensor = names[(i + step) % len(names)]
-        return self.view.tensor
-
-    def counterpart(self, event: Event | None = None, name: str | None = None
-                    ) -> tuple[Event, str] | None:
-        """The other side of a tensor: the gradient of a forward tensor (d_x, grad.w in the
-        backward event at the same place), or the value a backward gradient belongs to."""
-        event = event or self.event
-        name = name or self.view.tensor
-        if name is None:
-            return None
-        if event.phase == FORWARD:
-            other = self._backward_by_path.get(event.path)
-            for candidate in (f"d_{name}", f"grad.{name}"):
-                if other is not None and candidate in other.tensors:
-                    return other, candidate
-            return None
-        other = self._forward_by_path.get(event.path)
-        for prefix in ("d_", "grad."):
-            if name.startswith(prefix) and other is not None and name[len(prefix):] in other.tensors:
-                return other, name[len(prefix):]
-        return None
-
-    def shown_tensor(self) -> tuple[Event, str] | None:
-        """(event, name) of what the tensor view shows: the chosen tensor or its counterpart."""
-        self._fix_tensor()  # the cursor may have been moved directly
-        if self.view.tensor is None:
-            return None
-        if self.view.gradient:
-            other = self.counterpart()
-            if other is not None:
-                return other
-        return self.event, self.view.tensor
-
-    def tensor_slice(self, event: Event, name: str) -> tuple[np.ndarray, list[str] | None,
-                                                             list[str] | None, str]:
-        """A 2-D view of a tensor for display: (values, row labels, col labels, what was cut).
-
-        4-D (B,H,*,*) -> [item, head]; 3-D (B,*,*) -> [item]; 1-D -> one row; 0-D -> 1x1.
-        Rows are labelled with tokens when their count matches a token sequence of the event.
-        """
-        a = np.asarray(event.tensors[name])
-        v = self.view
-        where = ""
-        if a.ndim == 4:
-            item, head = min(v.item, a.shape[0] - 1), min(v.head, a.shape[1] - 1)
-            a, where = a[item, head], f"[item {item}, head {head}]"
-        elif a.ndim == 3:
-            item = min(v.item, a.shape[0] - 1)
-            a, where = a[item], f"[item {item}]"
-        elif a.ndim == 2 and name in ("ids", "targets"):
-            item = min(v.item, a.shape[0] - 1)
-            a, where = a[item:item + 1], f"[item {item}]"
-        elif a.ndim > 4:
-            a = a.reshape(-1, a.shape[-1])
-        if a.ndim == 0:
-            a = a.reshape(1, 1)
-        elif a.ndim == 1:
-            a = a[None, :]
-        rows = self._token_labels(event, name, a.shape[0])
-        cols = None
-        base = name[2:] if name.startswith("d_") else name
-        if base in ATTENTION_TENSORS or (event.op == "dropout" and "attn_drop" in event.path):
-            cols = self._key_labels(event, a.shape[1])
-        if name in ("weight", "grad.weight") and event.op == "embedding":
-            rows = list(self.scenario.tokenizer.vocab)
-        if name in ("ids", "targets"):
-            cols = self._tgt(v.item) if a.shape[1] == len(self._tgt(v.item)) else None
-            rows = None
-        return a, rows, cols, where
-
-    def _src(self, item: int) -> list[str] | None:
-        tokens = self.trace.src_tokens
-        return None if tokens is None else tokens[min(item, len(tokens) - 1)]
-
-    def _tgt(self, item: int) -> list[str]:
-        tokens = self.trace.tgt_tokens
-        return tokens[min(item, len(tokens) - 1)]
-
-    def _stream(self, path: str) -> list[str]:
-        """The token sequence that flows at `path`: the source in the encoder, else the target."""
-        src = self._src(self.view.item)
-        if src is not None and path.startswith("encoder"):
-            return src
-        return self._tgt(self.view.item)
-
-    def _token_labels(self, event: Event, name: str, n: int) -> list[str] | None:
-        own = self._stream(event.path)
-        if len(own) == n:
-            return own
-        src = self._src(self.view.item)
-        if src is not None and len(src) == n and "cross_attn" in event.path:
-            return src
-        return None
-
-    def _key_labels(self, event: Event, n: int) -> list[str] | None:
-        src = self._src(self.view.item)
-        if "cross_attn" in event.path and src is not None and len(src) == n:
-            return src
-        own = self._stream(event.path)
-        return own if len(own) == n else None
-
-    # -- attention ----------------------------------------------------------------------------------
-    def attention_layer(self) -> str | None:
-        """The attention layer at the cursor, or the one chosen in the view."""
-        path = self.event.path
-        for layer in self.trace.attention_paths:
-            if path.startswith(layer + "."):
-                return layer
-        return self.view.attention_path
-
-    def cycle_attention_layer(self, step: int = 1) -> str | None:
-        paths = self.trace.attention_paths
-        if not paths:
-            return None
-        current = self.attention_layer()
-        i = paths.index(current) if current in paths else -step
-        self.view.attention_path = paths[(i + step) % len(paths)]
-        # leaving the layer the cursor is in: jump the cursor there too, so the two agree
-        self.cursor.to_path(f"{self.view.attention_path}.softmax")
-        self._fix_tensor()
-        return self.view.attention_path
-
-    def attention_map(self, path: str | None = None, stage: str | None = None,
-                      head: int | None = None) -> AttentionMap | None:
-        path = path or self.attention_layer()
-        if path is None:
-            return None
-        v = self.view
-        return self.trace.attention(path, v.head if head is None else head,
-                                    min(v.item, self.batch_size - 1), stage or v.stage)
-
-    def cycle(self, what: str, step: int = 1) -> object:
-        """Cycle a view choice: "item", "head", "stage", "query"."""
-        v = self.view
-        if what == "item":
-            v.item = (v.item + step) % self.batch_size
-            return v.item
-        if what == "head":
-            v.head = (v.head + step) % self.model.config.n_heads
-            return v.head
-        if what == "stage":
-            v.stage = STAGES[(STAGES.index(v.stage) + step) % len(STAGES)]
-            return v.stage
-        if what == "query":
-            amap = self.attention_map()
-            n = amap.values.shape[0] if amap is not None else 1
-            v.query = (v.query + step) % n
-            return v.query
-        raise SessionError(f"cannot cycle {what!r}")
-
-    def set_temperature(self, factor: float) -> float:
-        self.view.temperature = float(min(16.0, max(1 / 16, self.view.temperature * factor)))
-        return self.view.temperature
-
-    # -- other views ----------------------------------------------------------------------------------
-    def positional_table(self, length: int | None = None) -> tuple[np.ndarray, str]:
-        """(L, D) positional vectors and what they are: the sinusoids, or the learned table."""
-        c = self.model.config
-        n = min(c.max_len, length or c.max_len)
-        if c.positional == "learned":
-            for name, value in self.model.state_dict().items():
-                if name.endswith("pos_emb.weight") or name.endswith("pos_emb.table"):
-                    return value[:n], f"learned position table {name} (first {n} positions)"
-        return sinusoid_table(n, c.d_model), (
-            f"sinusoids PE[p,2i]=sin(p/10000^(2i/D)), PE[p,2i+1]=cos(..), D={c.d_model}")
-
-    def embedding_table(self) -> tuple[np.ndarray, list[str], str]:
-        """The (V, D) token embedding of the stream at the cursor, with the vocabulary."""
-        state = self.model.state_dict()
-        prefix = "encoder." if self.event.path.startswith("encoder") else (
-            "decoder." if "decoder.tok_emb.weight" in state else "")
-        name = f"{prefix}tok_emb.weight"
-        if name not in state:
-            name = next(n for n in state if n.endswith("tok_emb.weight"))
-        return state[name], list(self.scenario.tokenizer.vocab), name
-
+    # -- gradients ----------------------------------------------------------------------------------
     def grad_norms(self) -> list[GradNorm]:
         """Per layer (q/k/v/o of one attention together), the norm of its parameters'
         gradients, in the order the backward pass reaches them; None for layers it has not

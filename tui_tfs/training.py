@@ -26,9 +26,9 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.decode import next_token_distribution
 from engine.models import build_model
 from engine.train import Batch, StepStats, Trainer
+from scenarios import Completion, complete
 
 READY, RUNNING, PAUSED, STOPPED, FINISHED, DIVERGED = (
     "ready", "running", "paused", "stopped", "finished", "diverged")
@@ -54,17 +54,6 @@ class Evaluation:
     predictions: list = field(default_factory=list)  # scenarios.Prediction rows
 
 
-@dataclass
-class Generated:
-    """A prompt and what the model wrote, token by token, with the odds of each choice."""
-
-    prompt: str
-    text: str
-    tokens: list[str] = field(default_factory=list)
-    probs: list[float] = field(default_factory=list)  # probability of each chosen token
-    alternatives: list[list[tuple[str, float]]] = field(default_factory=list)  # top few, per step
-
-
 def with_break(model, name: str):
     """(a new model with switch `name` flipped and the same weights, the switch's new value)."""
     config = model.config
@@ -74,14 +63,6 @@ def with_break(model, name: str):
     new.load_state_dict(model.state_dict())
     new.train(model.training)
     return new, value
-
-
-def task_optimum(scenario) -> float | None:
-    """The lowest possible held-out loss: the language's entropy when known, 0 when the
-    answer is fully determined by the input (reverse, sort, copy, addition), else None."""
-    if scenario.entropy is not None:
-        return float(scenario.entropy)
-    return 0.0 if scenario.task.has_answers else None
 
 
 class TrainingController:
@@ -130,7 +111,8 @@ class TrainingController:
 
     @property
     def optimum(self) -> float | None:
-        return task_optimum(self.scenario)
+        """The lowest possible held-out loss, when the scenario knows it."""
+        return self.scenario.entropy
 
     @property
     def running(self) -> bool:
@@ -219,7 +201,6 @@ class TrainingController:
         with self.lock:
             metrics = self.scenario.evaluate(self.model, n=EVAL_N)
             predictions = self.scenario.predictions(self.model, N_PREDICTIONS)
-            self.model.train()
             evaluation = Evaluation(self.step, metrics, predictions)
             self.evaluations.append(evaluation)
             if self.history and self.history[-1].step == self.step:
@@ -285,50 +266,12 @@ class TrainingController:
             if self._gen_model is None or self._gen_model.config != config:
                 self._gen_model = build_model(config)
             self._gen_model.load_state_dict(self.model.state_dict())
-        self._gen_model.eval()
         return self._gen_model
 
     def generate(self, prompt: str, temperature: float = 1.0, top_k: int | None = None,
-                 top_p: float | None = None, seed: int = 0, max_tokens: int = 48) -> Generated:
-        """Sample from the current weights. Raises scenarios.ScenarioError for a bad prompt."""
-        from scenarios import complete
-
-        model = self.generation_model()
-        tok = self.scenario.tokenizer
-        if self.scenario.layout == "pairs":
-            return _sample_seq2seq(model, tok, prompt, temperature, top_k, top_p, seed)
-        c = complete(model, tok, self.scenario.layout, prompt, max_tokens=max_tokens,
-                     temperature=temperature, top_k=top_k, top_p=top_p, seed=seed)
-        return Generated(prompt, c.text, c.tokens, c.probs, c.alternatives)
-
-
-def _sample_seq2seq(model, tok, prompt: str, temperature: float, top_k, top_p,
-                    seed: int, n_alternatives: int = 4) -> Generated:
-    """Encoder-decoder sampling with the odds of every choice: the decoder re-reads its whole
-    output each step (these models are small), each next token drawn from
-    softmax(logits / temperature) cut to top-k / top-p."""
-    from scenarios import ScenarioError
-    from scenarios.tokenizers import TokenizerError
-
-    try:
-        src = np.asarray([tok.encode(prompt)], dtype=np.int64)  # (1, S)
-    except TokenizerError as error:
-        raise ScenarioError(f"the prompt cannot be encoded: {error}") from None
-    if src.shape[1] == 0 or src.shape[1] > model.config.max_len:
-        raise ScenarioError(f"type an input of 1 to {model.config.max_len} tokens")
-    rng = np.random.default_rng(seed)
-    out = Generated(prompt, "")
-    ids = [tok.bos_id]
-    while len(ids) <= model.config.max_len:
-        logits = model.forward(src, np.asarray([ids]))[0, -1]  # (V,) next-token logits
-        probs = next_token_distribution(logits, temperature, top_k, top_p)
-        token = int(rng.choice(probs.size, p=probs))
-        top = np.argsort(-probs, kind="stable")[:n_alternatives]
-        out.tokens.append(tok.label(token))
-        out.probs.append(float(probs[token]))
-        out.alternatives.append([(tok.label(int(i)), float(probs[i])) for i in top])
-        if token == tok.eos_id:
-            break
-        ids.append(token)
-    out.text = tok.decode(ids[1:])
-    return out
+                 top_p: float | None = None, seed: int = 0, max_tokens: int = 48) -> Completion:
+        """Sample from the current weights, with the odds of every choice. Raises
+        scenarios.ScenarioError for a bad prompt."""
+        return complete(self.generation_model(), self.scenario.tokenizer, self.scenario.layout,
+                        prompt, max_tokens=max_tokens, temperature=temperature, top_k=top_k,
+                        top_p=top_p, seed=seed)

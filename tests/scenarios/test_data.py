@@ -8,6 +8,7 @@ from importlib import resources
 import numpy as np
 import pytest
 
+from engine.decode import greedy_decode
 from scenarios import BUILTIN, ScenarioError, build_scenario, complete, load_scenario
 from scenarios.base import _token_hits
 from scenarios.language import entropy_per_token, sentence_distribution
@@ -155,6 +156,12 @@ def test_tiny_lm_entropy_is_the_grammar_entropy(builtins):
     assert builtins["tiny-lm"].tokenizer.vocab_size - 3 == 12, "a dozen words"
 
 
+def test_tasks_with_one_right_answer_can_reach_zero_loss(builtins):
+    for name in ("reverse", "sort", "copy", "addition"):
+        assert builtins[name].entropy == 0.0, name
+    assert builtins["char-lm"].entropy is None, "no known entropy for English"
+
+
 def test_the_shipped_text_is_the_documented_one():
     data = resources.files("scenarios").joinpath("data")
     text = data.joinpath("pride_and_prejudice.txt").read_bytes()
@@ -223,3 +230,36 @@ def test_sampling_slides_past_the_context_window():
     assert again.text == out.text, "the same seed samples the same text"
     with pytest.raises(ScenarioError, match="cannot be encoded"):
         complete(model, s.tokenizer, s.layout, "It is \u00e9", max_tokens=5)
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_measuring_gives_the_model_back_in_its_own_mode(builtins, training):
+    for name in ("reverse", "addition", "tiny-lm"):
+        s = builtins[name]
+        model = s.build_model()
+        model.train(training)
+        s.evaluate(model, n=5)
+        s.predictions(model, 3)
+        complete(model, s.tokenizer, s.layout, s.examples[0], max_tokens=3)
+        assert model.training is training, name
+
+
+def test_an_encoder_decoder_samples_with_the_odds_of_each_choice(builtins):
+    s = builtins["reverse"]
+    model = s.build_model()
+    greedy = complete(model, s.tokenizer, s.layout, "31415", greedy=True)
+    batch_greedy = greedy_decode(model, np.asarray([s.encode("31415")]), s.tokenizer.bos_id,
+                                 s.tokenizer.eos_id, model.config.max_len)[0]
+    assert greedy.text == s.decode(batch_greedy), "the same choices as engine.decode's greedy"
+    assert all(p == max(q for _, q in alts) for p, alts in zip(greedy.probs, greedy.alternatives))
+    hot = [complete(model, s.tokenizer, s.layout, "31415", temperature=2.0, top_k=3, seed=seed)
+           for seed in (1, 1, 2)]
+    assert hot[0].text == hot[1].text and hot[0].probs == hot[1].probs, "seeded"
+    assert hot[0].text != hot[2].text
+    for c in hot:
+        assert len(c.tokens) == len(c.probs) == len(c.alternatives) > 0
+        # top-k 3: every choice is among the three likeliest, whose odds sum to 1
+        assert all(sum(q for _, q in alts) == pytest.approx(1.0) for alts in c.alternatives)
+        assert all(t in [a for a, _ in alts] for t, alts in zip(c.tokens, c.alternatives))
+    with pytest.raises(ScenarioError, match="1 to"):
+        complete(model, s.tokenizer, s.layout, "1" * (model.config.max_len + 1))

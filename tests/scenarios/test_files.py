@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from scenarios import BUILTIN, ScenarioFileError, load_scenario, load_scenario_file
+from scenarios import BUILTIN, ScenarioFileError, build_scenario, load_scenario, load_scenario_file
 from scenarios.files import scenario_to_toml
 
 
@@ -227,3 +227,24 @@ def test_text_too_short(tmp_path):
 def test_example_the_tokenizer_cannot_read(tmp_path):
     error = error_of(write(tmp_path, '[scenario]\ntask = "reverse"\nexamples = ["12a"]\n'))
     assert error.key == "scenario.examples" and "'a'" in str(error)
+
+
+SHORT_REVERSE = '[data]\nmax_len = 3\ntrain_size = 800\ntest_size = 100\n[model]\nmax_len = 4\n'
+
+
+def test_an_example_longer_than_max_len_is_the_users_to_fix(tmp_path):
+    path = write(tmp_path, '[scenario]\ntask = "reverse"\nexamples = ["123", "31415"]\n' + SHORT_REVERSE)
+    error = error_of(path)
+    assert error.key == "scenario.examples" and str(error).startswith(str(path))
+    assert "'31415' needs 6 positions" in str(error) and "max_len=4" in str(error)
+    assert "shorten it or raise model.max_len" in str(error)
+
+
+def test_default_examples_too_long_for_max_len_become_held_out_ones(tmp_path):
+    s = load_scenario(str(write(tmp_path, '[scenario]\ntask = "reverse"\n' + SHORT_REVERSE)))
+    assert s.examples == tuple(e.source for e in s.data.held_out[:3]), "31415 cannot be read"
+    for text in s.examples:
+        assert s.batch_for(text).tgt_in.shape[1] <= s.model_config.max_len
+    text = build_scenario("char-lm", data={"block_size": 8}, model={"d_model": 16, "d_ff": 32})
+    assert text.examples and all(len(t) == 9 for t in text.examples), "a window of 8 reads 9 chars"
+    assert load_scenario("reverse").examples[0] == "31415", "the task's own when they fit"

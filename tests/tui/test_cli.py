@@ -172,6 +172,20 @@ def test_generate_with_an_encoder_decoder_decodes_the_input(capsys, trained):
     assert code == 0 and out.startswith("how are you  ->  ")
 
 
+def test_generate_with_an_encoder_decoder_samples_when_asked(capsys, trained):
+    def run(*options):
+        code, out, _ = run_cli(capsys, "generate", str(trained["copy"]), "--prompt", "how are you",
+                               *options)
+        assert code == 0
+        return out
+
+    assert run() == run("--greedy"), "greedy unless sampling is asked for"
+    hot = [run("--temperature", "3", "--top-k", "4", "--seed", str(seed), "--explain")
+           for seed in (1, 1, 2, 3)]
+    assert hot[0] == hot[1] and len(set(hot[1:])) > 1, "seeded, and the seed matters"
+    assert "alternatives" in hot[0] and "</s>" in hot[0]
+
+
 def test_generate_names_a_token_the_model_does_not_know(capsys, trained):
     code, _, err = run_cli(capsys, "generate", str(trained["tiny-lm"]), "--prompt", "the zebra")
     assert code == 2 and "'zebra' is not in the vocabulary" in err

@@ -2,6 +2,7 @@
 import numpy as np
 import pytest
 
+from engine.loss import CrossEntropyLoss
 from tui_tfs.session import Session, SessionError
 
 
@@ -129,3 +130,14 @@ def test_every_scenario_traces(name):
     s.step("first_backward")
     assert s.event.phase == "backward"
     assert s.attention_map() is not None
+
+
+def test_a_short_max_len_still_opens_on_an_example_and_refuses_long_input():
+    from scenarios import ScenarioError, build_scenario
+
+    scenario = build_scenario("reverse", data={"max_len": 3, "train_size": 800, "test_size": 100},
+                              model={"max_len": 4})
+    s = Session(scenario, scenario.build_model(), CrossEntropyLoss(0))
+    assert s.source == f"example 1/3: {scenario.examples[0]!r}"
+    with pytest.raises(ScenarioError, match="needs 6 positions.*max_len=4: shorten it"):
+        s.trace_text("31415")

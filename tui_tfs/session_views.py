@@ -1,0 +1,239 @@
+"""What the explorer's views show of the current event, and the choices behind it.
+
+`ViewState` holds the choices (which tensor, its gradient or not, batch item, head, attention
+stage, query row, temperature); `SessionViews`, mixed into `Session`, answers the views'
+questions from the session's trace and cursor: which tensors an event recorded and which one
+is shown, a 2-D slice of it with token labels, the gradient counterpart of a tensor, the
+attention map at the cursor, the positional and embedding tables. None of it changes the trace.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from engine.layers.embedding import sinusoid_table
+from engine.recorder import FORWARD, Event
+from engine.trace import ATTENTION_STAGES, AttentionMap
+
+STAGES = tuple(ATTENTION_STAGES)  # scores, scaled, masked, weights
+ATTENTION_TENSORS = {"scores", "scaled", "masked", "weights", "keep"}  # (.., T, S) maps
+
+
+class SessionError(ValueError):
+    """Something the user asked for that cannot be done; the message says why."""
+
+
+@dataclass
+class ViewState:
+    """What the views show of the current event; the screen reads and sets these."""
+
+    tensor: str | None = None  # name of the tensor shown (a key of event.tensors)
+    gradient: bool = False  # show the gradient counterpart of `tensor` instead
+    numbers: bool = False  # numbers instead of shades
+    item: int = 0  # batch item for 3-D and 4-D tensors and for attention
+    head: int = 0  # head for 4-D tensors and attention
+    stage: str = "weights"  # attention stage: scores | scaled | masked | weights
+    attention_path: str | None = None  # attention layer shown when the cursor is not in one
+    query: int = 0  # query row for the temperature view
+    temperature: float = 1.0
+
+
+class SessionViews:
+    """The view half of `Session`. It reads the session's `view`, `trace`, `cursor`, `event`,
+    `model`, `scenario`, `batch_size` and the `_forward_by_path` / `_backward_by_path` indexes
+    that `Session.record` builds."""
+
+    # -- tensors ------------------------------------------------------------------------------------
+    def tensor_names(self, event: Event | None = None) -> list[str]:
+        event = event or self.event
+        return [n for n, t in event.tensors.items() if t.dtype.kind in "fiub"]
+
+    def _fix_tensor(self) -> None:
+        names = self.tensor_names()
+        if self.view.tensor not in names:
+            preferred = [n for n in ("weights", "out", "d_x", "masked", "scaled", "scores", "probs",
+                                     "context", "merged", "d_logits") if n in names]
+            self.view.tensor = preferred[0] if preferred else (names[-1] if names else None)
+
+    def cycle_tensor(self, step: int = 1) -> str | None:
+        names = self.tensor_names()
+        if not names:
+            return None
+        i = names.index(self.view.tensor) if self.view.tensor in names else -step
+        self.view.tensor = names[(i + step) % len(names)]
+        return self.view.tensor
+
+    def counterpart(self, event: Event | None = None, name: str | None = None
+                    ) -> tuple[Event, str] | None:
+        """The other side of a tensor: the gradient of a forward tensor (d_x, grad.w in the
+        backward event at the same place), or the value a backward gradient belongs to."""
+        event = event or self.event
+        name = name or self.view.tensor
+        if name is None:
+            return None
+        if event.phase == FORWARD:
+            other = self._backward_by_path.get(event.path)
+            for candidate in (f"d_{name}", f"grad.{name}"):
+                if other is not None and candidate in other.tensors:
+                    return other, candidate
+            return None
+        other = self._forward_by_path.get(event.path)
+        for prefix in ("d_", "grad."):
+            if name.startswith(prefix) and other is not None and name[len(prefix):] in other.tensors:
+                return other, name[len(prefix):]
+        return None
+
+    def shown_tensor(self) -> tuple[Event, str] | None:
+        """(event, name) of what the tensor view shows: the chosen tensor or its counterpart."""
+        self._fix_tensor()  # the cursor may have been moved directly
+        if self.view.tensor is None:
+            return None
+        if self.view.gradient:
+            other = self.counterpart()
+            if other is not None:
+                return other
+        return self.event, self.view.tensor
+
+    def tensor_slice(self, event: Event, name: str) -> tuple[np.ndarray, list[str] | None,
+                                                             list[str] | None, str]:
+        """A 2-D view of a tensor for display: (values, row labels, col labels, what was cut).
+
+        4-D (B,H,*,*) -> [item, head]; 3-D (B,*,*) -> [item]; 1-D -> one row; 0-D -> 1x1.
+        Rows are labelled with tokens when their count matches a token sequence of the event.
+        """
+        a = np.asarray(event.tensors[name])
+        v = self.view
+        where = ""
+        if a.ndim == 4:
+            item, head = min(v.item, a.shape[0] - 1), min(v.head, a.shape[1] - 1)
+            a, where = a[item, head], f"[item {item}, head {head}]"
+        elif a.ndim == 3:
+            item = min(v.item, a.shape[0] - 1)
+            a, where = a[item], f"[item {item}]"
+        elif a.ndim == 2 and name in ("ids", "targets"):
+            item = min(v.item, a.shape[0] - 1)
+            a, where = a[item:item + 1], f"[item {item}]"
+        elif a.ndim > 4:
+            a = a.reshape(-1, a.shape[-1])
+        if a.ndim == 0:
+            a = a.reshape(1, 1)
+        elif a.ndim == 1:
+            a = a[None, :]
+        rows = self._token_labels(event, name, a.shape[0])
+        cols = None
+        base = name[2:] if name.startswith("d_") else name
+        if base in ATTENTION_TENSORS or (event.op == "dropout" and "attn_drop" in event.path):
+            cols = self._key_labels(event, a.shape[1])
+        if name in ("weight", "grad.weight") and event.op == "embedding":
+            rows = list(self.scenario.tokenizer.vocab)
+        if name in ("ids", "targets"):
+            cols = self._tgt(v.item) if a.shape[1] == len(self._tgt(v.item)) else None
+            rows = None
+        return a, rows, cols, where
+
+    def _src(self, item: int) -> list[str] | None:
+        tokens = self.trace.src_tokens
+        return None if tokens is None else tokens[min(item, len(tokens) - 1)]
+
+    def _tgt(self, item: int) -> list[str]:
+        tokens = self.trace.tgt_tokens
+        return tokens[min(item, len(tokens) - 1)]
+
+    def _stream(self, path: str) -> list[str]:
+        """The token sequence that flows at `path`: the source in the encoder, else the target."""
+        src = self._src(self.view.item)
+        if src is not None and path.startswith("encoder"):
+            return src
+        return self._tgt(self.view.item)
+
+    def _token_labels(self, event: Event, name: str, n: int) -> list[str] | None:
+        own = self._stream(event.path)
+        if len(own) == n:
+            return own
+        src = self._src(self.view.item)
+        if src is not None and len(src) == n and "cross_attn" in event.path:
+            return src
+        return None
+
+    def _key_labels(self, event: Event, n: int) -> list[str] | None:
+        src = self._src(self.view.item)
+        if "cross_attn" in event.path and src is not None and len(src) == n:
+            return src
+        own = self._stream(event.path)
+        return own if len(own) == n else None
+
+    # -- attention ----------------------------------------------------------------------------------
+    def attention_layer(self) -> str | None:
+        """The attention layer at the cursor, or the one chosen in the view."""
+        path = self.event.path
+        for layer in self.trace.attention_paths:
+            if path.startswith(layer + "."):
+                return layer
+        return self.view.attention_path
+
+    def cycle_attention_layer(self, step: int = 1) -> str | None:
+        paths = self.trace.attention_paths
+        if not paths:
+            return None
+        current = self.attention_layer()
+        i = paths.index(current) if current in paths else -step
+        self.view.attention_path = paths[(i + step) % len(paths)]
+        # leaving the layer the cursor is in: jump the cursor there too, so the two agree
+        self.cursor.to_path(f"{self.view.attention_path}.softmax")
+        self._fix_tensor()
+        return self.view.attention_path
+
+    def attention_map(self, path: str | None = None, stage: str | None = None,
+                      head: int | None = None) -> AttentionMap | None:
+        path = path or self.attention_layer()
+        if path is None:
+            return None
+        v = self.view
+        return self.trace.attention(path, v.head if head is None else head,
+                                    min(v.item, self.batch_size - 1), stage or v.stage)
+
+    def cycle(self, what: str, step: int = 1) -> object:
+        """Cycle a view choice: "item", "head", "stage", "query"."""
+        v = self.view
+        if what == "item":
+            v.item = (v.item + step) % self.batch_size
+            return v.item
+        if what == "head":
+            v.head = (v.head + step) % self.model.config.n_heads
+            return v.head
+        if what == "stage":
+            v.stage = STAGES[(STAGES.index(v.stage) + step) % len(STAGES)]
+            return v.stage
+        if what == "query":
+            amap = self.attention_map()
+            n = amap.values.shape[0] if amap is not None else 1
+            v.query = (v.query + step) % n
+            return v.query
+        raise SessionError(f"cannot cycle {what!r}")
+
+    def set_temperature(self, factor: float) -> float:
+        self.view.temperature = float(min(16.0, max(1 / 16, self.view.temperature * factor)))
+        return self.view.temperature
+
+    # -- other views ----------------------------------------------------------------------------------
+    def positional_table(self, length: int | None = None) -> tuple[np.ndarray, str]:
+        """(L, D) positional vectors and what they are: the sinusoids, or the learned table."""
+        c = self.model.config
+        n = min(c.max_len, length or c.max_len)
+        if c.positional == "learned":
+            for name, value in self.model.state_dict().items():
+                if name.endswith("pos_emb.weight") or name.endswith("pos_emb.table"):
+                    return value[:n], f"learned position table {name} (first {n} positions)"
+        return sinusoid_table(n, c.d_model), (
+            f"sinusoids PE[p,2i]=sin(p/10000^(2i/D)), PE[p,2i+1]=cos(..), D={c.d_model}")
+
+    def embedding_table(self) -> tuple[np.ndarray, list[str], str]:
+        """The (V, D) token embedding of the stream at the cursor, with the vocabulary."""
+        state = self.model.state_dict()
+        prefix = "encoder." if self.event.path.startswith("encoder") else (
+            "decoder." if "decoder.tok_emb.weight" in state else "")
+        name = f"{prefix}tok_emb.weight"
+        if name not in state:
+            name = next(n for n in state if n.endswith("tok_emb.weight"))
+        return state[name], list(self.scenario.tokenizer.vocab), name
