@@ -192,3 +192,17 @@ def test_set_lr_changes_the_peak_and_keeps_the_schedule_shape():
     assert [trainer.schedule(s) for s in (1, 10, 50, 100)] == [expected(s) for s in (1, 10, 50, 100)]
     with pytest.raises(ConfigError, match="lr"):
         trainer.set_lr(-1.0)
+
+
+def test_the_papers_base_size_builds_and_learns_a_fixed_batch():
+    # d_model 512, 8 heads, d_ff 2048, 6 + 6 layers: about 44M parameters, a few seconds here.
+    config = EncoderDecoderConfig(vocab_size=100, d_model=512, n_heads=8, d_ff=2048, n_layers=6,
+                                  max_len=32, dropout=0.1)
+    model = build_model(config)
+    assert model.num_params() > 44_000_000
+    rng = np.random.default_rng(0)
+    src, tgt = rng.integers(3, 100, (4, 12)), rng.integers(3, 100, (4, 11))
+    batch = Batch(src, np.concatenate([np.ones((4, 1), int), tgt[:, :-1]], axis=1), tgt)
+    trainer = Trainer(model, TrainConfig(steps=4, lr=1e-4, optimizer="adam"), lambda rng: batch)
+    losses = [trainer.step().loss for _ in range(4)]
+    assert all(np.isfinite(losses)) and losses[-1] < 0.8 * losses[0]
