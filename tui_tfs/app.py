@@ -5,6 +5,8 @@
 """
 from __future__ import annotations
 
+from rich.markup import escape
+
 import locale
 import os
 from collections.abc import Iterable, Mapping
@@ -87,7 +89,7 @@ class TfsApp(App[None]):
         try:
             session = Session.open(source, ascii=self.ascii)
         except (ScenarioError, OSError, ValueError) as error:
-            self.notify(str(error), title="cannot open scenario", severity="error", timeout=10)
+            self.notify(escape(str(error)), title="cannot open scenario", severity="error", timeout=10)
             return False
         self.session = session
         while isinstance(self.screen, ExplorerScreen):

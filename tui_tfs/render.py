@@ -139,7 +139,8 @@ def scale_legend(lo: float, hi: float, style: Style, masked: bool = False) -> Te
     """'░ low  █ high' with the numbers, and the masked glyph when masked cells are shown."""
     ramp = style.ramp
     text = Text(no_wrap=True, overflow="crop")
-    text.append(f"'{ramp[1]}' {lo:.3g} .. '{ramp[-1]}' {hi:.3g}", style="dim")
+    # the lowest value draws as ramp[0] (a blank in the Unicode ramp), the highest as ramp[-1]
+    text.append(f"'{ramp[0]}' {lo:.3g} .. '{ramp[-1]}' {hi:.3g}", style="dim")
     if masked:
         text.append(f"  '{MASKED[style.ascii]}' masked", style="dim")
     return text

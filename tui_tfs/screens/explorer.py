@@ -7,6 +7,8 @@ line, the formula panel and the visible view. Messages up: the tree posts `Event
 """
 from __future__ import annotations
 
+from rich.markup import escape
+
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -174,7 +176,7 @@ class ExplorerScreen(Screen[None]):
             try:
                 bound = float(value)
             except ValueError:
-                self.notify(f"{value!r} is not a number", severity="error")
+                self.notify(escape(f"{value!r} is not a number"), severity="error")
                 return
             if not self.session.find("grad_norm", bound):
                 self.notify(f"no gradient with norm above {bound:g} after this event",
@@ -206,7 +208,7 @@ class ExplorerScreen(Screen[None]):
         try:
             run()
         except (ScenarioError, SessionError, ValueError) as error:
-            self.notify(str(error), title=what, severity="error", timeout=8)
+            self.notify(escape(str(error)), title=what, severity="error", timeout=8)
             return
         self.reload()
         self.notify(self.session.source, title=what)
@@ -266,7 +268,7 @@ class ExplorerScreen(Screen[None]):
         try:
             result = self.session.gradient_check()
         except (SessionError, KeyError) as error:
-            self.notify(str(error).strip("'\""), title="gradient check", severity="warning",
+            self.notify(escape(str(error)).strip("'\""), title="gradient check", severity="warning",
                         timeout=8)
             return
         text = Text()

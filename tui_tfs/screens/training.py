@@ -9,6 +9,8 @@ runs the live model, which must not train at the same time.
 """
 from __future__ import annotations
 
+from rich.markup import escape
+
 import numpy as np
 from textual import work
 from textual.app import ComposeResult
@@ -255,7 +257,7 @@ class TrainingScreen(Screen[None]):
             try:
                 self.controller.set_lr(float(value))
             except ValueError:
-                self.notify(f"{value!r} is not a positive number", severity="error")
+                self.notify(escape(f"{value!r} is not a positive number"), severity="error")
             self.refresh_all(False)
 
         self.app.push_screen(PromptScreen("Peak learning rate from the next step on:", "e.g. 3e-3",
@@ -278,7 +280,7 @@ class TrainingScreen(Screen[None]):
         try:
             path = self.controller.save()
         except (OSError, ValueError) as error:
-            self.notify(str(error), title="save", severity="error", timeout=8)
+            self.notify(escape(str(error)), title="save", severity="error", timeout=8)
             return
         self.notify(f"step {self.controller.step} saved to {path}", title="checkpoint")
         self.refresh_all(False)
@@ -315,7 +317,7 @@ class TrainingScreen(Screen[None]):
                 self.generated = self.controller.generate(self.prompt, self.temperature,
                                                           self.top_k, self.top_p)
             except (ScenarioError, ValueError) as error:
-                self.notify(str(error), title="generate", severity="error", timeout=8)
+                self.notify(escape(str(error)), title="generate", severity="error", timeout=8)
         self.action_view("tr-generate")
 
     def action_temperature(self, factor: float) -> None:
