@@ -15,6 +15,7 @@ import numpy as np
 from .config import ModelConfig
 from .layers import Dropout, FeedForward, LayerNorm, MultiHeadAttention, ResidualAdd
 from .param import Module
+from .parallel import add
 
 SELF_ATTENTION, CROSS_ATTENTION, FEED_FORWARD = "self_attn", "cross_attn", "ffn"
 
@@ -71,14 +72,14 @@ class Sublayer(Module):
         d_memory = None
         if self.kind == SELF_ATTENTION:
             d_q, d_kv = self.inner.backward(d_fx)
-            d_h = d_q + d_kv  # x fed queries, keys and values: its gradients add
+            d_h = add(d_q, d_kv)  # x fed queries, keys and values: its gradients add
         elif self.kind == CROSS_ATTENTION:
             d_h, d_memory = self.inner.backward(d_fx)
         else:
             d_h = self.inner.backward(d_fx)
         if self.pre_norm:
             d_h = self.norm.backward(d_h)
-        d_x = d_h if d_skip is None else d_h + d_skip
+        d_x = d_h if d_skip is None else add(d_h, d_skip)
         return d_x, d_memory
 
 

@@ -28,6 +28,7 @@ import math
 
 import numpy as np
 
+from . import parallel
 from .param import PackedParams
 
 
@@ -153,24 +154,27 @@ class Adam(Optimizer):
         else:
             grad = self._decayed_grad(self.weight_decay)  # (P,)
         self.step_count += 1
-        m, v, work = self.exp_avg, self.exp_avg_sq, self._denom
-
-        m *= beta1  # m = b1 m + (1 - b1) g
-        np.multiply(grad, 1.0 - beta1, out=work)
-        m += work
-        v *= beta2  # v = b2 v + (1 - b2) g^2
-        np.multiply(grad, grad, out=work)
-        work *= 1.0 - beta2
-        v += work
-
         bias1 = 1.0 - beta1**self.step_count  # corrects m and v for starting at zero
         bias2_sqrt = math.sqrt(1.0 - beta2**self.step_count)
-        np.sqrt(v, out=work)  # work = sqrt(v) / sqrt(1 - b2^t) + eps
-        work /= bias2_sqrt
-        work += self.eps
-        np.divide(m, work, out=work)  # work = m / denom
-        work *= lr / bias1
-        self.packed.data -= work
+        data, m, v, work = self.packed.data, self.exp_avg, self.exp_avg_sq, self._denom
+
+        def block(i: slice) -> None:  # element-wise: blocks of the flat buffers run in parallel
+            g, w = grad[i], work[i]
+            m[i] *= beta1  # m = b1 m + (1 - b1) g
+            np.multiply(g, 1.0 - beta1, out=w)
+            m[i] += w
+            v[i] *= beta2  # v = b2 v + (1 - b2) g^2
+            np.multiply(g, g, out=w)
+            w *= 1.0 - beta2
+            v[i] += w
+            np.sqrt(v[i], out=w)  # w = sqrt(v) / sqrt(1 - b2^t) + eps
+            w /= bias2_sqrt
+            w += self.eps
+            np.divide(m[i], w, out=w)  # w = m / denom
+            w *= lr / bias1
+            data[i] -= w
+
+        parallel.for_each_block(len(data), len(data), block)
 
 
 class AdamW(Adam):

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import parallel
 from ..config import ModelConfig
 from ..param import Module
 from ..recorder import active
@@ -61,6 +62,11 @@ def softmax_backward(weights: np.ndarray, d_weights: np.ndarray, axis: int) -> n
     return d_s
 
 
+def _rows_of(mask: np.ndarray | None, rows: slice) -> np.ndarray | None:
+    """The batch rows of a mask that is (B, ...) or broadcast over the batch (1, ...)."""
+    return mask if mask is None or mask.shape[0] == 1 else mask[rows]
+
+
 def _maybe_copy(a: np.ndarray, copy: bool) -> np.ndarray:
     return a.copy() if copy else a
 
@@ -93,10 +99,37 @@ class MultiHeadAttention(Module):
             rec.forward(self.child_path("split_heads"), "split_heads",
                         {"q": q, "k": k, "v": v, "q_heads": qh, "k_heads": kh, "v_heads": vh},
                         heads=self.n_heads)
-        scores = qh @ kh.transpose(0, 1, 3, 2)  # (B,H,T,S)
+        scores = parallel.matmul(qh, kh.transpose(0, 1, 3, 2))  # (B,H,T,S)
         if rec:
             rec.forward(self.child_path("scores"), "scores", {"q": qh, "k": kh, "scores": scores})
-        in_place = None if rec else scores  # one buffer for every step below, unless recording
+            scaled, masked, weights = self._normalise(scores, keep, rec)
+        else:
+            # One buffer for scale, mask and softmax, each batch block done start to finish
+            # while it is in cache; the arithmetic is the recorded path's, step for step.
+            def for_block(rows: slice) -> None:
+                self._normalise(scores[rows], _rows_of(keep, rows), None)
+            parallel.for_each_block(scores.shape[0], scores.size, for_block)
+            weights = scores
+        dropped = self.attn_drop.forward(weights)  # (B,H,T,S)
+        merged = np.empty(q.shape, dtype=q.dtype)  # (B,T,D)
+        # Written through its (B,H,T,K) view, the product lands already merged: no copy.
+        context = parallel.matmul(dropped, vh, out=split_heads(merged, self.n_heads))
+        if rec:
+            rec.forward(self.child_path("attend"), "attend", {"weights": dropped, "v": vh,
+                        "context": context})
+            rec.forward(self.child_path("merge_heads"), "merge_heads",
+                        {"context": context, "merged": merged}, heads=self.n_heads)
+        self._saved = {"qh": qh, "kh": kh, "vh": vh, "weights": weights, "dropped": dropped,
+                       "keep": keep}
+        return self.o_proj.forward(merged)
+
+    def _normalise(self, scores: np.ndarray, keep: np.ndarray | None, rec):
+        """scaled = scores / sqrt(K); masked = fill where not keep; weights = softmax(masked).
+
+        Returns (scaled, masked, weights). With a recorder each step gets a fresh array and an
+        event; without one, all three are `scores` itself, overwritten in place.
+        """
+        in_place = None if rec else scores
         scaled = scores
         if self.apply_scale:
             scaled = np.multiply(scores, scores.dtype.type(self.scale), out=in_place)  # (B,H,T,S)
@@ -107,27 +140,45 @@ class MultiHeadAttention(Module):
         if keep is not None:
             if rec:
                 masked = np.where(keep, scaled, scaled.dtype.type(MASK_FILL))
-            else:
-                np.copyto(masked, scaled.dtype.type(MASK_FILL), where=~keep)
-            if rec:
                 rec.forward(self.child_path("mask"), "mask", {"scaled": scaled, "keep": keep,
                             "masked": masked}, fill=MASK_FILL)
-        weights = softmax(masked, self.softmax_axis, out=None if rec else masked)  # (B,H,T,S)
+            else:
+                np.copyto(masked, scaled.dtype.type(MASK_FILL), where=~keep)
+        weights = softmax(masked, self.softmax_axis, out=in_place)  # (B,H,T,S)
         if rec:
             rec.forward(self.child_path("softmax"), "softmax", {"masked": masked, "weights": weights},
                         axis=self.softmax_axis)
-        dropped = self.attn_drop.forward(weights)  # (B,H,T,S)
-        context = dropped @ vh  # (B,H,T,K)
+        return scaled, masked, weights
+
+    def _normalise_backward(self, weights: np.ndarray, d_weights: np.ndarray,
+                            keep: np.ndarray | None, rec) -> np.ndarray:
+        """d_weights -> d_scores through softmax, mask and scale (the forward's steps reversed).
+
+        Without a recorder each step overwrites `d_weights`; with one, each step gets a fresh
+        buffer (same arithmetic, so the same bits) and an event, so the trace keeps every step.
+        """
+        copy = rec is not None
+        d_masked = softmax_backward(weights, _maybe_copy(d_weights, copy), self.softmax_axis)
         if rec:
-            rec.forward(self.child_path("attend"), "attend", {"weights": dropped, "v": vh,
-                        "context": context})
-        merged = merge_heads(context)  # (B,T,D)
+            rec.backward(self.child_path("softmax"), "softmax",
+                         {"d_weights": d_weights, "d_masked": d_masked}, axis=self.softmax_axis)
+        d_scaled = d_masked
+        if keep is not None:
+            # The fill is a constant: masked positions pass no gradient back.
+            d_scaled = _maybe_copy(d_masked, copy)
+            np.copyto(d_scaled, d_scaled.dtype.type(0), where=~keep)
+            if rec:
+                rec.backward(self.child_path("mask"), "mask", {"d_masked": d_masked,
+                             "d_scaled": d_scaled})
+        d_scores = d_scaled
+        if self.apply_scale:
+            d_scores = _maybe_copy(d_scaled, copy)
+            d_scores *= d_scores.dtype.type(self.scale)
         if rec:
-            rec.forward(self.child_path("merge_heads"), "merge_heads",
-                        {"context": context, "merged": merged}, heads=self.n_heads)
-        self._saved = {"qh": qh, "kh": kh, "vh": vh, "weights": weights, "dropped": dropped,
-                       "keep": keep}
-        return self.o_proj.forward(merged)
+            rec.backward(self.child_path("scale"), "scale", {"d_scaled": d_scaled,
+                         "d_scores": d_scores}, scale=self.scale if self.apply_scale else 1.0,
+                         applied=self.apply_scale)
+        return d_scores
 
     def infer(self, x_q: np.ndarray, x_kv: np.ndarray | None, keep: np.ndarray | None,
               cache: dict[str, np.ndarray]) -> np.ndarray:
@@ -163,42 +214,33 @@ class MultiHeadAttention(Module):
         if rec:
             rec.backward(self.child_path("merge_heads"), "merge_heads",
                          {"d_merged": d_merged, "d_context": d_context})
-        d_dropped = d_context @ s["vh"].transpose(0, 1, 3, 2)  # (B,H,T,S)
-        d_vh = s["dropped"].transpose(0, 1, 3, 2) @ d_context  # (B,H,S,K)
+        d_dropped = parallel.matmul(d_context, s["vh"].transpose(0, 1, 3, 2))  # (B,H,T,S)
+        kv_shape = (d_merged.shape[0], s["vh"].shape[2], d_merged.shape[2])  # (B,S,D)
+        d_v = np.empty(kv_shape, d_merged.dtype)
+        d_vh = parallel.matmul(s["dropped"].transpose(0, 1, 3, 2), d_context,
+                               out=split_heads(d_v, self.n_heads))  # (B,H,S,K) view of d_v
         if rec:
             rec.backward(self.child_path("attend"), "attend",
                          {"d_context": d_context, "d_weights": d_dropped, "d_v": d_vh})
         d_weights = self.attn_drop.backward(d_dropped)
-        # Without a recorder each step below overwrites the previous gradient buffer; with one,
-        # each step gets a fresh buffer (same arithmetic, so the same bits) so events keep both.
-        copy = rec is not None
-        d_masked = softmax_backward(s["weights"], _maybe_copy(d_weights, copy), self.softmax_axis)  # (B,H,T,S)
         if rec:
-            rec.backward(self.child_path("softmax"), "softmax",
-                         {"d_weights": d_weights, "d_masked": d_masked}, axis=self.softmax_axis)
-        d_scaled = d_masked
-        if s["keep"] is not None:
-            # The fill is a constant: masked positions pass no gradient back.
-            d_scaled = _maybe_copy(d_masked, copy)
-            np.copyto(d_scaled, d_scaled.dtype.type(0), where=~s["keep"])
-            if rec:
-                rec.backward(self.child_path("mask"), "mask", {"d_masked": d_masked,
-                             "d_scaled": d_scaled})
-        d_scores = d_scaled
-        if self.apply_scale:
-            d_scores = _maybe_copy(d_scaled, copy)
-            d_scores *= d_scores.dtype.type(self.scale)
-        if rec:
-            rec.backward(self.child_path("scale"), "scale", {"d_scaled": d_scaled,
-                         "d_scores": d_scores}, scale=self.scale if self.apply_scale else 1.0,
-                         applied=self.apply_scale)
-        d_qh = d_scores @ s["kh"]  # (B,H,T,K)
-        d_kh = d_scores.transpose(0, 1, 3, 2) @ s["qh"]  # (B,H,S,K)
+            d_scores = self._normalise_backward(s["weights"], d_weights, s["keep"], rec)
+        else:
+            # Each batch block runs softmax, mask and scale backward in place, start to finish.
+            def for_block(rows: slice) -> None:
+                self._normalise_backward(s["weights"][rows], d_weights[rows],
+                                         _rows_of(s["keep"], rows), None)
+            parallel.for_each_block(d_weights.shape[0], d_weights.size, for_block)
+            d_scores = d_weights
+        # Each product is written through the (B,H,T|S,K) view of a (B,T|S,D) buffer, so the
+        # heads arrive merged for the projections' backward (no copies).
+        d_q, d_k = np.empty(d_merged.shape, d_merged.dtype), np.empty(kv_shape, d_merged.dtype)
+        d_qh = parallel.matmul(d_scores, s["kh"], out=split_heads(d_q, self.n_heads))
+        d_kh = parallel.matmul(d_scores.transpose(0, 1, 3, 2), s["qh"],
+                               out=split_heads(d_k, self.n_heads))
         if rec:
             rec.backward(self.child_path("scores"), "scores", {"d_scores": d_scores,
                          "d_q": d_qh, "d_k": d_kh})
-        d_q, d_k, d_v = (merge_heads(t) for t in (d_qh, d_kh, d_vh))  # (B,T|S,D)
-        if rec:
             rec.backward(self.child_path("split_heads"), "split_heads",
                          {"d_q_heads": d_qh, "d_k_heads": d_kh, "d_v_heads": d_vh,
                           "d_q": d_q, "d_k": d_k, "d_v": d_v})

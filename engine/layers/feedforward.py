@@ -6,12 +6,44 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import parallel
 from ..param import Module
 from ..recorder import active
 from .linear import Linear
 
 _GELU_C = np.sqrt(2.0 / np.pi)
 _GELU_A = 0.044715
+
+
+def _gelu(x: np.ndarray, out: np.ndarray, tanh: np.ndarray) -> None:
+    """out = 0.5 x (1 + tanh(u)), u = c (x + a x^3); also keeps tanh(u) for the backward."""
+    c, a = x.dtype.type(_GELU_C), x.dtype.type(_GELU_A)
+    u = np.multiply(x, x, out=tanh)  # build u in the tanh buffer: c x (1 + a x^2)
+    u *= a
+    u += 1
+    u *= x
+    u *= c
+    np.tanh(u, out=tanh)
+    np.add(tanh, 1, out=out)
+    out *= x
+    out *= 0.5
+
+
+def _gelu_backward(x: np.ndarray, tanh: np.ndarray, d_out: np.ndarray, d_x: np.ndarray) -> None:
+    """d_x = d_out * (0.5 (1 + t) + 0.5 x (1 - t^2) c (1 + 3 a x^2)), t = tanh(u)."""
+    c, a = x.dtype.type(_GELU_C), x.dtype.type(_GELU_A)
+    du = np.multiply(x, x, out=d_x)
+    du *= 3 * a
+    du += 1
+    du *= c
+    sech2 = tanh * tanh  # 1 - t^2 = sech^2(u)
+    np.subtract(1, sech2, out=sech2)
+    du *= sech2
+    du *= x
+    du += tanh
+    du += 1
+    du *= 0.5
+    du *= d_out
 
 
 class Activation(Module):
@@ -27,16 +59,8 @@ class Activation(Module):
         """x (B,T,F) -> (out, tanh(u) for GELU's backward or None); saves nothing."""
         if self.kind == "relu":
             return np.maximum(x, 0), None
-        c, a = x.dtype.type(_GELU_C), x.dtype.type(_GELU_A)
-        u = x * x  # build u = c (x + a x^3) in one buffer
-        u *= a
-        u += 1
-        u *= x
-        u *= c
-        tanh = np.tanh(u, out=u)
-        out = tanh + 1
-        out *= x
-        out *= 0.5
+        out, tanh = np.empty_like(x), np.empty_like(x)
+        parallel.for_each_block(len(x), x.size, lambda rows: _gelu(x[rows], out[rows], tanh[rows]))
         return out, tanh
 
     def forward(self, x: np.ndarray) -> np.ndarray:
@@ -52,22 +76,9 @@ class Activation(Module):
         if self.kind == "relu":
             d_x = d_out * (x > 0)
         else:
-            c, a = x.dtype.type(_GELU_C), x.dtype.type(_GELU_A)
-            t = self.tanh
-            # d/dx = 0.5 (1 + t) + 0.5 x (1 - t^2) c (1 + 3 a x^2)
-            du = x * x
-            du *= 3 * a
-            du += 1
-            du *= c
-            sech2 = t * t
-            np.subtract(1, sech2, out=sech2)
-            du *= sech2
-            du *= x
-            du += t
-            du += 1
-            du *= 0.5
-            d_x = du
-            d_x *= d_out
+            d_x = np.empty_like(x)
+            parallel.for_each_block(len(x), x.size, lambda rows: _gelu_backward(
+                x[rows], self.tanh[rows], d_out[rows], d_x[rows]))
         rec = active()
         if rec:
             rec.backward(self.path, self.kind, {"d_out": d_out, "d_x": d_x})

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import parallel
 from ..param import Module
 from ..recorder import active
 
@@ -21,15 +22,30 @@ class LayerNorm(Module):
         self.rstd: np.ndarray | None = None
 
     def normalise(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """x (..., D) -> (out, mean, rstd, x_hat); saves nothing."""
-        mean = x.mean(axis=-1, keepdims=True)  # (..., 1)
-        centred = x - mean  # (..., D)
-        var = np.mean(centred * centred, axis=-1, keepdims=True)  # (..., 1) biased
-        rstd = 1.0 / np.sqrt(var + self.eps)  # (..., 1)
-        x_hat = centred
-        x_hat *= rstd  # (..., D) normalised; reuses the centred buffer
-        out = x_hat * self.gamma.data + self.beta.data  # (..., D)
-        return out, mean, rstd, x_hat
+        """x (..., D) -> (out, mean, rstd, x_hat); saves nothing.
+
+        Rows are independent, so blocks of rows of the (N, D) view run on separate threads.
+        """
+        x2 = x.reshape(-1, x.shape[-1])  # (N, D)
+        out, x_hat = np.empty_like(x2), np.empty_like(x2)
+        mean = np.empty((len(x2), 1), dtype=x.dtype)  # (N, 1)
+        rstd = np.empty_like(mean)  # (N, 1)
+        gamma, beta = self.gamma.data, self.beta.data
+
+        def block(rows: slice) -> None:
+            centred = x_hat[rows]
+            np.mean(x2[rows], axis=-1, keepdims=True, out=mean[rows])
+            np.subtract(x2[rows], mean[rows], out=centred)  # (n, D)
+            var = np.mean(centred * centred, axis=-1, keepdims=True)  # (n, 1) biased
+            np.divide(1.0, np.sqrt(var + self.eps), out=rstd[rows])
+            centred *= rstd[rows]  # x_hat: normalised, in place of the centred values
+            np.multiply(centred, gamma, out=out[rows])
+            out[rows] += beta
+
+        parallel.for_each_block(len(x2), x2.size, block)
+        lead = x.shape[:-1]
+        return (out.reshape(x.shape), mean.reshape(*lead, 1), rstd.reshape(*lead, 1),
+                x_hat.reshape(x.shape))
 
     def infer(self, x: np.ndarray) -> np.ndarray:
         return self.normalise(x)[0]
@@ -52,14 +68,20 @@ class LayerNorm(Module):
         grad_beta = d2.sum(axis=0)  # (D,)
         self.gamma.grad += grad_gamma
         self.beta.grad += grad_beta
-        d_xhat = d_out * self.gamma.data  # (..., D)
-        # d_x = rstd * (d_xhat - mean(d_xhat) - x_hat * mean(d_xhat * x_hat)), means over D
-        mean_d = d_xhat.mean(axis=-1, keepdims=True)
-        mean_dx = np.mean(d_xhat * x_hat, axis=-1, keepdims=True)
-        d_x = d_xhat
-        d_x -= mean_d
-        d_x -= x_hat * mean_dx
-        d_x *= rstd
+        gamma, x_hat2, rstd2 = self.gamma.data, x_hat.reshape(-1, d), rstd.reshape(-1, 1)
+        d_x = np.empty_like(d2)  # (N, D)
+
+        def block(rows: slice) -> None:
+            # d_x = rstd * (d_xhat - mean(d_xhat) - x_hat * mean(d_xhat * x_hat)), means over D
+            d_xhat = np.multiply(d2[rows], gamma, out=d_x[rows])  # (n, D)
+            mean_d = d_xhat.mean(axis=-1, keepdims=True)
+            mean_dx = np.mean(d_xhat * x_hat2[rows], axis=-1, keepdims=True)
+            d_xhat -= mean_d
+            d_xhat -= x_hat2[rows] * mean_dx
+            d_xhat *= rstd2[rows]
+
+        parallel.for_each_block(len(d2), d2.size, block)
+        d_x = d_x.reshape(d_out.shape)
         rec = active()
         if rec:
             rec.backward(self.path, "layernorm", {"d_out": d_out, "d_x": d_x,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import parallel
 from ..param import Module, Param
 from ..recorder import active
 
@@ -25,10 +26,7 @@ class Linear(Module):
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         self.x = x  # (..., I) kept for the weight gradient
-        n_in, n_out = self.w.data.shape
-        out = (x.reshape(-1, n_in) @ self.w.data).reshape(*x.shape[:-1], n_out)  # (..., O)
-        if self.b is not None:
-            out += self.b.data
+        out = self.infer(x)  # (..., O)
         rec = active()
         if rec:
             rec.forward(self.path, "linear", {"x": x, "w": self.w.data,
@@ -39,21 +37,23 @@ class Linear(Module):
     def infer(self, x: np.ndarray) -> np.ndarray:
         """The forward's arithmetic with nothing saved or recorded (cached decoding)."""
         n_in, n_out = self.w.data.shape
-        out = (x.reshape(-1, n_in) @ self.w.data).reshape(*x.shape[:-1], n_out)
-        if self.b is not None:
-            out += self.b.data
-        return out
+        bias = None if self.b is None else self.b.data
+        out = parallel.matmul(x.reshape(-1, n_in), self.w.data, bias=bias)  # (N, O)
+        return out.reshape(*x.shape[:-1], n_out)
 
     def backward(self, d_out: np.ndarray) -> np.ndarray:
         n_in, n_out = self.w.data.shape
         x2 = self.x.reshape(-1, n_in)  # (N, I)
         d2 = d_out.reshape(-1, n_out)  # (N, O)
-        grad_w = x2.T @ d2  # (I, O)
+        grad_w = parallel.matmul_tn(x2, d2)  # (I, O) = x2.T @ d2
         self.w.grad += grad_w
-        grad_b = d2.sum(axis=0) if self.b is not None else None  # (O,)
-        if grad_b is not None:
+        grad_b = None
+        if self.b is not None:
+            grad_b = np.empty(n_out, dtype=d2.dtype)  # (O,) column sums, blocks of columns
+            parallel.for_each_block(n_out, d2.size, lambda cols: np.sum(
+                d2[:, cols], axis=0, out=grad_b[cols]))
             self.b.grad += grad_b
-        d_x = (d2 @ self.w.data.T).reshape(self.x.shape)  # (..., I)
+        d_x = parallel.matmul(d2, self.w.data.T).reshape(self.x.shape)  # (..., I)
         rec = active()
         if rec:
             rec.backward(self.path, "linear", {"d_out": d_out, "d_x": d_x, "grad.w": grad_w,
@@ -74,7 +74,7 @@ class TiedOutput(Module):
     def forward(self, x: np.ndarray) -> np.ndarray:
         self.x = x  # (B, T, D)
         emb = self.embedding.data  # (V, D)
-        out = (x.reshape(-1, emb.shape[1]) @ emb.T).reshape(*x.shape[:-1], emb.shape[0])  # (B,T,V)
+        out = self.infer(x)  # (B,T,V)
         rec = active()
         if rec:
             rec.forward(self.path, "linear", {"x": x, "w": emb.T, "out": out},
@@ -83,14 +83,15 @@ class TiedOutput(Module):
 
     def infer(self, x: np.ndarray) -> np.ndarray:
         emb = self.embedding.data  # (V, D)
-        return (x.reshape(-1, emb.shape[1]) @ emb.T).reshape(*x.shape[:-1], emb.shape[0])
+        out = parallel.matmul(x.reshape(-1, emb.shape[1]), emb.T)  # (N, V)
+        return out.reshape(*x.shape[:-1], emb.shape[0])
 
     def backward(self, d_out: np.ndarray) -> np.ndarray:
         emb = self.embedding.data  # (V, D)
         d2 = d_out.reshape(-1, emb.shape[0])  # (N, V)
-        grad_e = d2.T @ self.x.reshape(-1, emb.shape[1])  # (V, D)
+        grad_e = parallel.matmul_tn(d2, self.x.reshape(-1, emb.shape[1]))  # (V, D) = d2.T @ x
         self.embedding.grad += grad_e
-        d_x = (d2 @ emb).reshape(self.x.shape)  # (B, T, D)
+        d_x = parallel.matmul(d2, emb).reshape(self.x.shape)  # (B, T, D)
         rec = active()
         if rec:
             rec.backward(self.path, "linear", {"d_out": d_out, "d_x": d_x,

@@ -9,6 +9,9 @@ from engine.param import Param, PackedParams
 from engine.schedule import (ConstantSchedule, InverseSqrtSchedule, WarmupCosineSchedule,
                              build_schedule)
 
+# Every test here runs inline and with operations split over two threads (conftest.py).
+pytestmark = pytest.mark.usefixtures("engine_threads")
+
 SHAPES = {"a.w": (4, 3), "a.b": (3,), "b.gamma": (5,)}
 STEPS = 6
 

@@ -28,6 +28,9 @@ from engine.optim import Adam  # noqa: E402
 from torch_reference import (build_torch_model, cross_entropy, engine_grads,  # noqa: E402
                              load_from_engine, name_map)
 
+# Every test here runs inline and with operations split over two threads (conftest.py).
+pytestmark = pytest.mark.usefixtures("engine_threads")
+
 TOL = 1e-6  # float64 logits, loss, gradients
 ADAM_TOL = 1e-5  # losses over ten optimizer steps
 FLOOR = 1e-8  # scale below which a tensor counts as zero: its error is then absolute
@@ -144,8 +147,8 @@ def run_torch(tmodel, inputs, targets, smoothing, pad_id) -> Run:
 
 
 @pytest.fixture(scope="module", params=CASES, ids=lambda c: c.id)
-def pair(request):
-    """(case, engine run, torch run) on the same weights and batch."""
+def pair(request, engine_threads):
+    """(case, engine run, torch run) on the same weights and batch, inline and split."""
     case = request.param
     model = build_model(make_config(case))
     state = random_state(model, seed=11)

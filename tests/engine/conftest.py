@@ -1,0 +1,24 @@
+"""Fixtures shared by the engine's tests.
+
+`engine_threads` runs a test module twice: once as the engine runs by default (every operation
+inline on one thread) and once with every operation split into row blocks on two threads, with
+the size threshold at zero so even the tests' tiny tensors are split. The gradient proofs then
+cover the split code paths too.
+"""
+from __future__ import annotations
+
+import pytest
+
+from engine import parallel
+
+
+@pytest.fixture(scope="module", params=["inline", "split"])
+def engine_threads(request):
+    with pytest.MonkeyPatch.context() as patch:
+        if request.param == "split":
+            patch.setattr(parallel, "MIN_WORK", 0)
+            parallel.set_threads(2)
+        try:
+            yield request.param
+        finally:
+            parallel.set_threads(1)
