@@ -1,21 +1,33 @@
 """Training-step benchmark: the NumPy engine against PyTorch CPU eager on the same configs.
 
-    python -m engine.bench [--configs tiny,small,medium] [--steps N] [--warmup N] [--record]
+    python -m engine.bench [--configs tiny,small,medium] [--steps N] [--warmup N]
+                           [--threads N] [--record] [--default-allocator]
 
 One step is what training does: forward, loss, backward, Adam update (zeroing the gradients
 included). Both sides run a decoder-only model of the same architecture in float32 with dropout
-0, on the same token batch, with the same thread budget; each side runs in a subprocess of its
-own, so one library's thread pools or allocator state cannot slow (or warm up) the other. The
-table gives the median and the fastest step in milliseconds, tokens per second (batch x length
-/ median), and the ratio engine / torch (2.0 means the engine takes twice as long).
+0, on the same token batch, with the same thread budget, each in a subprocess of its own, so one
+library's thread pools or allocator state cannot slow (or warm up) the other.
 
-PyTorch is imported only by the torch worker: the engine never needs it. The torch model is a
-plain, standard implementation (nn.Linear for q, k, v and o separately, as the engine does;
-F.layer_norm, F.softmax, masked_fill for the causal mask, torch.optim.Adam with its defaults),
-run eagerly with autograd.
+Why paired: a shared or small machine drifts (the same side's median moves 15-30% between runs
+minutes apart), so timing all engine steps and then all torch steps compares two machines. Here
+both workers start, build their model and wait; the parent then asks for one step at a time:
+engine then torch (pair 1), torch then engine (pair 2), ... Both steps of a pair see nearly the
+same conditions, so the pair's ratio engine / torch cancels most of the drift; the order
+alternates so neither side always runs in the other's wake. Only one side computes at a time
+(the idle one blocks reading its pipe), after a short pause that lets the other's threads go
+idle. The first `--warmup` pairs run the same way and are discarded. Protocol: the worker
+prints {"ready": true}; each "step" line on its stdin -> {"seconds": s, "loss": l}; "stop" ->
+one last JSON line (params, first/last loss, events, threads, version) and it exits.
 
+The table (80 columns) gives each side's median and fastest step in milliseconds, and the ratio
+as the median of the per-pair ratios with their interquartile range: "0.78x (0.74-0.83)" (2.0
+would mean the engine takes twice as long). Tokens/s (batch x length / median) are in the notes.
+
+PyTorch is imported only by the torch worker. Its model is a plain, standard implementation
+(nn.Linear for q, k, v and o separately, as the engine does; F.layer_norm, F.softmax,
+masked_fill for the causal mask, torch.optim.Adam with its defaults), run eagerly with autograd.
 `--record` runs each engine step inside `engine.recorder.recording()`, the trace the explorer
-shows; it measures what recording costs (the torch side is unchanged).
+shows, to measure what recording costs (the torch side is unchanged).
 
 Shapes: B batch, T length, V vocabulary, D model width, H heads, F feed-forward width, L layers.
 """
@@ -27,11 +39,17 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
+import textwrap
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+WIDTH = 80  # the table and every note line fit an 80x24 terminal
+SETTLE_S = 0.005  # pause before each step: the other side's spinning threads go to sleep
+SIDES = ("engine", "torch")
 
 
 @dataclass(frozen=True)
@@ -76,23 +94,11 @@ def make_batch(config: BenchConfig) -> tuple[np.ndarray, np.ndarray]:
     return seq[:, :-1].copy(), seq[:, 1:].copy()
 
 
-# -- workers (each runs in its own process) -----------------------------------------------------
-def _time_steps(step, steps: int, warmup: int) -> tuple[list[float], float, float]:
-    """Run `step` warmup + steps times; -> (seconds per timed step, first loss, last loss)."""
-    first = step()
-    for _ in range(warmup - 1):
-        step()
-    times, loss = [], first
-    for _ in range(steps):
-        start = time.perf_counter()
-        loss = step()
-        times.append(time.perf_counter() - start)
-    return times, first, loss
-
-
-def engine_worker(config: BenchConfig, steps: int, warmup: int, record: bool,
-                  tune_allocator: bool = True) -> dict:
-    """Time the NumPy engine's training step (with the allocator setting the trainer uses)."""
+# -- workers (each runs in its own process, one step per "step" line on stdin) ------------------
+def engine_setup(config: BenchConfig, record: bool, threads: int, tune_allocator: bool = True):
+    """-> (step() -> loss, info() -> final report) for the NumPy engine, with the trainer's
+    thread and allocator settings (BLAS single-threaded, large operations split over `threads`)."""
+    from . import parallel
     from .config import DecoderOnlyConfig
     from .loss import CrossEntropyLoss
     from .memory import keep_freed_memory
@@ -105,12 +111,13 @@ def engine_worker(config: BenchConfig, steps: int, warmup: int, record: bool,
         d_ff=config.d_ff, n_layers=config.n_layers, max_len=config.seq_len, dropout=0.0,
         pad_id=PAD_ID, dtype="float32", seed=SEED, **ARCHITECTURE))
     model.train()
+    parallel.set_threads(threads)
     if tune_allocator:
         keep_freed_memory()
     loss_fn = CrossEntropyLoss(PAD_ID)
     optimizer = Adam(model.packed, lr=LR)
     inputs, targets = make_batch(config)
-    events = [0]
+    events = [None]
 
     def train_step() -> float:
         model.packed.zero_grad()
@@ -118,7 +125,7 @@ def engine_worker(config: BenchConfig, steps: int, warmup: int, record: bool,
         loss = loss_fn.forward(logits, targets)
         model.backward(loss_fn.backward())
         optimizer.step()
-        return loss
+        return float(loss)
 
     def recorded_step() -> float:
         # The hook the explorer uses: every layer emits its events into this recorder.
@@ -127,13 +134,15 @@ def engine_worker(config: BenchConfig, steps: int, warmup: int, record: bool,
         events[0] = len(rec.events)
         return loss
 
-    times, first, last = _time_steps(recorded_step if record else train_step, steps, warmup)
-    return {"times": times, "params": model.num_params(), "first_loss": first, "last_loss": last,
-            "events": events[0] if record else None, "threads": _blas_threads()}
+    def info() -> dict:
+        return {"params": model.num_params(), "events": events[0], "threads": parallel.threads(),
+                "blas_threads": _blas_threads()}
+
+    return (recorded_step if record else train_step), info
 
 
-def torch_worker(config: BenchConfig, steps: int, warmup: int, threads: int) -> dict:
-    """Time a standard PyTorch eager implementation of the same model and step."""
+def torch_setup(config: BenchConfig, threads: int):
+    """A standard PyTorch eager implementation of the same model and step (same return)."""
     import torch
     import torch.nn.functional as F
 
@@ -153,10 +162,31 @@ def torch_worker(config: BenchConfig, steps: int, warmup: int, threads: int) -> 
         optimizer.step()
         return loss.item()
 
-    times, first, last = _time_steps(train_step, steps, warmup)
-    n_params = sum(p.numel() for p in model.parameters())
-    return {"times": times, "params": n_params, "first_loss": first, "last_loss": last,
-            "events": None, "threads": torch.get_num_threads(), "version": torch.__version__}
+    def info() -> dict:
+        return {"params": sum(p.numel() for p in model.parameters()), "events": None,
+                "threads": torch.get_num_threads(), "version": torch.__version__}
+
+    return train_step, info
+
+
+def serve(step, info) -> None:
+    """The worker's loop: time one step per "step" line; "stop" (or EOF) -> final report."""
+    out = sys.stdout
+    sys.stdout = sys.stderr  # a stray print from a library must not corrupt the protocol
+
+    def reply(message: dict) -> None:
+        out.write(json.dumps(message) + "\n")
+        out.flush()
+
+    reply({"ready": True})
+    first = last = None
+    # readline blocks in the kernel: the idle side costs no CPU while the other one runs.
+    while sys.stdin.readline().strip() == "step":
+        start = time.perf_counter()
+        last = step()
+        reply({"seconds": time.perf_counter() - start, "loss": last})
+        first = last if first is None else first
+    reply({**info(), "first_loss": first, "last_loss": last})
 
 
 def _torch_model(torch, config: BenchConfig):
@@ -219,78 +249,159 @@ def _blas_threads() -> int | None:
     return int(value) if value else None
 
 
-# -- parent: run the workers, print the table ----------------------------------------------------
-def run_worker(side: str, name: str, args: argparse.Namespace) -> dict:
-    """Run one side of one config in a fresh interpreter; its result comes back as JSON."""
-    threads = str(args.threads)
-    env = dict(os.environ, OMP_NUM_THREADS=threads, OPENBLAS_NUM_THREADS=threads,
-               MKL_NUM_THREADS=threads)
-    root = str(Path(__file__).resolve().parents[1])  # the directory that holds `engine`
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, env.get("PYTHONPATH")]))
-    command = [sys.executable, "-m", "engine.bench", "--worker", side, "--configs", name,
-               "--steps", str(args.steps), "--warmup", str(args.warmup),
-               "--threads", threads] + (["--record"] if args.record else []) + (
-               ["--default-allocator"] if args.default_allocator else [])
-    done = subprocess.run(command, env=env, capture_output=True, text=True)
-    lines = done.stdout.strip().splitlines()
-    if done.returncode != 0 or not lines:
-        tail = (done.stderr.strip().splitlines() or ["no output"])[-1]
-        return {"error": tail}
-    return json.loads(lines[-1])
+# -- parent: run both workers in lockstep, print the table --------------------------------------
+class WorkerError(Exception):
+    """A worker died or answered nonsense; the message is the last line of its stderr."""
+
+
+class Worker:
+    """One side of one config in a fresh interpreter, driven over its stdin/stdout."""
+
+    def __init__(self, side: str, name: str, args: argparse.Namespace):
+        threads = str(args.threads)
+        # torch splits work over its own thread pool; the engine splits large operations over
+        # engine.parallel's threads and keeps BLAS on one thread inside each (two pools that
+        # both want every core would fight over them).
+        blas = threads if side == "torch" else "1"
+        env = dict(os.environ, OMP_NUM_THREADS=blas, OPENBLAS_NUM_THREADS=blas,
+                   MKL_NUM_THREADS=blas)
+        root = str(Path(__file__).resolve().parents[1])  # the directory that holds `engine`
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, env.get("PYTHONPATH")]))
+        command = [sys.executable, "-m", "engine.bench", "--worker", side, "--configs", name,
+                   "--threads", threads] + (["--record"] if args.record else []) + (
+                   ["--default-allocator"] if args.default_allocator else [])
+        # stderr goes to a file, not a pipe: an unread pipe could fill up and block the worker.
+        self.stderr = tempfile.TemporaryFile(mode="w+")
+        self.process = subprocess.Popen(command, env=env, stdin=subprocess.PIPE,
+                                        stdout=subprocess.PIPE, stderr=self.stderr, text=True)
+
+    def request(self, command: str | None) -> dict:
+        """Send `command` (None: only read, for the "ready" line) -> the worker's JSON reply."""
+        try:
+            if command:
+                self.process.stdin.write(command + "\n")
+                self.process.stdin.flush()
+            return json.loads(self.process.stdout.readline())
+        except (OSError, ValueError):  # it exited (broken pipe, empty line) or printed junk
+            raise WorkerError(self._last_error()) from None
+
+    def _last_error(self) -> str:
+        try:
+            self.process.wait(timeout=10)  # it closed its stdout: it is exiting
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+        self.stderr.seek(0)
+        lines = [line.strip() for line in self.stderr.read().splitlines() if line.strip()]
+        return lines[-1] if lines else f"exited with code {self.process.returncode}"
+
+    def close(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+        self.stderr.close()
+
+
+def pair_order(i: int) -> tuple[str, str]:
+    """Which side goes first in pair i: engine on even pairs, torch on odd ones."""
+    return SIDES if i % 2 == 0 else SIDES[::-1]
+
+
+def run_config(name: str, args: argparse.Namespace) -> dict[str, dict]:
+    """Time both sides of one config in alternating pairs -> {side: {"times": [...], ...}}.
+
+    If one side fails (torch not installed, a crash) its result is {"error": message} and the
+    other side goes on alone, so its own timings are still reported."""
+    workers = {side: Worker(side, name, args) for side in SIDES}  # both build at the same time
+    results: dict[str, dict] = {side: {"times": []} for side in SIDES}
+
+    def call(side: str, command: str | None) -> dict | None:
+        if "error" in results[side]:
+            return None
+        try:
+            return workers[side].request(command)
+        except WorkerError as error:
+            results[side] = {"error": str(error)}
+            return None
+
+    try:
+        for side in SIDES:
+            call(side, None)  # wait for {"ready": true}
+        for i in range(-args.warmup, args.steps):  # negative i: warmup pairs, not recorded
+            for side in pair_order(i):
+                time.sleep(SETTLE_S)
+                reply = call(side, "step")
+                if reply is not None and i >= 0:
+                    results[side]["times"].append(reply["seconds"])
+        for side in SIDES:
+            final = call(side, "stop")
+            if final is not None:
+                results[side].update(final)
+    finally:
+        for worker in workers.values():
+            worker.close()
+    return results
 
 
 def summarize(result: dict, tokens: int) -> dict:
     """Median and min milliseconds per step, and tokens per second at the median."""
     if "error" in result:
         return result
-    times = result["times"]
-    median = statistics.median(times)
-    return {**result, "median_ms": median * 1e3, "min_ms": min(times) * 1e3,
+    median = statistics.median(result["times"])
+    return {**result, "median_ms": median * 1e3, "min_ms": min(result["times"]) * 1e3,
             "tokens_per_s": tokens / median}
 
 
+def paired_ratio(engine_times: list[float], torch_times: list[float]) -> dict:
+    """Median and interquartile range of the per-pair ratios engine_i / torch_i."""
+    if len(engine_times) != len(torch_times) or not engine_times:
+        raise ValueError("need the same number (at least 1) of engine and torch times")
+    ratios = [e / t for e, t in zip(engine_times, torch_times)]
+    q1, _, q3 = statistics.quantiles(ratios, n=4, method="inclusive") if len(ratios) > 1 \
+        else ratios * 3
+    return {"ratios": ratios, "median": statistics.median(ratios), "q1": q1, "q3": q3}
+
+
 def print_table(rows: list[tuple[str, BenchConfig, dict, dict]], args: argparse.Namespace) -> None:
-    title = (f"Training step (forward + loss + backward + Adam), float32, {args.threads} thread(s), "
-             f"median of {args.steps} after {args.warmup} warmup"
+    from rich.console import Console
+    from rich.table import Table
+
+    title = (f"Training step (forward + loss + backward + Adam), float32, {args.threads} "
+             f"thread(s), {args.steps} alternating pairs after {args.warmup} warmup"
              + (", engine recording" if args.record else "")
              + (", engine on glibc's default allocator settings" if args.default_allocator else ""))
-    header = ["config", "V D H F L, BxT", "params", "engine ms: med (min)",
-              "torch ms: med (min)", "engine tok/s", "torch tok/s", "engine/torch"]
-    body = [[name, config.label(), _params(ours, theirs), _ms(ours), _ms(theirs), _rate(ours),
-             _rate(theirs), _ratio(ours, theirs)] for name, config, ours, theirs in rows]
-    notes = [f"{name}: {side} failed: {result['error']}" for name, _, ours, theirs in rows
-             for side, result in (("engine", ours), ("torch", theirs)) if "error" in result]
-    if args.record:
-        notes += [f"{name}: {ours['events']} trace events per step" for name, _, ours, _ in rows
-                  if "events" in ours]
-    notes += [f"{name}: first loss engine {ours['first_loss']:.3f}, torch {theirs['first_loss']:.3f} "
-              f"(ln V = {np.log(config.vocab_size):.3f}: both start near uniform)"
-              for name, config, ours, theirs in rows if "error" not in ours and "error" not in theirs]
+    table = Table(title=title)
+    for i, column in enumerate(["config", "engine ms med (min)", "torch ms med (min)",
+                                "engine/torch (IQR)"]):
+        table.add_column(column, justify="left" if i == 0 else "right")
+    notes, errors = [], []
+    for name, config, ours, theirs in rows:
+        table.add_row(name, _ms(ours), _ms(theirs), _ratio(ours, theirs))
+        errors += [f"{name}: {side} failed: {result['error']}"
+                   for side, result in (("engine", ours), ("torch", theirs)) if "error" in result]
+        notes += [f"{name}: {config.label()}, {_params(ours, theirs)} params",
+                  f"  tokens/s at the median: engine {_rate(ours)}, torch {_rate(theirs)}"]
+        if args.record and ours.get("events") is not None:
+            notes.append(f"  {ours['events']} trace events per engine step")
+    notes.append(f"engine/torch: median of the {args.steps} per-pair ratios (interquartile "
+                 "range); each pair runs both back to back, in alternating order")
+    losses = [f"{name} {ours['first_loss']:.3f}/{theirs['first_loss']:.3f} "
+              f"({np.log(config.vocab_size):.3f})" for name, config, ours, theirs in rows
+              if "error" not in ours and "error" not in theirs]
+    if losses:
+        notes.append("first loss engine/torch (ln V: both start near uniform): "
+                     + ", ".join(losses))
     versions = {r.get("version") for *_, r in rows} - {None}
     notes.append(f"torch {', '.join(sorted(versions)) or '-'}, numpy {np.__version__}; "
                  f"load average before the run {args.load:.2f} on {os.cpu_count()} cores"
                  + (" (busy machine: other processes skew both sides)"
                     if args.load > 0.5 else ""))
-    try:
-        from rich.console import Console
-        from rich.table import Table
-    except ImportError:
-        widths = [max(len(str(r[i])) for r in [header, *body]) for i in range(len(header))]
-        print(title)
-        for row in [header, *body]:
-            print("  ".join(str(cell).ljust(w) for cell, w in zip(row, widths)))
-    else:
-        console = Console()
-        if not console.is_terminal:  # piped or captured: do not squeeze into 80 columns
-            console = Console(width=140)
-        table = Table(title=title)
-        for i, column in enumerate(header):
-            table.add_column(column, justify="left" if i < 2 else "right")
-        for row in body:
-            table.add_row(*map(str, row))
-        console.print(table)
+    # Never wider than 80 columns: in a narrower terminal its width, piped exactly 80.
+    terminal = Console()
+    Console(width=min(terminal.width, WIDTH) if terminal.is_terminal else WIDTH).print(table)
+    for error in errors:  # one line each, cut to fit
+        print(error if len(error) <= WIDTH else error[:WIDTH - 3] + "...")
     for note in notes:
-        print(note)
+        print(textwrap.fill(note, WIDTH, subsequent_indent="    "))
 
 
 def _params(ours: dict, theirs: dict) -> str:
@@ -300,7 +411,7 @@ def _params(ours: dict, theirs: dict) -> str:
 
 
 def _ms(result: dict) -> str:
-    return "-" if "error" in result else f"{result['median_ms']:.2f} ({result['min_ms']:.2f})"
+    return "failed" if "error" in result else f"{result['median_ms']:.2f} ({result['min_ms']:.2f})"
 
 
 def _rate(result: dict) -> str:
@@ -310,22 +421,26 @@ def _rate(result: dict) -> str:
 def _ratio(ours: dict, theirs: dict) -> str:
     if "error" in ours or "error" in theirs:
         return "-"
-    return f"{ours['median_ms'] / theirs['median_ms']:.2f}x"
+    r = paired_ratio(ours["times"], theirs["times"])
+    return f"{r['median']:.2f}x ({r['q1']:.2f}-{r['q3']:.2f})"
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m engine.bench", description=__doc__.split("\n")[0])
     parser.add_argument("--configs", default="tiny,small,medium",
                         help=f"comma-separated, from {', '.join(CONFIGS)}")
-    parser.add_argument("--steps", type=int, default=20, help="timed steps per config and side")
-    parser.add_argument("--warmup", type=int, default=3, help="untimed steps first (at least 1)")
-    parser.add_argument("--threads", type=int, default=2, help="BLAS / torch threads, both sides")
+    parser.add_argument("--steps", type=int, default=20,
+                        help="timed pairs per config (one engine step and one torch step each)")
+    parser.add_argument("--warmup", type=int, default=3, help="untimed pairs first (at least 1)")
+    parser.add_argument("--threads", type=int, default=2,
+                        help="threads each side may use (torch's pool; the engine's own, "
+                             "with BLAS single-threaded)")
     parser.add_argument("--record", action="store_true",
                         help="run the engine's steps with trace recording on")
     parser.add_argument("--default-allocator", action="store_true",
                         help="leave glibc's allocator settings alone on the engine side "
                              "(to measure what engine.memory.keep_freed_memory saves)")
-    parser.add_argument("--worker", choices=["engine", "torch"], help=argparse.SUPPRESS)
+    parser.add_argument("--worker", choices=SIDES, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     names = [n.strip() for n in args.configs.split(",") if n.strip()]
     unknown = [n for n in names if n not in CONFIGS]
@@ -339,22 +454,24 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    if args.worker:  # child process: one side, one config, JSON on stdout
+    if args.worker:  # child process: one side, one config, driven by the parent
         config = CONFIGS[args.names[0]]
         if args.worker == "engine":
-            result = engine_worker(config, args.steps, args.warmup, args.record,
-                                   tune_allocator=not args.default_allocator)
+            step, info = engine_setup(config, args.record, args.threads,
+                                      tune_allocator=not args.default_allocator)
         else:
-            result = torch_worker(config, args.steps, args.warmup, args.threads)
-        print(json.dumps(result))
+            step, info = torch_setup(config, args.threads)
+        serve(step, info)
         return
     args.load = os.getloadavg()[0]
     rows = []
-    for name in args.names:
-        config = CONFIGS[name]
-        ours = summarize(run_worker("engine", name, args), config.tokens)
-        theirs = summarize(run_worker("torch", name, args), config.tokens)
-        rows.append((name, config, ours, theirs))
+    try:
+        for name in args.names:
+            config = CONFIGS[name]
+            results = run_config(name, args)
+            rows.append((name, config, *(summarize(results[s], config.tokens) for s in SIDES)))
+    except KeyboardInterrupt:
+        sys.exit("interrupted")
     print_table(rows, args)
 
 
