@@ -174,7 +174,7 @@ class Adam(Optimizer):
             w *= lr / bias1
             data[i] -= w
 
-        parallel.for_each_block(len(data), len(data), block)
+        parallel.for_each_block(len(data), 14 * len(data), block)  # 14 passes
 
 
 class AdamW(Adam):

@@ -1,18 +1,21 @@
 """Run one large array operation on several cores by splitting it into row blocks.
 
-NumPy runs an element-wise pass (exp, tanh, a multiply) on one core, and OpenBLAS's batched
-products over many small matrices (attention's (T, K) @ (K, S) per head) barely use a second
-one. Both release the GIL while they work, so splitting the rows of a (N, ...) operation into
-one contiguous block per thread and running the blocks on a small thread pool does the same
-arithmetic on every core at once. Each block writes its own rows of a preallocated output, so
-the result is bit-identical to the unsplit operation (no reduction crosses a block boundary).
+NumPy runs an element-wise pass (exp, tanh, a multiply) on one core, and a single-threaded
+BLAS runs each matrix product on one core. Both release the GIL while they work, so splitting
+the rows of a (N, ...) operation into one contiguous block per thread and running the blocks
+on a small thread pool does the same arithmetic on every core at once. Each block writes its
+own rows of preallocated outputs, and no sum crosses a block boundary, so the result is
+bit-identical to the unsplit operation (tests/engine/test_parallel.py checks a whole step).
 
-    for_each_block(n_rows, work, fn)   calls fn(rows) for rows = slice(lo, hi) covering 0..n_rows
+    for_each_block(n_rows, work, fn)   fn(rows) for slices `rows` covering range(n_rows)
+    for_each_part(work, fn)            fn(part, parts): a block of several arrays at once
 
-Off by default (one thread: fn(slice(0, n)) runs inline). `set_threads(n)` turns it on; the
-trainer's command line and the benchmark do, with BLAS itself single-threaded so the two
-kinds of thread do not compete for the same cores. Small operations always run inline: below
-MIN_WORK elements, handing a block to another thread costs more than it saves.
+Handing a block to another thread and hearing back costs ~100-150 us on the 2-core machines
+this is measured on (two cross-core wake-ups), so an operation is split only when its `work`,
+an estimate in element passes (elements x passes; a product's multiply-adds / 16), is at least
+MIN_WORK, about 0.3 ms of work on one core. Below that it runs inline, as it does when the
+engine has one thread, the default. `set_threads(n)` turns splitting on; the command line and
+the benchmark do, with BLAS single-threaded so the two kinds of thread do not fight over cores.
 """
 from __future__ import annotations
 
@@ -22,7 +25,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-MIN_WORK = 1 << 16  # elements: below this an operation runs inline (a hand-off is ~20-50 us)
+MIN_WORK = 1 << 20  # element passes: below this an operation runs inline
+MACS_PER_PASS = 16  # a product's multiply-adds per element pass, for `work` estimates
 
 _threads = 1
 _pool: ThreadPoolExecutor | None = None
@@ -55,23 +59,30 @@ def row_blocks(n_rows: int, parts: int) -> list[slice]:
     return [slice(lo, hi) for lo, hi in zip(bounds[:-1], bounds[1:])]
 
 
-def for_each_block(n_rows: int, work: int, fn: Callable[[slice], object]) -> None:
-    """Call fn(rows) for row blocks covering range(n_rows), in parallel when `work` is large.
+def for_each_part(work: int, fn: Callable[[int, int], object], max_parts: int | None = None) -> None:
+    """Call fn(part, parts) for part = 0..parts-1, in parallel when `work` is large.
 
-    `work` is the number of elements the whole operation touches; `fn` must only write the
-    rows it is given. The calling thread runs the first block itself, so with two threads one
-    block goes to the pool. An exception in any block is raised here after all blocks end.
+    parts is the thread count (at most `max_parts`), or 1 when the work is small. Each call
+    must write only its own share of the outputs (e.g. `row_blocks(n, parts)[part]`). The
+    calling thread runs part 0 itself; an exception in any part is raised here after all end.
     """
-    if _pool is None or work < MIN_WORK or n_rows < 2:
-        fn(slice(0, n_rows))
+    parts = 1 if _pool is None or work < MIN_WORK else min(_threads, max_parts or _threads)
+    if parts == 1:
+        fn(0, 1)
         return
-    first, *rest = row_blocks(n_rows, _threads)
-    futures = [_pool.submit(fn, rows) for rows in rest]
+    futures = [_pool.submit(fn, part, parts) for part in range(1, parts)]
     try:
-        fn(first)
+        fn(0, parts)
     finally:
         for future in futures:
             future.result()
+
+
+def for_each_block(n_rows: int, work: int, fn: Callable[[slice], object]) -> None:
+    """Call fn(rows) for contiguous row blocks covering range(n_rows), in parallel when
+    `work` is large; `fn` must only write the rows it is given."""
+    for_each_part(work, lambda part, parts: fn(row_blocks(n_rows, parts)[part]),
+                  max_parts=max(n_rows, 1))
 
 
 def matmul(a, b, out=None, bias=None):
@@ -85,7 +96,7 @@ def matmul(a, b, out=None, bias=None):
         shape = np.broadcast_shapes(a.shape[:-2], b.shape[:-2]) + (a.shape[-2], b.shape[-1])
         out = np.empty(shape, dtype=np.result_type(a.dtype, b.dtype))
     split_b = b.ndim == a.ndim > 2 and b.shape[0] == a.shape[0]
-    work = out.size + a.size
+    work = out.size * a.shape[-1] // MACS_PER_PASS
 
     def block(rows: slice) -> None:
         np.matmul(a[rows], b[rows] if split_b else b, out=out[rows])
@@ -96,19 +107,29 @@ def matmul(a, b, out=None, bias=None):
     return out
 
 
-def matmul_tn(a, b):
-    """a.T @ b for a (N, I), b (N, O) -> (I, O), split over the I rows of the result.
+def affine_backward(x, d_out, w, bias: bool):
+    """The three products of a linear layer's backward, shared out in one hand-off.
 
-    The weight gradient of a linear layer (x.T @ d_out): every block sums over all N rows, in
-    the same order as the unsplit product.
+    x (N, I) the layer's input, d_out (N, O), w (I, O) (any strides). Returns
+    grad_w = x.T @ d_out (I, O), grad_b = column sums of d_out (O,) or None, d_x = d_out @ w.T
+    (N, I). Each thread takes a block of grad_w's rows, of grad_b's entries and of d_x's rows;
+    every sum runs over all N rows in one product, as unsplit.
     """
-    out = np.empty((a.shape[1], b.shape[1]), dtype=np.result_type(a.dtype, b.dtype))
+    (n, n_in), n_out = x.shape, w.shape[1]
+    dtype = np.result_type(x.dtype, d_out.dtype)
+    grad_w, d_x = np.empty((n_in, n_out), dtype), np.empty((n, n_in), dtype)
+    grad_b = np.empty(n_out, dtype) if bias else None
 
-    def block(rows: slice) -> None:
-        np.matmul(a[:, rows].T, b, out=out[rows])
+    def part(j: int, parts: int) -> None:
+        ins, rows = row_blocks(n_in, parts)[j], row_blocks(n, parts)[j]
+        np.matmul(x[:, ins].T, d_out, out=grad_w[ins])
+        if grad_b is not None:
+            outs = row_blocks(n_out, parts)[j]
+            np.sum(d_out[:, outs], axis=0, out=grad_b[outs])
+        np.matmul(d_out[rows], w.T, out=d_x[rows])
 
-    for_each_block(a.shape[1], a.size + b.size, block)
-    return out
+    for_each_part(2 * n * n_in * n_out // MACS_PER_PASS, part, max_parts=min(n, n_in, n_out))
+    return grad_w, grad_b, d_x
 
 
 def add(a, b, out=None):

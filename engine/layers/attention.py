@@ -99,21 +99,24 @@ class MultiHeadAttention(Module):
             rec.forward(self.child_path("split_heads"), "split_heads",
                         {"q": q, "k": k, "v": v, "q_heads": qh, "k_heads": kh, "v_heads": vh},
                         heads=self.n_heads)
-        scores = parallel.matmul(qh, kh.transpose(0, 1, 3, 2))  # (B,H,T,S)
-        if rec:
-            rec.forward(self.child_path("scores"), "scores", {"q": qh, "k": kh, "scores": scores})
-            scaled, masked, weights = self._normalise(scores, keep, rec)
-        else:
-            # One buffer for scale, mask and softmax, each batch block done start to finish
-            # while it is in cache; the arithmetic is the recorded path's, step for step.
-            def for_block(rows: slice) -> None:
-                self._normalise(scores[rows], _rows_of(keep, rows), None)
-            parallel.for_each_block(scores.shape[0], scores.size, for_block)
-            weights = scores
-        dropped = self.attn_drop.forward(weights)  # (B,H,T,S)
         merged = np.empty(q.shape, dtype=q.dtype)  # (B,T,D)
-        # Written through its (B,H,T,K) view, the product lands already merged: no copy.
-        context = parallel.matmul(dropped, vh, out=split_heads(merged, self.n_heads))
+        # Products written through this (B,H,T,K) view of `merged` land merged: no copy.
+        context = split_heads(merged, self.n_heads)
+        if rec is None and not self.attn_drop.active:
+            weights = self._attend_in_blocks(qh, kh, vh, keep, context)  # (B,H,T,S)
+            dropped = self.attn_drop.forward(weights)  # the identity here
+        else:  # step by step, so the recorder sees every step (and dropout draws its mask)
+            scores = parallel.matmul(qh, kh.transpose(0, 1, 3, 2))  # (B,H,T,S)
+            if rec:
+                rec.forward(self.child_path("scores"), "scores",
+                            {"q": qh, "k": kh, "scores": scores})
+                weights = self._normalise(scores, keep, rec)[2]
+            else:
+                parallel.for_each_block(len(scores), 7 * scores.size, lambda rows: self._normalise(
+                    scores[rows], _rows_of(keep, rows), None))
+                weights = scores
+            dropped = self.attn_drop.forward(weights)  # (B,H,T,S)
+            parallel.matmul(dropped, vh, out=context)  # (B,H,T,K)
         if rec:
             rec.forward(self.child_path("attend"), "attend", {"weights": dropped, "v": vh,
                         "context": context})
@@ -122,6 +125,45 @@ class MultiHeadAttention(Module):
         self._saved = {"qh": qh, "kh": kh, "vh": vh, "weights": weights, "dropped": dropped,
                        "keep": keep}
         return self.o_proj.forward(merged)
+
+    def _attend_in_blocks(self, qh: np.ndarray, kh: np.ndarray, vh: np.ndarray,
+                          keep: np.ndarray | None, context: np.ndarray) -> np.ndarray:
+        """scores, scale, mask, softmax and context for one batch block after another, each
+        block start to finish on one thread: one hand-off instead of three, and the block's
+        scores stay in cache. The step-by-step path's arithmetic, so the same bits.
+
+        qh (B,H,T,K), kh and vh (B,H,S,K); writes context (B,H,T,K); returns weights (B,H,T,S).
+        """
+        weights = np.empty(qh.shape[:3] + kh.shape[2:3], dtype=qh.dtype)  # (B,H,T,S)
+
+        def block(rows: slice) -> None:
+            np.matmul(qh[rows], kh[rows].transpose(0, 1, 3, 2), out=weights[rows])
+            self._normalise(weights[rows], _rows_of(keep, rows), None)
+            np.matmul(weights[rows], vh[rows], out=context[rows])
+
+        products = 2 * weights.size * qh.shape[-1] // parallel.MACS_PER_PASS
+        parallel.for_each_block(len(weights), products + 7 * weights.size, block)
+        return weights
+
+    def _attend_backward_in_blocks(self, d_context: np.ndarray, d_qh: np.ndarray,
+                                   d_kh: np.ndarray, d_vh: np.ndarray) -> np.ndarray:
+        """The backward of `_attend_in_blocks`, block by block: d_weights and d_v, then
+        softmax, mask and scale backward in place, then d_q and d_k. Writes d_qh, d_kh, d_vh
+        (B,H,T|S,K); returns d_scores (B,H,T,S)."""
+        s = self._saved
+        qh, kh, vh, weights, keep = s["qh"], s["kh"], s["vh"], s["weights"], s["keep"]
+        d_scores = np.empty_like(weights)  # (B,H,T,S): d_weights first, then d_scores
+
+        def block(rows: slice) -> None:
+            np.matmul(d_context[rows], vh[rows].transpose(0, 1, 3, 2), out=d_scores[rows])
+            np.matmul(weights[rows].transpose(0, 1, 3, 2), d_context[rows], out=d_vh[rows])
+            self._normalise_backward(weights[rows], d_scores[rows], _rows_of(keep, rows), None)
+            np.matmul(d_scores[rows], kh[rows], out=d_qh[rows])
+            np.matmul(d_scores[rows].transpose(0, 1, 3, 2), qh[rows], out=d_kh[rows])
+
+        products = 4 * weights.size * qh.shape[-1] // parallel.MACS_PER_PASS
+        parallel.for_each_block(len(weights), products + 5 * weights.size, block)
+        return d_scores
 
     def _normalise(self, scores: np.ndarray, keep: np.ndarray | None, rec):
         """scaled = scores / sqrt(K); masked = fill where not keep; weights = softmax(masked).
@@ -214,30 +256,32 @@ class MultiHeadAttention(Module):
         if rec:
             rec.backward(self.child_path("merge_heads"), "merge_heads",
                          {"d_merged": d_merged, "d_context": d_context})
-        d_dropped = parallel.matmul(d_context, s["vh"].transpose(0, 1, 3, 2))  # (B,H,T,S)
-        kv_shape = (d_merged.shape[0], s["vh"].shape[2], d_merged.shape[2])  # (B,S,D)
-        d_v = np.empty(kv_shape, d_merged.dtype)
-        d_vh = parallel.matmul(s["dropped"].transpose(0, 1, 3, 2), d_context,
-                               out=split_heads(d_v, self.n_heads))  # (B,H,S,K) view of d_v
-        if rec:
-            rec.backward(self.child_path("attend"), "attend",
-                         {"d_context": d_context, "d_weights": d_dropped, "d_v": d_vh})
-        d_weights = self.attn_drop.backward(d_dropped)
-        if rec:
-            d_scores = self._normalise_backward(s["weights"], d_weights, s["keep"], rec)
-        else:
-            # Each batch block runs softmax, mask and scale backward in place, start to finish.
-            def for_block(rows: slice) -> None:
-                self._normalise_backward(s["weights"][rows], d_weights[rows],
-                                         _rows_of(s["keep"], rows), None)
-            parallel.for_each_block(d_weights.shape[0], d_weights.size, for_block)
-            d_scores = d_weights
         # Each product is written through the (B,H,T|S,K) view of a (B,T|S,D) buffer, so the
         # heads arrive merged for the projections' backward (no copies).
-        d_q, d_k = np.empty(d_merged.shape, d_merged.dtype), np.empty(kv_shape, d_merged.dtype)
-        d_qh = parallel.matmul(d_scores, s["kh"], out=split_heads(d_q, self.n_heads))
-        d_kh = parallel.matmul(d_scores.transpose(0, 1, 3, 2), s["qh"],
-                               out=split_heads(d_k, self.n_heads))
+        kv_shape = (d_merged.shape[0], s["vh"].shape[2], d_merged.shape[2])  # (B,S,D)
+        d_q, d_k, d_v = (np.empty(shape, d_merged.dtype) for shape in (d_merged.shape, kv_shape,
+                                                                       kv_shape))
+        d_qh, d_kh, d_vh = (split_heads(t, self.n_heads) for t in (d_q, d_k, d_v))
+        if rec is None and s["dropped"] is s["weights"]:  # no recorder, no dropout mask
+            d_scores = self._attend_backward_in_blocks(d_context, d_qh, d_kh, d_vh)
+            self.attn_drop.backward(d_scores)  # the identity; clears its state
+        else:  # step by step, so the recorder sees every step
+            d_dropped = parallel.matmul(d_context, s["vh"].transpose(0, 1, 3, 2))  # (B,H,T,S)
+            parallel.matmul(s["dropped"].transpose(0, 1, 3, 2), d_context, out=d_vh)
+            if rec:
+                rec.backward(self.child_path("attend"), "attend",
+                             {"d_context": d_context, "d_weights": d_dropped, "d_v": d_vh})
+            d_weights = self.attn_drop.backward(d_dropped)
+            if rec:
+                d_scores = self._normalise_backward(s["weights"], d_weights, s["keep"], rec)
+            else:
+                parallel.for_each_block(len(d_weights), 5 * d_weights.size,
+                                        lambda rows: self._normalise_backward(
+                                            s["weights"][rows], d_weights[rows],
+                                            _rows_of(s["keep"], rows), None))
+                d_scores = d_weights
+            parallel.matmul(d_scores, s["kh"], out=d_qh)  # (B,H,T,K)
+            parallel.matmul(d_scores.transpose(0, 1, 3, 2), s["qh"], out=d_kh)  # (B,H,S,K)
         if rec:
             rec.backward(self.child_path("scores"), "scores", {"d_scores": d_scores,
                          "d_q": d_qh, "d_k": d_kh})

@@ -20,8 +20,13 @@ class Dropout(Module):
         self.rng = rng  # the model's dropout generator: seeded, so runs repeat
         self.keep_scaled: np.ndarray | None = None  # mask / (1 - p), or None when identity
 
+    @property
+    def active(self) -> bool:
+        """True when forward draws a mask (training with p > 0); otherwise it is the identity."""
+        return self.training and self.p > 0
+
     def forward(self, x: np.ndarray) -> np.ndarray:
-        if self.training and self.p > 0:
+        if self.active:
             keep = self.rng.random(x.shape, dtype=np.float64 if x.dtype == np.float64 else np.float32)
             self.keep_scaled = (keep >= self.p).astype(x.dtype) / x.dtype.type(1.0 - self.p)
             out = x * self.keep_scaled

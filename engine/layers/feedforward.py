@@ -60,7 +60,8 @@ class Activation(Module):
         if self.kind == "relu":
             return np.maximum(x, 0), None
         out, tanh = np.empty_like(x), np.empty_like(x)
-        parallel.for_each_block(len(x), x.size, lambda rows: _gelu(x[rows], out[rows], tanh[rows]))
+        parallel.for_each_block(len(x), 9 * x.size,  # 9 passes
+                                lambda rows: _gelu(x[rows], out[rows], tanh[rows]))
         return out, tanh
 
     def forward(self, x: np.ndarray) -> np.ndarray:
@@ -77,7 +78,7 @@ class Activation(Module):
             d_x = d_out * (x > 0)
         else:
             d_x = np.empty_like(x)
-            parallel.for_each_block(len(x), x.size, lambda rows: _gelu_backward(
+            parallel.for_each_block(len(x), 12 * x.size, lambda rows: _gelu_backward(
                 x[rows], self.tanh[rows], d_out[rows], d_x[rows]))
         rec = active()
         if rec:

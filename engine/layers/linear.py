@@ -45,15 +45,11 @@ class Linear(Module):
         n_in, n_out = self.w.data.shape
         x2 = self.x.reshape(-1, n_in)  # (N, I)
         d2 = d_out.reshape(-1, n_out)  # (N, O)
-        grad_w = parallel.matmul_tn(x2, d2)  # (I, O) = x2.T @ d2
-        self.w.grad += grad_w
-        grad_b = None
-        if self.b is not None:
-            grad_b = np.empty(n_out, dtype=d2.dtype)  # (O,) column sums, blocks of columns
-            parallel.for_each_block(n_out, d2.size, lambda cols: np.sum(
-                d2[:, cols], axis=0, out=grad_b[cols]))
-            self.b.grad += grad_b
-        d_x = parallel.matmul(d2, self.w.data.T).reshape(self.x.shape)  # (..., I)
+        grad_w, grad_b, d_x = parallel.affine_backward(x2, d2, self.w.data, self.b is not None)
+        self.w.grad += grad_w  # (I, O) = x2.T @ d2
+        if grad_b is not None:
+            self.b.grad += grad_b  # (O,) = sum of d2 over rows
+        d_x = d_x.reshape(self.x.shape)  # (..., I) = d2 @ w.T
         rec = active()
         if rec:
             rec.backward(self.path, "linear", {"d_out": d_out, "d_x": d_x, "grad.w": grad_w,
@@ -89,9 +85,12 @@ class TiedOutput(Module):
     def backward(self, d_out: np.ndarray) -> np.ndarray:
         emb = self.embedding.data  # (V, D)
         d2 = d_out.reshape(-1, emb.shape[0])  # (N, V)
-        grad_e = parallel.matmul_tn(d2, self.x.reshape(-1, emb.shape[1]))  # (V, D) = d2.T @ x
+        # As a Linear with w = E^T (D, V): grad_w = x.T @ d_out is grad_E transposed.
+        grad_w, _, d_x = parallel.affine_backward(self.x.reshape(-1, emb.shape[1]), d2, emb.T,
+                                                  bias=False)
+        grad_e = grad_w.T  # (V, D)
         self.embedding.grad += grad_e
-        d_x = parallel.matmul(d2, emb).reshape(self.x.shape)  # (B, T, D)
+        d_x = d_x.reshape(self.x.shape)  # (B, T, D) = d_out @ E
         rec = active()
         if rec:
             rec.backward(self.path, "linear", {"d_out": d_out, "d_x": d_x,

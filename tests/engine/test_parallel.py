@@ -71,7 +71,11 @@ def test_split_products_equal_numpys(split):
     bias = rng.standard_normal(4, dtype=np.float32)
     np.testing.assert_allclose(parallel.matmul(a, w, bias=bias), a @ w + bias, rtol=1e-6)
     d = rng.standard_normal((9, 4), dtype=np.float32)
-    np.testing.assert_allclose(parallel.matmul_tn(a, d), a.T @ d, rtol=1e-5, atol=1e-6)
+    grad_w, grad_b, d_x = parallel.affine_backward(a, d, w, bias=True)
+    np.testing.assert_allclose(grad_w, a.T @ d, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(grad_b, d.sum(axis=0), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(d_x, d @ w.T, rtol=1e-5, atol=1e-6)
+    assert parallel.affine_backward(a, d, w, bias=False)[1] is None
     q = rng.standard_normal((3, 2, 6, 4))
     k = rng.standard_normal((3, 2, 6, 4))
     np.testing.assert_allclose(parallel.matmul(q, k.transpose(0, 1, 3, 2)),
@@ -83,10 +87,10 @@ def test_split_products_equal_numpys(split):
     np.testing.assert_array_equal(parallel.add(a, a), a + a)
 
 
-def _step(kind: str) -> tuple[np.ndarray, float, dict[str, np.ndarray]]:
-    """One forward + loss + backward of a float32 model with dropout; logits, loss, grads."""
+def _step(kind: str, dropout: float) -> tuple[np.ndarray, float, dict[str, np.ndarray]]:
+    """One forward + loss + backward of a float32 model; logits, loss, grads."""
     common = dict(vocab_size=13, d_model=16, n_heads=4, d_ff=24, n_layers=2, max_len=9,
-                  dropout=0.1, pad_id=0, dtype="float32", seed=3)
+                  dropout=dropout, pad_id=0, dtype="float32", seed=3)
     rng = np.random.default_rng(4)
     ids = rng.integers(1, 13, size=(5, 8))
     ids[0, 6:] = 0  # padding: the masks take the split path too
@@ -102,13 +106,14 @@ def _step(kind: str) -> tuple[np.ndarray, float, dict[str, np.ndarray]]:
     return logits, loss, {p.name: p.grad.copy() for p in model.params()}
 
 
+@pytest.mark.parametrize("dropout", [0.0, 0.1])  # 0: attention in blocks; 0.1: step by step
 @pytest.mark.parametrize("kind", ["decoder", "encoder_decoder"])
-def test_a_step_gives_the_same_bits_inline_and_split(kind, monkeypatch):
-    inline = _step(kind)
+def test_a_step_gives_the_same_bits_inline_and_split(kind, dropout, monkeypatch):
+    inline = _step(kind, dropout)
     monkeypatch.setattr(parallel, "MIN_WORK", 0)
     parallel.set_threads(2)
     try:
-        split = _step(kind)
+        split = _step(kind, dropout)
     finally:
         parallel.set_threads(1)
     assert np.array_equal(inline[0], split[0])
