@@ -44,7 +44,14 @@ class TokenEmbedding(Module):
         d_rows = d_out.reshape(-1, d_out.shape[-1])  # (B*T, D)
         if self.scale != 1.0:
             d_rows = d_rows * self.scale
-        np.add.at(grad, self.ids.reshape(-1), d_rows)
+        # Sort the rows by id, then sum each id's run of rows in one pass (np.add.at does the
+        # same one row at a time, several times slower).
+        ids = self.ids.reshape(-1)  # (N,)
+        order = np.argsort(ids, kind="stable")
+        sorted_ids = ids[order]
+        starts = np.flatnonzero(np.concatenate(([True], sorted_ids[1:] != sorted_ids[:-1])))
+        if len(ids):
+            grad[sorted_ids[starts]] = np.add.reduceat(d_rows[order], starts, axis=0)
         self.weight.grad += grad
         rec = active()
         if rec:
