@@ -71,8 +71,7 @@ class Sublayer(Module):
         d_fx = self.drop.backward(d_fx)
         d_memory = None
         if self.kind == SELF_ATTENTION:
-            d_q, d_kv = self.inner.backward(d_fx)
-            d_h = add(d_q, d_kv)  # x fed queries, keys and values: its gradients add
+            d_h, _ = self.inner.backward(d_fx)  # x fed queries, keys and values: all three
         elif self.kind == CROSS_ATTENTION:
             d_h, d_memory = self.inner.backward(d_fx)
         else:

@@ -28,7 +28,7 @@ from ..config import ModelConfig
 from ..param import Module
 from ..recorder import active
 from .dropout import Dropout
-from .linear import Linear
+from .linear import Linear, backward_together, forward_together
 
 MASK_FILL = -1e9
 
@@ -91,9 +91,12 @@ class MultiHeadAttention(Module):
     def forward(self, x_q: np.ndarray, x_kv: np.ndarray, keep: np.ndarray | None) -> np.ndarray:
         """x_q (B,T,D), x_kv (B,S,D), keep broadcastable to (B,H,T,S) or None -> (B,T,D)."""
         rec = active()
-        q = self.q_proj.forward(x_q)  # (B,T,D)
-        k = self.k_proj.forward(x_kv)  # (B,S,D)
-        v = self.v_proj.forward(x_kv)  # (B,S,D)
+        # Projections that read the same input run as one product (see forward_together).
+        if x_kv is x_q:  # self-attention
+            q, k, v = forward_together([self.q_proj, self.k_proj, self.v_proj], x_q)  # (B,T,D)
+        else:  # cross-attention: queries from x_q, keys and values from the memory
+            q = self.q_proj.forward(x_q)  # (B,T,D)
+            k, v = forward_together([self.k_proj, self.v_proj], x_kv)  # (B,S,D)
         qh, kh, vh = (split_heads(t, self.n_heads) for t in (q, k, v))  # (B,H,T|S,K)
         if rec:
             rec.forward(self.child_path("split_heads"), "split_heads",
@@ -123,7 +126,7 @@ class MultiHeadAttention(Module):
             rec.forward(self.child_path("merge_heads"), "merge_heads",
                         {"context": context, "merged": merged}, heads=self.n_heads)
         self._saved = {"qh": qh, "kh": kh, "vh": vh, "weights": weights, "dropped": dropped,
-                       "keep": keep}
+                       "keep": keep, "self": x_kv is x_q}
         return self.o_proj.forward(merged)
 
     def _attend_in_blocks(self, qh: np.ndarray, kh: np.ndarray, vh: np.ndarray,
@@ -248,7 +251,8 @@ class MultiHeadAttention(Module):
         return self.o_proj.infer(merge_heads(weights @ vh))  # (B,T,D)
 
     def backward(self, d_out: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """d_out (B,T,D) -> (d_x_q (B,T,D), d_x_kv (B,S,D))."""
+        """d_out (B,T,D) -> (d_x_q (B,T,D), d_x_kv (B,S,D)); for self-attention d_x_q is the
+        whole input gradient (q, k and v's shares summed in one product) and d_x_kv is None."""
         rec = active()
         s = self._saved
         d_merged = self.o_proj.backward(d_out)  # (B,T,D)
@@ -256,12 +260,17 @@ class MultiHeadAttention(Module):
         if rec:
             rec.backward(self.child_path("merge_heads"), "merge_heads",
                          {"d_merged": d_merged, "d_context": d_context})
-        # Each product is written through the (B,H,T|S,K) view of a (B,T|S,D) buffer, so the
-        # heads arrive merged for the projections' backward (no copies).
-        kv_shape = (d_merged.shape[0], s["vh"].shape[2], d_merged.shape[2])  # (B,S,D)
-        d_q, d_k, d_v = (np.empty(shape, d_merged.dtype) for shape in (d_merged.shape, kv_shape,
-                                                                       kv_shape))
-        d_qh, d_kh, d_vh = (split_heads(t, self.n_heads) for t in (d_q, d_k, d_v))
+        # Each product is written through the (B,H,T|S,K) view of a (B,T|S,D) column block of
+        # one buffer, so the heads arrive merged and side by side for the projections' backward.
+        b, t, d = d_merged.shape
+        if s["self"]:
+            d_qkv = np.empty((b, t, 3 * d), d_merged.dtype)  # [d_q d_k d_v]
+            d_q, d_k, d_v = d_qkv[..., :d], d_qkv[..., d:2 * d], d_qkv[..., 2 * d:]
+        else:
+            d_q = np.empty_like(d_merged)
+            d_kv = np.empty((b, s["vh"].shape[2], 2 * d), d_merged.dtype)  # [d_k d_v]
+            d_k, d_v = d_kv[..., :d], d_kv[..., d:]
+        d_qh, d_kh, d_vh = (split_heads(g, self.n_heads) for g in (d_q, d_k, d_v))
         if rec is None and s["dropped"] is s["weights"]:  # no recorder, no dropout mask
             d_scores = self._attend_backward_in_blocks(d_context, d_qh, d_kh, d_vh)
             self.attn_drop.backward(d_scores)  # the identity; clears its state
@@ -288,8 +297,7 @@ class MultiHeadAttention(Module):
             rec.backward(self.child_path("split_heads"), "split_heads",
                          {"d_q_heads": d_qh, "d_k_heads": d_kh, "d_v_heads": d_vh,
                           "d_q": d_q, "d_k": d_k, "d_v": d_v})
-        d_x_q = self.q_proj.backward(d_q)
-        d_x_kv = self.k_proj.backward(d_k)
-        d_x_kv += self.v_proj.backward(d_v)
         self._saved = {}
-        return d_x_q, d_x_kv
+        if s["self"]:  # one input fed q, k and v: its gradient is the one product's d_x
+            return backward_together([self.q_proj, self.k_proj, self.v_proj], d_qkv), None
+        return self.q_proj.backward(d_q), backward_together([self.k_proj, self.v_proj], d_kv)
