@@ -76,6 +76,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--checkpoint-every", type=_positive_int, metavar="N",
                        help="save a checkpoint every N steps (default: as --eval-every)")
     train.add_argument("--log", type=Path, metavar="CSV", help="also write every step's numbers to a CSV file")
+    train.add_argument("--threads", type=_positive_int, default=None, metavar="N",
+                       help="threads the engine splits large operations across (default: "
+                            "one per core, at most 8; 1 turns splitting off)")
 
     generate = commands.add_parser(
         "generate", help="continue a prompt with a trained model",
@@ -190,6 +193,17 @@ def cmd_show(args, console: Console) -> int:
 
 
 def cmd_train(args, console: Console) -> int:
+    from engine import parallel
+
+    before = parallel.threads()
+    parallel.set_threads(args.threads)  # BLAS stays on one thread (main() set it before NumPy)
+    try:
+        return _train(args, console)
+    finally:
+        parallel.set_threads(before)
+
+
+def _train(args, console: Console) -> int:
     from .headless import RunOptions, prepare, run
 
     name = Path(args.scenario).stem if args.scenario.endswith(".toml") else args.scenario

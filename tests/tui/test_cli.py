@@ -93,6 +93,29 @@ def test_same_seed_same_losses_other_seed_other_losses(capsys, tmp_path):
     assert all(np.array_equal(a[k], b[k]) for k in a)
 
 
+def test_engine_threads_change_the_speed_not_the_numbers(capsys, tmp_path, monkeypatch):
+    """char-lm's products and GELU are big enough to be split over two threads; the losses and
+    weights must be the same bits as with one thread (blocks never split a sum)."""
+    from engine import parallel
+
+    parts_seen = []
+    real_row_blocks = parallel.row_blocks
+    monkeypatch.setattr(parallel, "row_blocks",
+                        lambda n, parts: parts_seen.append(parts) or real_row_blocks(n, parts))
+    runs = {}
+    for threads in ("1", "2"):
+        code, out, _ = run_cli(capsys, "train", "char-lm", "--steps", "3", "--threads", threads,
+                               "--out", str(tmp_path / f"{threads}.safetensors"),
+                               "--log", str(tmp_path / f"{threads}.csv"))
+        assert code == 0 and "done: step 3" in out
+        runs[threads] = losses(tmp_path / f"{threads}.csv")
+    assert 2 in parts_seen, "nothing was split: the test would prove nothing"
+    assert parallel.threads() == 1  # the command puts the engine back as it found it
+    assert runs["1"] == runs["2"]
+    one, two = load_file(tmp_path / "1.safetensors"), load_file(tmp_path / "2.safetensors")
+    assert all(np.array_equal(one[k], two[k]) for k in one)
+
+
 def test_resume_continues_exactly_where_it_stopped(capsys, tmp_path):
     straight, halves = tmp_path / "straight.safetensors", tmp_path / "halves.safetensors"
     assert run_cli(capsys, "train", "copy", "--steps", "40", "--seed", "1", "--out", str(straight))[0] == 0
