@@ -22,6 +22,7 @@ single-threaded so the two kinds of thread do not fight over the cores.
 """
 from __future__ import annotations
 
+import contextvars
 import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -73,7 +74,10 @@ def for_each_part(work: int, fn: Callable[[int, int], object], max_parts: int | 
     if parts == 1:
         fn(0, 1)
         return
-    futures = [_pool.submit(fn, part, parts) for part in range(1, parts)]
+    # Each block runs in a copy of the caller's context, so NumPy's error state (np.errstate,
+    # which lives in a context variable) is the caller's on every thread.
+    futures = [_pool.submit(contextvars.copy_context().run, fn, part, parts)
+               for part in range(1, parts)]
     try:
         fn(0, parts)
     finally:

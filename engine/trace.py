@@ -218,9 +218,14 @@ def record_step(model: Module, loss_fn: Module, batch: Batch,
                 src_tokens: list[list[str]] | None, tgt_tokens: list[list[str]],
                 target_tokens: list[list[str]]) -> Trace:
     """Run forward, loss and backward on `batch` with recording on; gradients land in the
-    model as in a plain step (they are zeroed first)."""
+    model as in a plain step (they are zeroed first).
+
+    Overflow and NaN are not warned about: a trace of a diverged step is where the user goes
+    to find them (the checks and the next-NaN search report them), and a warning printed to
+    the terminal would land in the middle of the explorer's screen.
+    """
     model.zero_grad()
-    with recording() as rec:
+    with recording() as rec, np.errstate(over="ignore", invalid="ignore", divide="ignore"):
         if batch.src is None:
             logits = model.forward(batch.tgt_in)
         else:

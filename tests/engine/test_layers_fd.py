@@ -36,6 +36,7 @@ from engine.gradcheck import numeric_grad, rel_error, sample_indices
 from engine.layers import (Activation, Dropout, FeedForward, LayerNorm, Linear,
                            MultiHeadAttention, PositionalEncoding, ResidualAdd, TiedOutput,
                            TokenEmbedding)
+from engine_threads import engine_threads  # noqa: E402,F401  (a fixture)
 
 B, T, S, D, H, FF, V, MAX_LEN = 2, 4, 5, 8, 2, 12, 5, 6
 F64 = np.dtype("float64")

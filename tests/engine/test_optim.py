@@ -8,6 +8,7 @@ from engine.optim import SGD, Adam, AdamW, build_optimizer, clip_grad_norm
 from engine.param import Param, PackedParams
 from engine.schedule import (ConstantSchedule, InverseSqrtSchedule, WarmupCosineSchedule,
                              build_schedule)
+from engine_threads import engine_threads  # noqa: E402,F401  (a fixture)
 
 # Every test here runs inline and with operations split over two threads (conftest.py).
 pytestmark = pytest.mark.usefixtures("engine_threads")

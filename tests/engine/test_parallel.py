@@ -58,6 +58,15 @@ def test_an_error_in_a_pool_block_reaches_the_caller(split):
         parallel.for_each_block(10, 10, fail_late_rows)
 
 
+def test_blocks_on_other_threads_keep_the_callers_numpy_error_state(split):
+    """np.errstate lives in a context variable: a block on a pool thread must see the caller's
+    (the trainer silences overflow warnings while it detects divergence itself)."""
+    seen = []
+    with np.errstate(over="ignore"):
+        parallel.for_each_block(4, 4, lambda rows: seen.append(np.geterr()["over"]))
+    assert seen == ["ignore", "ignore"]
+
+
 def test_set_threads_rejects_nonsense():
     for bad in (0, -1, 1.5, True, "2"):
         with pytest.raises(ValueError, match="threads must be"):

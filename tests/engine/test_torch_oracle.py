@@ -27,6 +27,7 @@ from engine.loss import CrossEntropyLoss  # noqa: E402
 from engine.optim import Adam  # noqa: E402
 from torch_reference import (build_torch_model, cross_entropy, engine_grads,  # noqa: E402
                              load_from_engine, name_map)
+from engine_threads import engine_threads  # noqa: E402,F401  (a fixture)
 
 # Every test here runs inline and with operations split over two threads (conftest.py).
 pytestmark = pytest.mark.usefixtures("engine_threads")

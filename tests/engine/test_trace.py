@@ -24,6 +24,7 @@ from engine import DecoderOnlyConfig, EncoderDecoderConfig, build_model, recordi
 from engine.loss import CrossEntropyLoss
 from engine.recorder import BACKWARD, FORWARD
 from engine.trace import Batch, record_step
+from engine_threads import engine_threads  # noqa: E402,F401  (a fixture)
 
 VOCAB = ["<pad>", "<s>", "a", "b", "c", "d", "e", "f", "g", "h", "i", "j"]
 PAD = 0

@@ -1,4 +1,7 @@
-"""Fixtures shared by the engine's tests.
+"""The `engine_threads` fixture, imported by the test modules that use it.
+
+(Not a conftest.py: tests/tui imports helpers from its own conftest by name, and a second
+module named conftest would shadow it depending on collection order.)
 
 `engine_threads` runs a test module twice: once as the engine runs by default (every operation
 inline on one thread) and once with every operation split into row blocks on two threads, with
