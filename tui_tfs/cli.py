@@ -171,13 +171,14 @@ def cmd_list(args, console: Console) -> int:
     from scenarios import BUILTIN
     from scenarios.tasks import TASKS
 
+    from .render import model_kind_label
+
     table = Table(box=None, show_header=True, header_style="bold", pad_edge=False)
     table.add_column("scenario")
     table.add_column("model")
     table.add_column("what it is")
     for name, summary in BUILTIN.items():
-        kind = "enc-dec" if TASKS[name].kind == "seq2seq" else "decoder"
-        table.add_row(name, kind, summary)
+        table.add_row(name, model_kind_label(TASKS[name].kind), summary)
     console.print(table)
     console.print("\nTrain one: tui-tfs train reverse    Your own: tui-tfs show reverse > mine.toml")
     return EXIT_OK
@@ -205,6 +206,7 @@ def cmd_train(args, console: Console) -> int:
 
 def _train(args, console: Console) -> int:
     from .headless import RunOptions, prepare, run
+    from .render import model_kind_label
 
     name = Path(args.scenario).stem if args.scenario.endswith(".toml") else args.scenario
     out = args.out or Path("checkpoints") / f"{name}.safetensors"
@@ -217,9 +219,9 @@ def _train(args, console: Console) -> int:
                       f"{scenario.train_config.steps}: nothing to do (raise --steps to go on)")
         return EXIT_OK
     console.print(f"[bold]{scenario.name}[/]: {scenario.summary}")
-    kind = "encoder-decoder" if config.kind == "encoder_decoder" else "decoder-only"
-    console.print(f"{kind}, {config.n_layers} layers, d_model {config.d_model}, {config.n_heads} "
-                  f"heads, {trainer.model.num_params():,} parameters")
+    console.print(f"{model_kind_label(config.kind)}, {config.n_layers} layers, d_model "
+                  f"{config.d_model}, {config.n_heads} heads, {trainer.model.num_params():,} "
+                  "parameters")
     console.print(f"{scenario.train_config.steps} steps of {scenario.train_config.batch_size} "
                   f"examples, seed {config.seed}"
                   + (f", resuming at step {trainer.step_count}" if args.resume else ""))

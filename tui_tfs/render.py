@@ -25,6 +25,12 @@ BAR = {False: "█", True: "#"}
 ELLIPSIS = {False: "…", True: "~"}
 
 
+def model_kind_label(kind: str) -> str:
+    """The one name for a model family, shown the same by the picker and the command line:
+    a task's kind ("seq2seq"/"lm") or a config's ("encoder_decoder"/"decoder_only")."""
+    return "encoder-decoder" if kind in ("seq2seq", "encoder_decoder") else "decoder-only"
+
+
 @dataclass(frozen=True)
 class Style:
     """How to draw: the glyph set and whether colour is allowed."""

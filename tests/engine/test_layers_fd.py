@@ -37,6 +37,7 @@ from engine.layers import (Activation, Dropout, FeedForward, LayerNorm, Linear,
                            MultiHeadAttention, PositionalEncoding, ResidualAdd, TiedOutput,
                            TokenEmbedding)
 from engine_threads import engine_threads  # noqa: E402,F401  (a fixture)
+from test_models_fd import randomize_params
 
 B, T, S, D, H, FF, V, MAX_LEN = 2, 4, 5, 8, 2, 12, 5, 6
 F64 = np.dtype("float64")
@@ -109,18 +110,8 @@ def config(**overrides) -> DecoderOnlyConfig:
 
 
 def randomize(params: list[Param], seed: int = 2) -> list[Param]:
-    """As test_models_fd.randomize: unit-scale outputs, gains away from 1, biases away from 0."""
-    rng = np.random.default_rng(seed)
-    for param in params:
-        noise = rng.standard_normal(param.data.shape)
-        if param.name.endswith(".w"):
-            param.data[...] = noise / np.sqrt(param.data.shape[0])
-        elif param.name.endswith(".gamma"):
-            param.data[...] = 1.0 + 0.3 * noise
-        elif param.name.endswith((".b", ".beta")):
-            param.data[...] = 0.3 * noise
-        else:  # token and position tables
-            param.data[...] = 0.7 * noise
+    """As for whole models: unit-scale outputs, gains away from 1, biases away from 0."""
+    randomize_params(params, seed)
     return params
 
 

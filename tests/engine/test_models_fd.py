@@ -43,10 +43,14 @@ def tiny_config(kind: str, **overrides):
 
 
 def randomize(model, seed: int) -> None:
+    randomize_params(model.params(), seed)
+
+
+def randomize_params(params, seed: int) -> None:
     """Weights of unit-scale outputs, LayerNorm gains away from 1 and biases away from 0, so no
     gradient is trivially zero and softmax rows are far from uniform."""
     rng = np.random.default_rng(seed)
-    for param in model.params():
+    for param in params:
         noise = rng.standard_normal(param.data.shape)
         if param.name.endswith(".w"):
             param.data[...] = noise / np.sqrt(param.data.shape[0])

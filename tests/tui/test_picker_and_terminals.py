@@ -30,6 +30,27 @@ def test_picker_lists_scenarios_with_card_and_opens_one():
     assert isinstance(screen, ExplorerScreen) and app.session.scenario.name == "sort"
 
 
+def test_picker_and_cli_list_name_model_kinds_alike(capsys):
+    """One vocabulary: the picker's list, its card and `tui-tfs list` say encoder-decoder or
+    decoder-only, never the task kinds (seq2seq, lm) or abbreviations (enc-dec)."""
+    from tui_tfs.cli import main
+
+    assert main(["list"]) == 0
+    listed = capsys.readouterr().out
+    seen = {}
+    drive(TfsApp(None, None, ascii=False), grab(seen, "picker"))
+    picker = seen["picker"][1]
+    kinds = {"reverse": "encoder-decoder", "sort": "encoder-decoder", "copy": "encoder-decoder",
+             "addition": "decoder-only", "tiny-lm": "decoder-only", "char-lm": "decoder-only"}
+    for name, kind in kinds.items():
+        assert f"{name}  {kind}" in picker, name
+        row = next(line for line in listed.splitlines() if line.startswith(f"{name} "))
+        assert row.split()[1] == kind, row
+    for text in (picker, listed):
+        assert "seq2seq" not in text and "enc-dec" not in text and "  lm " not in text
+    assert max(len(line) for line in listed.splitlines()) <= 80
+
+
 def test_picker_opens_a_scenario_file(tmp_path):
     path = tmp_path / "mine.toml"
     path.write_text('[scenario]\ntask = "reverse"\nname = "mine"\n[data]\nmax_len = 4\n'

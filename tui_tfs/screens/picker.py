@@ -16,6 +16,7 @@ from engine.config import ModelConfig
 from scenarios.tasks import TASKS
 
 from ..messages import ScenarioPicked
+from ..render import model_kind_label
 from .dialogs import PromptScreen
 
 
@@ -24,7 +25,7 @@ def scenario_card(name: str) -> Text:
     task = TASKS[name]
     defaults = {f.name: f.default for f in fields(ModelConfig)}
     cfg = {**defaults, **task.model_defaults}
-    kind = "encoder-decoder" if task.kind == "seq2seq" else "decoder-only"
+    kind = model_kind_label(task.kind)
     text = Text()
     text.append(f"{name}\n", style="bold")
     text.append(task.summary + "\n")
@@ -52,7 +53,8 @@ class PickerScreen(Screen[None]):
         yield Static("tui-tfs: pick a scenario to step through (Enter), or o for a file",
                      id="picker-title")
         with Horizontal(id="picker"):
-            yield OptionList(*[Option(Text.assemble((name, "bold"), f"  {TASKS[name].kind}"),
+            yield OptionList(*[Option(Text.assemble((name, "bold"),
+                                                    f"  {model_kind_label(TASKS[name].kind)}"),
                                       id=name) for name in TASKS], id="scenarios")
             with VerticalScroll(id="card-scroll"):
                 yield Static(id="card")
