@@ -163,7 +163,7 @@ def _write_atomically(path: Path, payload: bytes) -> None:
 # -- loading --------------------------------------------------------------------------------
 def _read_safetensors(path: Path) -> tuple[dict[str, str], dict[str, np.ndarray]]:
     if not path.exists():
-        raise CheckpointError(f"{path}: no such file; check the path (save one with save_checkpoint)")
+        raise CheckpointError(f"{path}: no such file; check the path")
     if not path.is_file():
         raise CheckpointError(f"{path}: not a regular file; "
                               f"give the path of a .safetensors checkpoint")

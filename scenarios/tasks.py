@@ -257,7 +257,7 @@ def _register(task: Task) -> Task:
 
 _register(DigitTask(
     name="reverse", kind="seq2seq", rule="reverse",
-    summary="Reverse a string of digits: 31415 -> 51413 (encoder-decoder).",
+    summary="Reverse a string of digits: 31415 -> 51413.",
     description=(
         "The encoder reads a string of two to eight digits; the decoder writes it backwards, one "
         "digit at a time, starting from <s> and stopping with </s>. No digit is hard to predict: "
@@ -271,7 +271,7 @@ _register(DigitTask(
 ))
 _register(DigitTask(
     name="sort", kind="seq2seq", rule="sort",
-    summary="Sort a string of digits: 31415 -> 11345 (encoder-decoder).",
+    summary="Sort a string of digits: 31415 -> 11345.",
     description=(
         "The encoder reads two to eight digits; the decoder writes the same digits in ascending "
         "order. Unlike reversal, where each output has one place to look, sorting needs the model "
@@ -284,7 +284,7 @@ _register(DigitTask(
 ))
 _register(CopyTask(
     name="copy", kind="seq2seq",
-    summary="Copy an English phrase word by word: how are you -> how are you (encoder-decoder).",
+    summary="Copy words one by one: how are you -> how are you.",
     description=(
         "The simplest sequence-to-sequence task: the output is the input. Each word is one token "
         "(a word-level tokenizer with <pad>, <s> and </s>), and the decoder is trained with "
@@ -298,7 +298,7 @@ _register(CopyTask(
 ))
 _register(AdditionTask(
     name="addition", kind="lm",
-    summary="Add two numbers: 12+34= -> 46 (decoder-only, the answer continues the prompt).",
+    summary="Add: 12+34= -> 46, the answer continuing the prompt.",
     description=(
         "A decoder-only model reads '12+34=' one character at a time and continues it with the "
         "sum, then </s>. The loss only counts the answer: predicting the question would be "
@@ -312,7 +312,7 @@ _register(AdditionTask(
 ))
 _register(SentenceTask(
     name="tiny-lm", kind="lm",
-    summary="Predict the next word: the cat sat on the ... mat (decoder-only, 12 words).",
+    summary="Next word: the cat sat on the ... mat (12 words).",
     description=(
         "A language of twelve words and thirty sentences like 'the cat sat on the mat'. Each "
         "sentence is chosen at random, so the next word is often a coin toss and no model can "
@@ -328,7 +328,7 @@ _register(SentenceTask(
 ))
 _register(CharTask(
     name="char-lm", kind="lm",
-    summary="Write like Jane Austen, one character at a time (decoder-only, sampling).",
+    summary="Write like Jane Austen, one character at a time.",
     description=(
         "A character-level language model on the first six chapters of Pride and Prejudice "
         "(1813, public domain). Every character is a token and the model learns to predict the "

@@ -212,6 +212,9 @@ class Trained:
 def open_checkpoint(path: str | Path) -> Trained:
     """Model and tokenizer from a checkpoint written by `tui-tfs train`."""
     path = Path(path)
+    if not path.exists():  # said here, in the command's words: the engine's names a function
+        raise CheckpointError(f"{path}: no such file; check the path, or make one with: "
+                              f"tui-tfs train SCENARIO --out {path}")
     checkpoint = load_checkpoint(path)  # CheckpointError names the file and the problem
     meta = checkpoint.metadata
     if META_TOKENIZER not in meta or META_LAYOUT not in meta:

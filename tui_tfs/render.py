@@ -152,24 +152,65 @@ def scale_legend(lo: float, hi: float, style: Style, masked: bool = False) -> Te
     return text
 
 
+SIG_DIGITS = 3  # the fewest significant digits a number cell shows
+
+
+def _sci(value: float, decimals: int) -> str:
+    """Scientific notation with a short exponent: 3.00e-9, -1.23e12 (no '+', no leading 0)."""
+    mantissa, exponent = f"{value:.{decimals}e}".split("e")
+    return f"{mantissa}e{int(exponent)}"
+
+
+def _candidates(value: float, digits: int = SIG_DIGITS):
+    """Spellings of a finite nonzero `value` with at least `digits` significant digits, best
+    first: fixed point (3 decimals, or more for small values, fewer for large ones), then
+    scientific with up to 4 significant digits."""
+    magnitude = abs(value)
+    if magnitude >= 1e-3:  # below that fixed point is mostly zeros
+        exponent = math.floor(math.log10(magnitude))
+        need = max(0, digits - 1 - exponent)  # decimals for `digits` significant digits
+        for decimals in range(max(3, need), need - 1, -1):
+            yield f"{value:.{decimals}f}"
+    for decimals in range(digits, digits - 2, -1):
+        yield _sci(value, decimals)
+
+
 def fmt(value: float, width: int = 7) -> str:
-    """A number in `width` characters: fixed point when it fits, else scientific."""
+    """A number in `width` characters with at least 3 significant digits when that fits
+    (see `cell_width`): fixed point when it fits, else scientific (3.00e-9)."""
     if math.isnan(value):
         return "nan".rjust(width)
     if math.isinf(value):
         return ("inf" if value > 0 else "-inf").rjust(width)
-    for decimals in (3, 2, 1):
-        s = f"{value:.{decimals}f}"
-        if len(s) <= width and (abs(value) >= 10 ** -decimals or value == 0):
+    if value == 0:
+        return "0.000".rjust(width) if width >= 5 else "0".rjust(width)
+    for s in _candidates(value):
+        if len(s) <= width:
             return s.rjust(width)
-    return f"{value:.{max(0, width - 7)}e}".rjust(width)
+    for decimals in range(SIG_DIGITS - 2, -1, -1):  # too narrow: fewer digits
+        s = _sci(value, decimals)
+        if len(s) <= width:
+            return s.rjust(width)
+    return s
+
+
+def cell_width(values: np.ndarray, least: int = 7) -> int:
+    """The cell width (at least `least`) in which every one of `values` shows 3 significant
+    digits: one width for the whole grid, so its columns line up."""
+    width = least
+    for value in np.asarray(values, dtype=np.float64).ravel():
+        if math.isfinite(value) and value != 0:
+            width = max(width, min(len(s) for s in _candidates(float(value))))
+    return width
 
 
 def number_grid(values: np.ndarray, rows: list[str] | None = None, cols: list[str] | None = None,
                 keep: np.ndarray | None = None, style: Style = Style(), width: int = 7,
                 max_label: int = 8) -> Text:
-    """The numbers of a 2-D array, aligned under their column labels; masked cells as the glyph."""
+    """The numbers of a 2-D array, aligned under their column labels; masked cells as the glyph.
+    Cells are `width` characters, or wider if a value needs more for 3 significant digits."""
     v = np.atleast_2d(np.asarray(values, dtype=np.float64))
+    width = cell_width(v if keep is None else v[np.asarray(keep, dtype=bool)], width)
     label_w = min(max_label, max((len(r) for r in rows), default=0)) if rows else 0
     text = Text(no_wrap=True, overflow="crop")
     if cols:

@@ -221,9 +221,14 @@ def test_checkpoints_without_scenario_metadata_are_refused(capsys, tmp_path):
     assert code == 2 and "no scenario metadata" in err
 
 
-def test_missing_checkpoint(capsys, tmp_path):
-    code, _, err = run_cli(capsys, "generate", str(tmp_path / "nope.safetensors"))
+@pytest.mark.parametrize("command", ["generate", "eval"])
+def test_missing_checkpoint_says_which_command_makes_one(capsys, tmp_path, command):
+    path = tmp_path / "nope.safetensors"
+    code, _, err = run_cli(capsys, command, str(path))
     assert code == 2 and "no such file" in err
+    assert f"tui-tfs train SCENARIO --out {path}" in err
+    assert "save_checkpoint" not in err  # an engine function: nothing a user can type
+    assert len(err.strip().splitlines()) == 1
 
 
 def test_bad_option_values_are_usage_errors(capsys):

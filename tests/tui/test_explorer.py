@@ -192,6 +192,29 @@ def test_gradient_check_report(make_app):
     assert "lm_head" in seen["text"] and "relative error" in seen["text"]
 
 
+def test_gradient_check_labels_the_floored_error_honestly(make_app):
+    """Tiny gradients are judged by |a-n| / floor, not relatively: the column is "err", a
+    legend names the engine's floor, and the rows it applied to are starred."""
+    seen = {}
+
+    def to_k_proj(app):  # k_proj's gradients are ~1e-6, most of them under the floor
+        app.session.goto(app.session.trace.find_path("decoder.blocks.0.self_attn.k_proj"))
+        app.screen.refresh_views()
+
+    def look(app):
+        seen.update(text=screen_text(app), result=app.session.gradient_check())
+
+    drive(make_app(), check(to_k_proj), "k", check(look))
+    text, result = seen["text"], seen["result"]
+    assert "rel err" not in text and "max relative error" not in text
+    legend = f"err: relative error |a-n|/(|a|+|n|); * absolute below floor {result.floor:.3g}"
+    assert legend in text  # on one line of the 80-column screen, floor value included
+    header = next(line for line in text.splitlines() if "analytic" in line)
+    assert header.split()[-4:-2] == ["numeric", "err"]
+    floored = (abs(result.analytic) + abs(result.numeric) < result.floor).sum()
+    assert floored > 0 and text.count("*") >= min(floored, 9)  # starred rows (those on screen)
+
+
 def test_break_switch_reruns_trace(make_app):
     seen = {}
 

@@ -54,6 +54,27 @@ def test_number_grid_shows_values_and_mask():
     assert "0.500" in text and "×" in text and "-2" not in text
 
 
+def test_number_grid_shows_three_significant_digits_in_aligned_columns():
+    values = np.array([[3.14159e-9, -3.14159e-9, 0.00123], [-0.00123, 0.5, -1.23456e-12]])
+    lines = render.number_grid(values, ["r1", "r2"], ["a", "b", "c"]).plain.splitlines()
+    text = "\n".join(lines)
+    for shown in ("3.14", "-3.14", "0.00123", "-0.00123", "0.500", "-1.23"):
+        assert shown in text, shown
+    assert "3e-09" not in text and "-1e-12" not in text  # one significant digit
+    assert len({len(line) for line in lines}) == 1  # fixed-width cells: columns line up
+    # values that need no more keep the 7-character cell, so 5 keys still fit a narrow panel
+    plain = render.number_grid(np.array([[0.202, 0.198, 0.0123]]), ["<s>"], ["3", "1", "4"]).plain
+    assert plain.splitlines()[1] == "<s>   0.202   0.198  0.0123"
+
+
+def test_fmt_keeps_three_significant_digits_when_the_width_allows():
+    assert render.fmt(3e-9).strip() == "3.00e-9"
+    assert render.fmt(-3.14159e-9, 8) == "-3.14e-9"
+    assert render.fmt(12345678.9).strip() == "1.235e7"
+    assert render.fmt(0.5) == "  0.500" and render.fmt(0.0) == "  0.000"
+    assert render.cell_width(np.array([0.5, -1.23e-12])) == 9
+
+
 def test_softmax_temperature_and_entropy():
     row = np.array([1.0, 2.0, 3.0])
     sharp, flat = render.softmax(row, 0.1), render.softmax(row, 100.0)

@@ -187,6 +187,23 @@ def test_plot_unicode_draws_the_series():
     assert any("\u2800" <= ch <= "\u28ff" for ch in text)  # braille: the training loss
 
 
+@pytest.mark.parametrize("ascii", [False, True], ids=["unicode", "ascii"])
+def test_plot_legend_shows_the_marks_the_plot_draws(ascii):
+    from tui_tfs.widgets.loss_plot import legend_text
+
+    style = Style(ascii=ascii, color=False)
+    data = _plot(300)
+    plot = loss_plot_text(data, 50, 10, style).plain
+    legend = legend_text(data, style).plain
+    held_out = legend.split(" held-out")[0].split()[-1]  # the glyph before "held-out"
+    change = legend.split(" lr/switch")[0].split()[-1]
+    level = legend.split(" ln V")[0].split()[-1]
+    inside = "\n".join(line[4:-1] for line in plot.splitlines()[1:-2])  # no axes, no frame
+    assert inside.count(held_out) == len(data.eval_steps), (held_out, plot)
+    assert change in inside, (change, plot)
+    assert level in inside, (level, plot)
+
+
 def test_long_runs_are_downsampled_and_stay_cheap():
     xs, ys = downsample(np.arange(100_000), np.ones(100_000), 100)
     assert len(xs) == len(ys) == 100

@@ -273,13 +273,18 @@ class ExplorerScreen(Screen[None]):
             return
         text = Text()
         verdict = "OK" if result.ok else "MISMATCH"
-        text.append(f"{result.param}: {verdict}  max relative error {result.max_rel_error:.3g} "
-                    f"(tolerance {result.tolerance:g}, {result.dtype})\n\n", style="bold")
-        text.append(f"{'element':<14}{'analytic':>12}{'numeric':>12}{'rel err':>10}\n",
+        text.append(f"{result.param}: {verdict}  max err {result.max_rel_error:.3g} "
+                    f"(tolerance {result.tolerance:g}, {result.dtype})\n", style="bold")
+        # the engine divides by max(|a| + |n|, floor): for gradients near 0 the error is absolute
+        text.append(f"err: relative error |a-n|/(|a|+|n|); * absolute below floor "
+                    f"{result.floor:.3g}\n\n", style="dim")
+        text.append(f"{'element':<14}{'analytic':>12}{'numeric':>12}{'err':>10}\n",
                     style="bold")
         for idx, a, n, r in zip(result.indices, result.analytic, result.numeric,
                                 result.rel_error):
-            text.append(f"{str(tuple(int(i) for i in idx)):<14}{a:>12.4g}{n:>12.4g}{r:>10.2g}\n")
+            floored = "*" if abs(a) + abs(n) < result.floor else ""
+            text.append(f"{str(tuple(int(i) for i in idx)):<14}{a:>12.4g}{n:>12.4g}"
+                        f"{r:>10.2g}{floored}\n")
         text.append(f"\n{result.note}\n", style="dim")
         self.app.push_screen(ReportScreen("Gradient check", text))
 

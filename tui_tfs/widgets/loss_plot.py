@@ -4,10 +4,10 @@
 `LossPlot` widget only sizes it to its own box. plotext's cost grows with the number of
 points, so a long run is bucketed down to about two points per column before drawing.
 
-Reference lines: ln(V), the loss of a uniform guess (dashed), and the task's optimum (dotted).
-Markers: a vertical line where the learning rate or a break-it switch changed, and a `!`
-column where a step went NaN/Inf. ASCII mode turns plotext's box drawing into + - | and draws
-the series with plain characters (no braille).
+Reference lines: ln(V), the loss of a uniform guess, and the task's optimum (both dotted).
+Markers: `o` at each held-out loss, a dotted vertical line where the learning rate or a
+break-it switch changed, and a heavy one where a step went NaN/Inf. ASCII mode turns
+plotext's box drawing into + - | and draws the series with plain characters (no braille).
 """
 from __future__ import annotations
 
@@ -21,6 +21,9 @@ from textual.widgets import Static
 
 from ..render import Style
 
+HELD_OUT = "o"  # the held-out loss marker, in both modes: the legend shows the same character
+CHANGE = {False: "┊", True: "|"}  # the vertical line at an lr / switch change (plotext's dotted)
+LEVEL = {False: "┈", True: "--"}  # the ln V line (plotext's dotted; BOX_TO_ASCII makes it -)
 BOX_TO_ASCII = str.maketrans({**{c: "-" for c in "─━═┈┄╌"}, **{c: "|" for c in "│┃║┊┆╎"},
                               **{c: "+" for c in "┌┐└┘├┤┬┴┼╭╮╰╯┏┓┗┛┣┫┳┻╋╔╗╚╝╠╣╦╩╬"}})
 
@@ -73,13 +76,13 @@ def loss_plot_text(data: PlotData, width: int, height: int, style: Style) -> Tex
     fig.ruler("x").lim(1, last)
     ticks = sorted({int(round(t)) for t in np.linspace(1, last, max(2, min(6, width // 10)))})
     fig.ruler("x").ticks(ticks, [str(t) for t in ticks])
-    line = "o" if style.ascii else "hd"
     if len(xs):
         fig.draw(fig.signal(list(map(float, xs)), list(map(float, ys)),
                             marker="." if style.ascii else "braille").lines())
     finite = [(s, v) for s, v in zip(data.eval_steps, data.eval_losses) if math.isfinite(v)]
     if finite:
-        fig.draw(fig.signal([float(s) for s, _ in finite], [v for _, v in finite], marker=line))
+        fig.draw(fig.signal([float(s) for s, _ in finite], [v for _, v in finite],
+                            marker=HELD_OUT))
     if data.uniform is not None:
         fig.line(data.uniform, style="dotted")
     if data.optimum is not None and data.optimum > bottom:
@@ -110,14 +113,13 @@ def legend_text(data: PlotData, style: Style) -> Text:
     """One line under the plot saying what each mark is."""
     dot = "." if style.ascii else "⠒"
     text = Text(no_wrap=True, overflow="ellipsis")
-    text.append(f"{dot} train  o held-out", style="dim")
+    text.append(f"{dot} train  {HELD_OUT} held-out", style="dim")
     if data.uniform is not None:
-        text.append(f"  ┈ ln V {data.uniform:.2f}".replace("┈", ".." if style.ascii else "┈"),
-                    style="dim")
+        text.append(f"  {LEVEL[style.ascii]} ln V {data.uniform:.2f}", style="dim")
     if data.optimum is not None:
         text.append(f"  best {data.optimum:.2f}", style="dim")
     if data.changes:
-        text.append("  | lr/switch", style="dim")
+        text.append(f"  {CHANGE[style.ascii]} lr/switch", style="dim")
     if data.nonfinite:
         text.append(f"  NaN at {data.nonfinite[0]}", style="bold red" if style.color else "bold")
     return text
