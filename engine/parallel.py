@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextvars
 import os
+import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
@@ -34,6 +35,7 @@ MACS_PER_PASS = 4  # a product's multiply-adds per element pass, for `work` esti
 
 _threads = 1
 _pool: ThreadPoolExecutor | None = None
+_in_block = threading.local()  # .active: this thread is running a block right now
 
 
 def set_threads(n: int | None = None) -> int:
@@ -70,19 +72,30 @@ def for_each_part(work: int, fn: Callable[[int, int], object], max_parts: int | 
     must write only its own share of the outputs (e.g. `row_blocks(n, parts)[part]`). The
     calling thread runs part 0 itself; an exception in any part is raised here after all end.
     """
-    parts = 1 if _pool is None or work < MIN_WORK else min(_threads, max_parts or _threads)
+    # A block that itself asks for blocks runs them inline: the pool's threads are busy with
+    # the outer blocks, and waiting for them from inside one would never end.
+    nested = getattr(_in_block, "active", False)
+    parts = 1 if _pool is None or nested or work < MIN_WORK else min(_threads, max_parts or _threads)
     if parts == 1:
         fn(0, 1)
         return
     # Each block runs in a copy of the caller's context, so NumPy's error state (np.errstate,
     # which lives in a context variable) is the caller's on every thread.
-    futures = [_pool.submit(contextvars.copy_context().run, fn, part, parts)
+    futures = [_pool.submit(contextvars.copy_context().run, _run_block, fn, part, parts)
                for part in range(1, parts)]
     try:
-        fn(0, parts)
+        _run_block(fn, 0, parts)
     finally:
         for future in futures:
             future.result()
+
+
+def _run_block(fn: Callable[[int, int], object], part: int, parts: int) -> None:
+    _in_block.active = True
+    try:
+        fn(part, parts)
+    finally:
+        _in_block.active = False
 
 
 def for_each_block(n_rows: int, work: int, fn: Callable[[slice], object]) -> None:

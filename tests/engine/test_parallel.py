@@ -2,13 +2,18 @@
 whole training step gives the same bits inline and split over threads."""
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from engine import DecoderOnlyConfig, EncoderDecoderConfig, build_model, parallel
 from engine.loss import CrossEntropyLoss
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
@@ -65,6 +70,28 @@ def test_blocks_on_other_threads_keep_the_callers_numpy_error_state(split):
     with np.errstate(over="ignore"):
         parallel.for_each_block(4, 4, lambda rows: seen.append(np.geterr()["over"]))
     assert seen == ["ignore", "ignore"]
+
+
+NESTED = """
+from engine import parallel
+parallel.MIN_WORK = 0
+parallel.set_threads(2)
+calls = []
+parallel.for_each_block(2, 2, lambda rows: parallel.for_each_block(4, 4, calls.append))
+print(len(calls))
+"""
+
+
+def test_a_block_that_asks_for_blocks_runs_them_inline():
+    """With the one pool thread busy running an outer block, a nested split would wait
+    forever; it must run inline instead. In a child process, so a hang fails the test."""
+    try:
+        done = subprocess.run([sys.executable, "-c", NESTED], capture_output=True, text=True,
+                              timeout=30, cwd=ROOT)
+    except subprocess.TimeoutExpired:
+        pytest.fail("a nested for_each_block hung")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "2"  # one inline call per outer block
 
 
 def test_set_threads_rejects_nonsense():
