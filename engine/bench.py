@@ -24,8 +24,12 @@ as the median of the per-pair ratios with their interquartile range: "0.78x (0.7
 would mean the engine takes twice as long). Tokens/s (batch x length / median) are in the notes.
 
 The two steps (the same decoder-only model on both sides) and the worker loop are in
-`engine.bench_steps`; PyTorch is imported only by the torch worker. `--record` runs each engine step inside `engine.recorder.recording()`, the trace the explorer
-shows, to measure what recording costs (the torch side is unchanged).
+`engine.bench_steps`; PyTorch is imported only by the torch worker. The engine runs the step
+as training does with `--threads N --shards S`: each of S threads takes the forward and
+backward of 1/S of the batch's rows, and the gradients are summed (engine.data_parallel);
+S is `shards_for` the size: N for small and medium, 1 for tiny (too little work to share). `--record` runs
+each engine step inside `engine.recorder.recording()`, the trace the explorer shows, to
+measure what recording costs; a recorded step is one whole pass (the torch side is unchanged).
 
 Shapes: B batch, T length, V vocabulary, D model width, H heads, F feed-forward width, L layers.
 """
@@ -61,9 +65,9 @@ class Worker:
 
     def __init__(self, side: str, name: str, args: argparse.Namespace):
         threads = str(args.threads)
-        # torch splits work over its own thread pool; the engine splits large operations over
-        # engine.parallel's threads and keeps BLAS on one thread inside each (two pools that
-        # both want every core would fight over them).
+        # torch splits work over its own thread pool; the engine runs one shard of the batch
+        # per thread (engine.data_parallel) and keeps BLAS on one thread inside each (two pools
+        # that both want every core would fight over them).
         blas = threads if side == "torch" else "1"
         env = dict(os.environ, OMP_NUM_THREADS=blas, OPENBLAS_NUM_THREADS=blas,
                    MKL_NUM_THREADS=blas)
@@ -180,7 +184,8 @@ def print_table(rows: list[tuple[str, BenchConfig, dict, dict]], args: argparse.
         table.add_row(name, _ms(ours), _ms(theirs), _ratio(ours, theirs))
         errors += [f"{name}: {side} failed: {result['error']}"
                    for side, result in (("engine", ours), ("torch", theirs)) if "error" in result]
-        notes += [f"{name}: {config.label()}, {_params(ours, theirs)} params",
+        shards = f", engine in {ours['shards']} shard(s)" if "shards" in ours else ""
+        notes += [f"{name}: {config.label()}, {_params(ours, theirs)} params{shards}",
                   f"  tokens/s at the median: engine {_rate(ours)}, torch {_rate(theirs)}"]
         if args.record and ours.get("events") is not None:
             notes.append(f"  {ours['events']} trace events per engine step")
@@ -235,8 +240,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="timed pairs per config (one engine step and one torch step each)")
     parser.add_argument("--warmup", type=int, default=3, help="untimed pairs first (at least 1)")
     parser.add_argument("--threads", type=int, default=2,
-                        help="threads each side may use (torch's pool; the engine's own, "
-                             "with BLAS single-threaded)")
+                        help="threads each side may use (torch's pool; the engine's: one "
+                             "shard of the batch per thread, BLAS single-threaded)")
     parser.add_argument("--record", action="store_true",
                         help="run the engine's steps with trace recording on")
     parser.add_argument("--default-allocator", action="store_true",

@@ -66,10 +66,13 @@ def make_batch(config: BenchConfig) -> tuple[np.ndarray, np.ndarray]:
 
 # -- workers (each runs in its own process, one step per "step" line on stdin) ------------------
 def engine_setup(config: BenchConfig, record: bool, threads: int, tune_allocator: bool = True):
-    """-> (step() -> loss, info() -> final report) for the NumPy engine, with the trainer's
-    thread and allocator settings (BLAS single-threaded, large operations split over `threads`)."""
+    """-> (step() -> loss, info() -> final report) for the NumPy engine, as the trainer runs
+    with `--threads N --shards S`: BLAS single-threaded, the batch's rows in S shards side by
+    side (engine.data_parallel), S = `shards_for` the size (1 for tiny: too small to gain).
+    Recording runs one whole pass (a trace is one story)."""
     from . import parallel
     from .config import DecoderOnlyConfig
+    from .data_parallel import DataParallel, shards_for
     from .loss import CrossEntropyLoss
     from .memory import keep_freed_memory
     from .models import DecoderOnlyLM
@@ -84,18 +87,17 @@ def engine_setup(config: BenchConfig, record: bool, threads: int, tune_allocator
     parallel.set_threads(threads)
     if tune_allocator:
         keep_freed_memory()
-    loss_fn = CrossEntropyLoss(PAD_ID)
+    shards = shards_for(config.tokens, model.num_params(), threads)
+    runner = DataParallel(model, shards, CrossEntropyLoss(PAD_ID))
     optimizer = Adam(model.packed, lr=LR)
     inputs, targets = make_batch(config)
     events = [None]
 
     def train_step() -> float:
         model.packed.zero_grad()
-        logits = model.forward(inputs)  # (B,T,V)
-        loss = loss_fn.forward(logits, targets)
-        model.backward(loss_fn.backward())
+        result = runner.step((inputs,), targets)  # forward, loss, backward; grads summed
         optimizer.step()
-        return float(loss)
+        return result.loss
 
     def recorded_step() -> float:
         # The hook the explorer uses: every layer emits its events into this recorder.
@@ -106,7 +108,7 @@ def engine_setup(config: BenchConfig, record: bool, threads: int, tune_allocator
 
     def info() -> dict:
         return {"params": model.num_params(), "events": events[0], "threads": parallel.threads(),
-                "blas_threads": _blas_threads()}
+                "shards": shards, "blas_threads": _blas_threads()}
 
     return (recorded_step if record else train_step), info
 

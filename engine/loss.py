@@ -54,7 +54,7 @@ class CrossEntropyLoss(Module):
         targets = self._check(logits, targets)
         vocab = logits.shape[-1]
         eps = self.label_smoothing
-        keep = self._keep_mask(targets)  # (B, T)
+        keep = self.keep_mask(targets)  # (B, T)
         safe_targets = np.where(keep, targets, 0)  # (B, T) ignored ids replaced by a valid one
 
         shifted = logits - logits.max(axis=-1, keepdims=True)  # (B, T, V), max is 0
@@ -97,11 +97,13 @@ class CrossEntropyLoss(Module):
                          scale=scale, n_tokens=self.n_tokens)
         return d_logits
 
-    # -- helpers ------------------------------------------------------------------------------
-    def _keep_mask(self, targets: np.ndarray) -> np.ndarray:
+    def keep_mask(self, targets: np.ndarray) -> np.ndarray:
+        """(B, T) bool: the positions whose target counts (is not `ignore_id`)."""
         if self.ignore_id is None:
             return np.ones(targets.shape, dtype=bool)
         return targets != self.ignore_id
+
+    # -- helpers ------------------------------------------------------------------------------
 
     def _check(self, logits: np.ndarray, targets: np.ndarray) -> np.ndarray:
         """Validate shapes and ids; returns targets as an integer array."""
@@ -120,7 +122,7 @@ class CrossEntropyLoss(Module):
         if targets.size and not np.issubdtype(targets.dtype, np.integer):
             raise ValueError(f"targets must be integer token ids, got dtype {targets.dtype}")
         vocab = logits.shape[-1]
-        counted = targets[self._keep_mask(targets)]
+        counted = targets[self.keep_mask(targets)]
         if counted.size and (counted.min() < 0 or counted.max() >= vocab):
             bad = counted[(counted < 0) | (counted >= vocab)][0]
             raise ValueError(

@@ -141,6 +141,16 @@ class PackedParams:
     def zero_grad(self) -> None:
         self.grad.fill(0)
 
+    def share_values(self, other: PackedParams) -> None:
+        """Point every param's values at `other`'s (same names, shapes and dtype): a replica
+        that reads the same weights but keeps its own gradients. The old values are dropped."""
+        if self.slices != other.slices or self.data.dtype != other.data.dtype:
+            raise ValueError("share_values needs packed params of one model config (same "
+                             "names, shapes and dtype)")
+        self.data = other.data
+        for param in self.params:
+            param.data = other.data[self.slices[param.name]].reshape(param.data.shape)
+
     def grad_norm(self) -> float:
         """Global L2 norm of all gradients (what gradient clipping bounds)."""
         return float(np.sqrt(np.dot(self.grad, self.grad)))

@@ -6,6 +6,8 @@ One step is
     logits  = model.forward(...)                    (B, T, V)
     loss    = cross_entropy(logits, batch.tgt_out)  mean over non-pad target tokens
     grads   = backward                              fills model.packed.grad
+              (with TrainConfig.shards > 1: forward, loss and backward run per shard of the
+               batch's rows, side by side, and the gradients are summed: engine/data_parallel.py)
     norm    = ||grads||                             before clipping; also per layer group
     if loss and norm are finite:  clip, optimizer.step(schedule(step))
     else:                         skip the update: the weights stay the last good ones
@@ -30,6 +32,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 import numpy as np
 
 from .config import ConfigError
+from .data_parallel import DataParallel
 from .layers import Dropout
 from .memory import keep_freed_memory
 from .loss import CrossEntropyLoss, token_hits
@@ -65,6 +68,8 @@ class TrainConfig:
     label_smoothing: float = 0.0  # in [0, 1); the paper uses 0.1
     seed: int = 0  # seeds the batch generator (model init uses the model config's seed)
     eval_every: int = 0  # evaluate on held-out batches every this many steps; 0 = never
+    shards: int = 1  # split each batch's rows into this many shards, run side by side on the
+    #                  engine's threads (engine/data_parallel.py); results do not depend on threads
 
     def validate(self) -> None:
         _positive_int("steps", self.steps)
@@ -93,6 +98,10 @@ class TrainConfig:
         _fraction("label_smoothing", self.label_smoothing)
         _non_negative_int("seed", self.seed)
         _non_negative_int("eval_every", self.eval_every)
+        _positive_int("shards", self.shards)
+        if self.shards > self.batch_size:
+            raise ConfigError(f"shards ({self.shards}) must be at most batch_size "
+                              f"({self.batch_size}): each shard takes at least one sequence")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -151,6 +160,7 @@ class Trainer:
                                        train_config.min_lr)
         self._groups = _group_ranges(model.packed.slices)  # group -> [(start, stop)]
         self._dropout_rngs = _dropout_generators(model)
+        self.data_parallel = DataParallel(model, train_config.shards, self.loss_fn)
         keep_freed_memory()  # steps reuse the same memory instead of faulting in fresh pages
 
     def set_lr(self, lr: float) -> None:
@@ -171,10 +181,9 @@ class Trainer:
         self.model.packed.zero_grad()
         # overflow to Inf/NaN is detected below and reported as `nonfinite`, not as warnings
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-            logits = self.forward(batch)  # (B, T, V)
-            loss = self.loss_fn.forward(logits, batch.tgt_out)
-            self.model.backward(self.loss_fn.backward())
+            result = self.data_parallel.step(self.model_inputs(batch), batch.tgt_out)
             grad_norm = self.model.packed.grad_norm()
+        loss, correct, counted = result.loss, result.correct, result.tokens
         layer_norms = self.layer_grad_norms()
         lr = self.schedule(step)
         nonfinite = not (math.isfinite(loss) and math.isfinite(grad_norm))
@@ -183,7 +192,6 @@ class Trainer:
                 clip_grad_norm(self.model.packed, self.config.clip_norm, norm=grad_norm)
             self.optimizer.step(lr)
         self.step_count = step
-        correct, counted = token_hits(logits, batch.tgt_out, self.model.config.pad_id)
         seconds = time.perf_counter() - start  # the training work only, not the evaluation
         stats = StepStats(step=step, loss=loss, lr=lr, grad_norm=grad_norm, tokens=counted,
                           seconds=seconds, tokens_per_s=counted / seconds if seconds > 0 else 0.0,
@@ -196,6 +204,10 @@ class Trainer:
 
     def forward(self, batch: Batch) -> np.ndarray:
         """Logits (B, T, V) for a batch, calling the model the way its kind expects."""
+        return self.model.forward(*self.model_inputs(batch))
+
+    def model_inputs(self, batch: Batch) -> tuple[np.ndarray, ...]:
+        """What `model.forward` takes for this batch: (src, tgt_in) or (tgt_in,); checked."""
         if batch.tgt_in.shape != batch.tgt_out.shape:
             raise ValueError(f"batch.tgt_in {batch.tgt_in.shape} and batch.tgt_out "
                              f"{batch.tgt_out.shape} must have the same shape "
@@ -203,10 +215,10 @@ class Trainer:
         if self.model.config.kind == "encoder_decoder":
             if batch.src is None:
                 raise ValueError("an encoder-decoder model needs batch.src (B, S); got None")
-            return self.model.forward(batch.src, batch.tgt_in)
+            return batch.src, batch.tgt_in
         if batch.src is not None:
             raise ValueError("a decoder-only model takes no source: batch.src must be None")
-        return self.model.forward(batch.tgt_in)
+        return (batch.tgt_in,)
 
     def layer_grad_norms(self) -> dict[str, float]:
         """L2 norm of the current gradient per group ("decoder.blocks.0", "tok_emb", ...)."""

@@ -77,8 +77,13 @@ def build_parser() -> argparse.ArgumentParser:
                        help="save a checkpoint every N steps (default: as --eval-every)")
     train.add_argument("--log", type=Path, metavar="CSV", help="also write every step's numbers to a CSV file")
     train.add_argument("--threads", type=_positive_int, default=None, metavar="N",
-                       help="threads the engine splits large operations across (default: "
-                            "one per core, at most 8; 1 turns splitting off)")
+                       help="threads the engine splits large operations (and shards) across "
+                            "(default: one per core, at most 8; 1 turns splitting off)")
+    train.add_argument("--shards", type=_positive_int, default=None, metavar="N",
+                       help="split each batch into N shards whose forward and backward run side "
+                            "by side, one per thread (default: the scenario's, 1). Pays off for "
+                            "models much larger than the built-in ones; the losses depend on N, "
+                            "not on --threads")
 
     generate = commands.add_parser(
         "generate", help="continue a prompt with a trained model",
@@ -211,7 +216,8 @@ def _train(args, console: Console) -> int:
     name = Path(args.scenario).stem if args.scenario.endswith(".toml") else args.scenario
     out = args.out or Path("checkpoints") / f"{name}.safetensors"
     options = RunOptions(out=out, steps=args.steps, seed=args.seed, resume=args.resume,
-                         eval_every=args.eval_every, checkpoint_every=args.checkpoint_every, log=args.log)
+                         eval_every=args.eval_every, checkpoint_every=args.checkpoint_every, log=args.log,
+                         shards=args.shards)
     scenario, trainer, notes = prepare(args.scenario, options)
     config = scenario.model_config
     if trainer.step_count >= scenario.train_config.steps:

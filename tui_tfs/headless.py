@@ -49,6 +49,7 @@ class RunOptions:
     eval_every: int | None = None  # held-out evaluation period; None = a tenth of the run
     checkpoint_every: int | None = None  # checkpoint period; None = eval_every
     log: Path | None = None  # optional CSV of every step's numbers
+    shards: int | None = None  # batch shards run side by side; None = the scenario's (or run's)
 
 
 @dataclass
@@ -95,6 +96,8 @@ def prepare(source: str, options: RunOptions) -> tuple[Scenario, Trainer, list[s
             # a short trial run: keep the warmup's share of the run instead of refusing it
             changes["warmup_steps"] = options.steps // 10
             notes.append(f"warmup shortened to {changes['warmup_steps']} steps to fit --steps {options.steps}")
+    if options.shards is not None:
+        changes["shards"] = options.shards
     scenario.train_config = dataclasses.replace(scenario.train_config, **changes)
     try:
         scenario.train_config.validate()
