@@ -86,13 +86,14 @@ class DataParallel:
         n_shards = len(rows)
         self._reseed_replicas()
         for replica in self.replicas[1:n_shards]:
-            replica.packed.zero_grad()
             replica.train(self.model.training)
         n_total = int(sum(self.loss_fns[0].keep_mask(targets[r]).sum() for r in rows))
         results: list[tuple[float, int, int]] = [(0.0, 0, 0)] * n_shards
 
         def run(j: int) -> None:
             replica, loss_fn, r = self.replicas[j], self.loss_fns[j], rows[j]
+            if j:  # a replica's gradient holds only this step's shard (the caller zeroes ours)
+                replica.packed.zero_grad()
             logits = replica.forward(*(x[r] for x in inputs))  # (b, T, V)
             loss = loss_fn.forward(logits, targets[r])
             replica.backward(loss_fn.backward(loss_fn.n_tokens / n_total if n_total else 0.0))

@@ -46,16 +46,28 @@ def merge_heads(x: np.ndarray) -> np.ndarray:
 
 
 def softmax(x: np.ndarray, axis: int, out: np.ndarray | None = None) -> np.ndarray:
-    """Numerically stable softmax; writes into `out` when given (may be `x` itself)."""
+    """Numerically stable softmax; writes into `out` when given (may be `x` itself).
+
+    Over the last axis (attention's keys), each row's sum is one product with a ones vector
+    and the division a multiply by its reciprocal: NumPy reduces a short last axis row by row
+    (~4x slower at 64 keys) and divides ~2x slower than it multiplies.
+    """
     shifted = np.subtract(x, x.max(axis=axis, keepdims=True), out=out)
     np.exp(shifted, out=shifted)
-    shifted /= shifted.sum(axis=axis, keepdims=True)
+    if axis in (-1, x.ndim - 1):
+        total = shifted @ np.ones((x.shape[-1], 1), dtype=x.dtype)  # (..., 1) row sums
+    else:
+        total = shifted.sum(axis=axis, keepdims=True)
+    shifted *= np.reciprocal(total, out=total)
     return shifted
 
 
 def softmax_backward(weights: np.ndarray, d_weights: np.ndarray, axis: int) -> np.ndarray:
     """d_s = w * (d_w - sum(d_w * w)) along the softmax axis; reuses the d_weights buffer."""
-    dot = np.sum(d_weights * weights, axis=axis, keepdims=True)
+    if axis in (-1, weights.ndim - 1):  # one pass, no (..., S) temporary
+        dot = np.einsum("...s,...s->...", d_weights, weights)[..., None]
+    else:
+        dot = np.sum(d_weights * weights, axis=axis, keepdims=True)
     d_s = d_weights
     d_s -= dot
     d_s *= weights
