@@ -5,13 +5,15 @@ terminals) and in ASCII-only mode; colour only adds emphasis on top.
 
     heatmap(values, rows=tokens, cols=tokens, keep=mask, style=Style(ascii=False, color=True))
     number_grid(values, rows, cols)          # the numbers behind a map
-    stats_text(stats)                         # shape, dtype, min .. Inf
+    stats_text(stats, width=47)               # shape, dtype, min .. Inf, wrapped to the width
+    flow(fields, width)                       # short fields in the fewest, evenest lines
     bars(labels, values)                      # per-layer gradient norms
 """
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from itertools import combinations
 
 import numpy as np
 from rich.text import Text
@@ -232,17 +234,53 @@ def number_grid(values: np.ndarray, rows: list[str] | None = None, cols: list[st
     return text
 
 
-def stats_text(stats, style: Style = Style()) -> Text:
-    """Two lines: shape, dtype, norm, zeros, NaN, Inf; then min, max, mean, std."""
-    text = Text(no_wrap=True, overflow="crop")
+def short_number(value: float) -> str:
+    """4 significant digits, the exponent without '+' or leading zeros: 13.76, -1.234e5, 3e-7."""
+    s = f"{value:.4g}"
+    if "e" in s:
+        mantissa, exponent = s.split("e")
+        s = f"{mantissa}e{int(exponent)}"
+    return s
+
+
+def flow(fields: list[Text], width: int | None, gap: int = 2) -> list[Text]:
+    """`fields` in order, `gap` spaces apart, in the fewest lines of at most `width` columns,
+    split as evenly as they go ("min max" / "mean std", not "min max mean" / "std"). A line
+    breaks only between fields; a field wider than `width` gets a line of its own. None: one
+    line."""
+    separator = Text(" " * gap)
+    if not fields or width is None:
+        return [separator.join(fields)] if fields else []
+
+    def widest(runs: list[list[Text]]) -> int:
+        return max(sum(f.cell_len for f in run) + gap * (len(run) - 1) for run in runs)
+
+    n = len(fields)
+    for n_lines in range(1, n):  # a handful of fields: try every way to cut them
+        splits = [[list(fields[a:b]) for a, b in zip((0,) + cut, cut + (n,))]
+                  for cut in combinations(range(1, n), n_lines - 1)]
+        runs = min(splits, key=widest)
+        if widest(runs) <= width:
+            return [separator.join(run) for run in runs]
+    return list(fields)  # one a line
+
+
+def stats_text(stats, style: Style = Style(), width: int | None = None) -> Text:
+    """Shape, dtype, norm, zeros, NaN, Inf; then min, max, mean, std. Two lines when `width`
+    columns hold them (or no width is given); else shape and dtype on a line of their own and
+    each group wrapped between fields, so every field reads whole in a narrow panel."""
     shape = "(" + ", ".join(str(d) for d in stats.shape) + ")" if stats.shape else "scalar"
-    text.append(f"{shape} {stats.dtype}", style="bold")
     bad = "bold red" if (stats.nan or stats.inf) and style.color else ""
-    text.append(f"  norm {stats.norm:.4g}  zeros {stats.zeros}  ")
-    text.append(f"NaN {stats.nan}  Inf {stats.inf}\n", style=bad)
-    text.append(f"min {stats.min:.4g}  max {stats.max:.4g}  mean {stats.mean:.4g}  "
-                f"std {stats.std:.4g}")
-    return text
+    head = [Text(f"{shape} {stats.dtype}", style="bold")]
+    counts = [Text(f"norm {short_number(stats.norm)}"), Text(f"zeros {stats.zeros}"),
+              Text(f"NaN {stats.nan}", style=bad), Text(f"Inf {stats.inf}", style=bad)]
+    spread = [Text(f"{name} {short_number(value)}") for name, value in
+              (("min", stats.min), ("max", stats.max), ("mean", stats.mean), ("std", stats.std))]
+    lines = flow(head + counts, width)
+    if len(lines) > 1:
+        lines = flow(head, width) + flow(counts, width)
+    lines += flow(spread, width)
+    return Text("\n", no_wrap=True, overflow="crop").join(lines)
 
 
 def bars(labels: list[str], values: list[float | None], style: Style = Style(),

@@ -5,6 +5,7 @@ import pytest
 from textual.widgets import ContentSwitcher
 
 from conftest import drive, screen_text
+from tui_tfs import render
 from tui_tfs.screens import ChoiceScreen, ExplorerScreen, HelpScreen, PromptScreen, ReportScreen
 from tui_tfs.widgets import LayerTree
 
@@ -30,7 +31,7 @@ def test_opens_explorer_with_all_panels(make_app):
     drive(make_app(), check(look))
     assert isinstance(seen["screen"], ExplorerScreen)
     text, trace = seen["text"], seen["trace"]
-    assert f"forward event 1 of {len(trace)}" in text and f"loss {trace.loss:.4f}" in text
+    assert f"forward 1/{len(trace)}" in text and f"loss {trace.loss:.4f}" in text
     assert "Token embedding" in text  # the formula panel
     assert "tok_emb" in text  # the tree
     assert "n Next" in text  # the footer
@@ -46,6 +47,63 @@ def test_stepping_keys(make_app):
     assert indices[:3] == [1, 2, 1]
     assert seen[-2][1] == "forward" and seen[-1][1] == "backward"
     assert seen[-1][2] == "loss.cross_entropy"
+
+
+def test_status_line_shows_the_stepping_level(make_app):
+    """`o` keeps the level of the node it stepped over and `u` climbs from it: the status line
+    shows that level, split from the rest of the event's path, so `u`'s landing is no surprise."""
+    seen = []
+
+    def grab(app):
+        status = screen_text(app).splitlines()[-2]  # the row above the footer
+        seen.append((status.strip(), app.session.level_path(), app.session.event.path))
+
+    rec = check(grab)
+    drive(make_app(), rec, "i", "o", "o", "o", rec, "n", rec, "u", rec)
+    start, over, after_next, after_out = seen
+    assert start[0].endswith("level encoder › tok_emb")  # a new trace starts at the top level
+    # i, then o three times: over tok_emb, pos_enc and emb_drop at level 2, onto blocks.0
+    assert over[1:] == ("encoder.blocks.0", "encoder.blocks.0.self_attn.q_proj")
+    assert over[0].endswith("level encoder.blocks.0 › self_attn.q_proj"), over
+    assert over[0].startswith("▶ forward 4/237  loss ")
+    # n lands on the next event at its leaf: the level is the whole path, nothing after it
+    assert after_next[0].endswith("level encoder.blocks.0.self_attn.k_proj"), after_next
+    assert "›" not in after_next[0]
+    # u climbs one level from the leaf (self_attn), steps over it, and keeps that level
+    assert after_out[1:] == ("encoder.blocks.0.drop1", "encoder.blocks.0.drop1")
+    assert after_out[0].endswith("level encoder.blocks.0.drop1"), after_out
+    assert all(len(status) <= 78 and "…" not in status for status, _, _ in seen)
+
+
+def test_status_line_level_in_ascii(make_app):
+    seen = {}
+    drive(make_app(ascii=True), "o", check(lambda app: seen.update(text=screen_text(app))))
+    status = seen["text"].splitlines()[-2]
+    assert status.strip().startswith(">> forward 44/237  loss ")
+    assert status.endswith("level decoder > tok_emb"), status
+
+
+def test_tensor_statistics_read_whole_in_the_panel(make_app):
+    """At 80x24 the statistics wrap to the tensor panel's 47 columns (before, "Inf" was past
+    the panel's edge); switching to another view and back lays them out again."""
+    seen = []
+
+    def grab(app):
+        seen.append((screen_text(app), app.session.trace.stats(app.session.event.index,
+                                                               app.session.view.tensor)))
+
+    rec = check(grab)
+    drive(make_app(), rec, "a", "t", rec, "b", rec)
+    for text, stats in seen:
+        # the panel's text runs from column 30 (after the tree, a border and padding) for 47
+        rows = [line[30:77] for line in text.splitlines()]
+        shape = "(" + ", ".join(str(d) for d in stats.shape) + ")"
+        for field in (f"{shape} {stats.dtype}", f"zeros {stats.zeros}",
+                      f"NaN {stats.nan}  Inf {stats.inf}"):
+            assert any(field in row for row in rows), (field, text)
+        for name in ("norm", "min", "max", "mean", "std"):
+            field = f"{name} {render.short_number(getattr(stats, name))}"
+            assert any(field in row for row in rows), (field, text)
 
 
 def test_tree_marks_the_current_event_and_picks_events(make_app):

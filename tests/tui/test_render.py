@@ -93,6 +93,30 @@ def test_stats_text_lists_every_statistic():
         assert word in text
 
 
+def test_stats_text_fields_read_whole_in_the_tensor_panel_at_80_columns():
+    """At 80x24 the tensor panel holds 47 columns (80 - the 28-column tree - borders, padding
+    and a scrollbar's column): a wide shape and long numbers wrap between fields, never cut."""
+    from engine.trace import TensorStats
+
+    stats = TensorStats(shape=(32, 64, 128), dtype="float32", min=-1.234e5, max=9.876e4,
+                        mean=-0.1234, std=1.234e5, norm=5.678e7, zeros=123456, nan=12, inf=3)
+    fields = ["(32, 64, 128) float32", "norm 5.678e7", "zeros 123456", "NaN 12", "Inf 3",
+              "min -1.234e5", "max 9.876e4", "mean -0.1234", "std 1.234e5"]
+    for width in (47, 40, 30):
+        lines = render.stats_text(stats, width=width).plain.splitlines()
+        assert max(len(line) for line in lines) <= width, (width, lines)
+        for field in fields:  # each field whole on one line
+            assert any(field in line for line in lines), (width, field, lines)
+        assert "NaN 12  Inf 3" in "\n".join(lines)  # a group stays together while it fits
+    assert render.stats_text(stats, width=47).plain.splitlines() == [
+        "(32, 64, 128) float32", "norm 5.678e7  zeros 123456  NaN 12  Inf 3",
+        "min -1.234e5  max 9.876e4", "mean -0.1234  std 1.234e5"]
+    # where there is room it stays two lines, as before
+    wide = render.stats_text(stats, width=80).plain.splitlines()
+    assert wide == ["(32, 64, 128) float32  norm 5.678e7  zeros 123456  NaN 12  Inf 3",
+                    "min -1.234e5  max 9.876e4  mean -0.1234  std 1.234e5"]
+
+
 def test_bars_mark_unknown_values():
     text = render.bars(["a", "b", "c"], [0.01, None, 1.0]).plain.splitlines()
     assert "not reached" in text[1]

@@ -79,7 +79,7 @@ def test_real_terminal_reversal_attention():
     tmux = Tmux()
     try:
         tmux.start(_command())
-        tmux.wait_for("event 1 of 237")
+        tmux.wait_for("forward 1/237")
         tmux.keys("l")
         tmux.wait_for("Run to layer")
         tmux.keys("-l", "decoder.blocks.0.cross_attn.softmax")
@@ -93,7 +93,7 @@ def test_real_terminal_reversal_attention():
         rows = [m.group(1) for part in right
                 if (m := re.match(r"\s*(<s>|\d) ([ ░▒▓█] ){5}", part))]
         assert rows == ["<s>", "5", "1", "4", "1", "3"], screen  # queries down: the reversal
-        assert "forward event 68 of 237" in screen
+        assert "forward 68/237" in screen
         tmux.keys("q")
     finally:
         tmux.close()

@@ -28,7 +28,7 @@ def test_real_terminal_trains_reversal_and_shows_plot_and_metrics():
     tmux = Tmux()
     try:
         tmux.start(_command())
-        tmux.wait_for("event 1 of")
+        tmux.wait_for("forward 1/")
         tmux.keys("C-t")
         tmux.wait_for("space starts training")
         tmux.keys("Space")

@@ -204,6 +204,35 @@ def test_plot_legend_shows_the_marks_the_plot_draws(ascii):
     assert level in inside, (level, plot)
 
 
+@pytest.mark.parametrize("ascii", [False, True], ids=["unicode", "ascii"])
+def test_plot_marks_lr_changes_and_nan_steps_with_distinct_glyphs(ascii):
+    """A learning-rate change and a NaN/Inf (skipped) step are different lines in the plot, and
+    the legend names each by its glyph, whole, at the plot's width on an 80-column screen."""
+    from tui_tfs.widgets.loss_plot import legend_text
+
+    style = Style(ascii=ascii, color=False)
+    data = _plot(300)  # lr change at step 100, NaN at step 150 (a held-out 'o' sits on it too)
+    legend = legend_text(data, style, width=51).plain
+    assert all(len(line) <= 51 for line in legend.splitlines()), legend
+    change = legend.split(" lr/switch")[0].split()[-1]  # the glyph before "lr/switch"
+    nan = legend.split(" NaN at 150")[0].split()[-1]  # the glyph before "NaN at 150"
+    assert len(change) == 1 and len(nan) == 1 and change != nan, legend
+    assert "NaN at 150, skipped" in legend
+    plot = loss_plot_text(data, 51, 8, style).plain
+    inside = [line[4:-1] for line in plot.splitlines()[1:-2]]  # no axes, no frame
+    columns = {glyph: {i for line in inside for i, ch in enumerate(line) if ch == glyph}
+               for glyph in (change, nan)}
+    assert len(columns[change]) == 1 and len(columns[nan]) == 1, plot  # one vertical line each
+    assert min(columns[change]) < min(columns[nan]), plot  # step 100 left of step 150
+    if ascii:
+        assert (plot + legend).isascii()
+    # an lr raised at the step before the loss went NaN: the NaN's line is the one drawn
+    data.changes, data.nonfinite = [299], [300]
+    plot = loss_plot_text(data, 51, 8, style).plain
+    inside = "\n".join(line[4:-1] for line in plot.splitlines()[1:-2])
+    assert nan in inside and change not in inside, plot
+
+
 def test_long_runs_are_downsampled_and_stay_cheap():
     xs, ys = downsample(np.arange(100_000), np.ones(100_000), 100)
     assert len(xs) == len(ys) == 100

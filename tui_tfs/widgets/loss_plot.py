@@ -6,8 +6,11 @@ points, so a long run is bucketed down to about two points per column before dra
 
 Reference lines: ln(V), the loss of a uniform guess, and the task's optimum (both dotted).
 Markers: `o` at each held-out loss, a dotted vertical line where the learning rate or a
-break-it switch changed, and a heavy one where a step went NaN/Inf. ASCII mode turns
-plotext's box drawing into + - | and draws the series with plain characters (no braille).
+break-it switch changed, and a heavy one where a step went NaN/Inf and its update was skipped
+(where both fall in one column, the heavy one is drawn). ASCII mode turns plotext's box drawing
+into + - | and those two lines into `:` and `#`, and draws the series with plain characters (no
+braille). The legend under the plot names each kind of mark, on as many lines as the plot's
+width needs.
 """
 from __future__ import annotations
 
@@ -19,12 +22,14 @@ import plotext
 from rich.text import Text
 from textual.widgets import Static
 
-from ..render import Style
+from ..render import Style, flow
 
 HELD_OUT = "o"  # the held-out loss marker, in both modes: the legend shows the same character
-CHANGE = {False: "┊", True: "|"}  # the vertical line at an lr / switch change (plotext's dotted)
+CHANGE = {False: "┊", True: ":"}  # the vertical line at an lr / switch change (plotext's dotted)
+NONFINITE = {False: "┃", True: "#"}  # the vertical line at a NaN/Inf step (plotext's heavy)
 LEVEL = {False: "┈", True: "--"}  # the ln V line (plotext's dotted; BOX_TO_ASCII makes it -)
-BOX_TO_ASCII = str.maketrans({**{c: "-" for c in "─━═┈┄╌"}, **{c: "|" for c in "│┃║┊┆╎"},
+BOX_TO_ASCII = str.maketrans({**{c: "-" for c in "─━═┈┄╌"}, **{c: "|" for c in "│║┆╎"},
+                              CHANGE[False]: CHANGE[True], NONFINITE[False]: NONFINITE[True],
                               **{c: "+" for c in "┌┐└┘├┤┬┴┼╭╮╰╯┏┓┗┛┣┫┳┻╋╔╗╚╝╠╣╦╩╬"}})
 
 
@@ -87,9 +92,14 @@ def loss_plot_text(data: PlotData, width: int, height: int, style: Style) -> Tex
         fig.line(data.uniform, style="dotted")
     if data.optimum is not None and data.optimum > bottom:
         fig.line(data.optimum, style="dotted")
+    nonfinite = data.nonfinite[-8:]
+    # plotext draws its lines in no set order, so a change (an lr raised just before the loss
+    # went NaN) could hide the NaN's line: changes within a column or so of a NaN are left out
+    span = (last - 1) / max(1, width - 12)  # steps per plot column, or a little more
     for step in data.changes[-8:]:
-        fig.line(float(step), orientation="v", style="dotted")
-    for step in data.nonfinite[-8:]:
+        if all(abs(step - bad) > span for bad in nonfinite):
+            fig.line(float(step), orientation="v", style="dotted")
+    for step in nonfinite:
         fig.line(float(step), orientation="v", style="heavy")
     raw = fig.build().string(colorless=not style.color).rstrip("\n")
     if style.ascii:
@@ -109,20 +119,21 @@ def _empty(data: PlotData, width: int, height: int) -> Text:
     return Text("\n".join(lines[:height]), no_wrap=True, overflow="crop")
 
 
-def legend_text(data: PlotData, style: Style) -> Text:
-    """One line under the plot saying what each mark is."""
+def legend_text(data: PlotData, style: Style, width: int | None = None) -> Text:
+    """What each mark under the plot is, each with its glyph: one line, or more when `width`
+    columns cannot hold it (an entry is never cut)."""
     dot = "." if style.ascii else "⠒"
-    text = Text(no_wrap=True, overflow="ellipsis")
-    text.append(f"{dot} train  {HELD_OUT} held-out", style="dim")
+    entries = [Text(f"{dot} train", style="dim"), Text(f"{HELD_OUT} held-out", style="dim")]
     if data.uniform is not None:
-        text.append(f"  {LEVEL[style.ascii]} ln V {data.uniform:.2f}", style="dim")
+        entries.append(Text(f"{LEVEL[style.ascii]} ln V {data.uniform:.2f}", style="dim"))
     if data.optimum is not None:
-        text.append(f"  best {data.optimum:.2f}", style="dim")
+        entries.append(Text(f"best {data.optimum:.2f}", style="dim"))
     if data.changes:
-        text.append(f"  {CHANGE[style.ascii]} lr/switch", style="dim")
+        entries.append(Text(f"{CHANGE[style.ascii]} lr/switch", style="dim"))
     if data.nonfinite:
-        text.append(f"  NaN at {data.nonfinite[0]}", style="bold red" if style.color else "bold")
-    return text
+        entries.append(Text(f"{NONFINITE[style.ascii]} NaN at {data.nonfinite[0]}, skipped",
+                            style="bold red" if style.color else "bold"))
+    return Text("\n", no_wrap=True, overflow="ellipsis").join(flow(entries, width))
 
 
 class LossPlot(Static):
@@ -145,9 +156,11 @@ class LossPlot(Static):
         width, height = self.content_size
         if width <= 0 or height <= 0:
             return
-        text = loss_plot_text(self._data, width, height - 1, self._style)
+        legend = legend_text(self._data, self._style, width)
+        text = loss_plot_text(self._data, width, height - len(legend.plain.splitlines()),
+                              self._style)
         text.append("\n")
-        text.append_text(legend_text(self._data, self._style))
+        text.append_text(legend)
         self.update(text, layout=False)  # a fixed-size box: no layout pass
 
     @property

@@ -1,8 +1,8 @@
 """The tensor view: any named tensor of the current event, or its gradient.
 
 Header: the event's tensors with the shown one bracketed, value/gradient, the slice shown of a
-3-D or 4-D tensor; then shape, dtype and statistics; then the values as a shaded heatmap with
-token labels (or, on demand, as numbers).
+3-D or 4-D tensor; then shape, dtype and statistics, wrapped to the panel's width; then the
+values as a shaded heatmap with token labels (or, on demand, as numbers).
 """
 from __future__ import annotations
 
@@ -37,7 +37,8 @@ class TensorView(TextPanel):
         else:
             side = f"{name} {where}  (no {'gradient' if event.phase == 'forward' else 'value'} pair)"
         text.append(side + "\n", style="dim")
-        text.append(render.stats_text(session.trace.stats(event.index, name), style))
+        text.append(render.stats_text(session.trace.stats(event.index, name), style,
+                                      self.text_width))
         text.append("\n")
         keep = None
         if name in ("weights", "masked") and "keep" in event.tensors:
