@@ -113,8 +113,14 @@ class TfsApp(App[None]):
             self.push_screen(TrainingScreen(self.session, self.style))
 
     def action_pick(self) -> None:
-        """Back to the scenario picker."""
-        if isinstance(self.screen, ExplorerScreen):
+        """Esc in the explorer, one level back: from the attention overview (`A`) to the
+        explorer's tensor view on the same event; from the explorer to the scenario picker."""
+        screen = self.screen
+        if not isinstance(screen, ExplorerScreen):
+            return
+        if screen.view_name == "overview":
+            screen.action_view("tensor")
+        else:
             self.pop_screen()
 
     def action_help(self) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import threading
 import time
 
 import numpy as np
@@ -209,6 +210,52 @@ def test_quit_while_training_does_not_hang(make_app):
     run(app, body)
     assert time.monotonic() - start < 60
     assert app.session.training.state in (PAUSED, RUNNING)
+
+
+def test_quit_does_not_wait_for_the_step_in_flight(make_app):
+    """Quitting mid-step returns at once, and the training thread takes no step after it.
+
+    A larger model's step or a held-out evaluation can take seconds. Here the fourth step is
+    held until the test lets it go (at most `hold` seconds): the app can only return before
+    that if quitting does not wait for the step. Then, let go, the thread ends after that one
+    step. The verdict needs no clock; the bound on the quit's time is generous (it takes
+    ~0.2 s here, and waited out the whole hold before)."""
+    hold = 20.0
+    app = make_app("reverse")
+    held, let_go, finished = threading.Event(), threading.Event(), threading.Event()
+    seen = {}
+
+    async def body(pilot):
+        c = await open_training(pilot, app, eval_every=0, total=100_000)
+        step = c.trainer.step
+
+        def held_step():
+            if c.step != 3:
+                return step()
+            seen["thread"] = threading.current_thread()
+            held.set()
+            let_go.wait(hold)
+            try:
+                return step()
+            finally:
+                finished.set()
+
+        c.trainer.step = held_step
+        await pilot.press("space")
+        await until(pilot, held.is_set)
+        seen["quit"] = time.monotonic()
+        await pilot.press("q")
+
+    run(app, body)
+    quit_took = time.monotonic() - seen["quit"]
+    still_stepping = not finished.is_set()
+    let_go.set()
+    seen["thread"].join(30)
+    c = app.session.training
+    assert still_stepping, f"quitting waited for the step in flight ({quit_took:.1f} s)"
+    assert quit_took < 5.0, f"quit took {quit_took:.2f} s"
+    assert seen["thread"].daemon and not seen["thread"].is_alive()
+    assert c.step == 4 and c.state == PAUSED, "after the held step, the stop request is seen"
 
 
 def test_ascii_mode_reads_and_help_lists_the_training_keys(make_app):

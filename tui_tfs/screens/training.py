@@ -1,24 +1,28 @@
 """The training screen: the loss plotted live, the numbers, held-out predictions, per-layer
 gradient norms and a generation panel; start, pause, stop, change settings, save, inspect.
 
-Training runs in a thread worker (`_train`) that calls the controller's `run_for` half a
-second at a time and posts `TrainingProgress` between, so the screen redraws at about 2 Hz
-whatever the step rate. The worker polls `is_cancelled` before every step, so quitting or
-leaving never waits for more than one step. Inspecting pauses first: the explorer it opens
-runs the live model, which must not train at the same time.
+Training runs on a thread of the screen's own (`_train`) that calls the controller's `run_for`
+half a second at a time and posts `TrainingProgress` between, so the screen redraws at about
+2 Hz whatever the step rate. The thread checks its stop event before every step, so leaving
+waits for at most the step in flight; quitting waits for none: the thread is a daemon the app
+never joins. (A Textual thread worker runs on asyncio's default executor, which `App.run`
+joins on the way out: quitting then waited out the step or held-out evaluation in flight,
+seconds on a larger model.) Nothing is saved on quit: checkpoints are written by `w`, on the
+UI thread. Inspecting pauses first: the explorer it opens runs the live model, which must not
+train at the same time.
 """
 from __future__ import annotations
 
 from rich.markup import escape
 
+import threading
+
 import numpy as np
-from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import ContentSwitcher, Footer, Static
-from textual.worker import get_current_worker
 
 from scenarios import ScenarioError
 
@@ -89,6 +93,7 @@ class TrainingScreen(Screen[None]):
         self.temperature, self.top_k, self.top_p = 1.0, None, None
         self.generated = None
         self._notice: str | None = None  # what the status line shows
+        self._stop = threading.Event()  # set: the training thread ends before its next step
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="tr-top"):
@@ -155,22 +160,36 @@ class TrainingScreen(Screen[None]):
         switcher = self.query_one("#tr-views", ContentSwitcher)
         switcher.border_title = titles[switcher.current or "tr-predictions"]
 
-    # -- the worker --------------------------------------------------------------------------------
-    @work(thread=True, exclusive=True, group="training")
+    # -- the training thread ------------------------------------------------------------------------
     def _train(self) -> None:
-        worker = get_current_worker()
+        """Start a training thread: a daemon, so quitting never waits for it (module docstring).
+        One at a time: a thread still finishing a pause is told to stop first."""
+        self._stop_training()
+        self._stop = stop = threading.Event()
+        threading.Thread(target=self._train_loop, args=(stop,), name="tui-tfs training",
+                         daemon=True).start()
+
+    def _stop_training(self) -> None:
+        """Tell the training thread to stop before its next step; never waits for it."""
+        self._stop.set()
+
+    def on_unmount(self) -> None:
+        self._stop_training()  # popped or quitting: the thread takes no further step
+
+    def _train_loop(self, stop: threading.Event) -> None:
+        """The thread's body: train while RUNNING and not stopped; only `post_message` out."""
         c = self.controller
         seen = len(c.evaluations)
         try:
-            while c.state == RUNNING and not worker.is_cancelled:
-                c.run_for(POST_EVERY, lambda: worker.is_cancelled)
-                if worker.is_cancelled:
+            while c.state == RUNNING and not stop.is_set():
+                c.run_for(POST_EVERY, stop.is_set)
+                if stop.is_set():
                     break
                 self.post_message(TrainingProgress(c.step, len(c.evaluations) != seen))
                 seen = len(c.evaluations)
         except Exception as error:  # a bug must not kill the app mid-run: say so and pause
             c.state, c.notice = "paused", f"training stopped by an error: {error!r}"
-        if not worker.is_cancelled:
+        if not stop.is_set():
             self.post_message(TrainingStopped(c.state))
 
     def on_training_progress(self, message: TrainingProgress) -> None:
@@ -202,8 +221,10 @@ class TrainingScreen(Screen[None]):
         c = self.controller
         if c.running:
             c.request("pause")
-        elif c.start():
-            self._train()
+        else:
+            self._stop_training()  # a thread still finishing its pause must not train on
+            if c.start():
+                self._train()
         self.refresh_all(False)
 
     def action_stop(self) -> None:
@@ -237,8 +258,7 @@ class TrainingScreen(Screen[None]):
         """Back to the explorer: pause, and show it the trained weights."""
         c = self.controller
         c.request("pause")
-        for worker in self.workers:
-            worker.cancel()
+        self._stop_training()
         with c.lock:  # no step runs once this is held after the request
             self.session.model = c.model
             if self.session.trace is not None:
