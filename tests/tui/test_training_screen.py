@@ -269,6 +269,13 @@ def test_ascii_mode_reads_and_help_lists_the_training_keys(make_app):
         text = screen_text(app)
         assert text.isascii(), text
         assert "FINISHED" in text and "8 / 8" in text
+        for key in ("L", "B"):  # a line to type (Input) and a list to choose from (OptionList)
+            await pilot.press(key)
+            await pilot.pause()
+            text = screen_text(app)
+            assert text.isascii(), [c for c in text if not c.isascii()][:10]
+            await pilot.press("escape")
+            await pilot.pause()
         await pilot.press("question_mark")
         await pilot.pause()
         text = screen_text(app)
