@@ -41,7 +41,9 @@ def eval_mode(model):
 
 
 def predict(scenario: Scenario, model, n: int) -> list[Prediction]:
-    """The first `n` held-out examples with the model's outputs (decoded in eval mode)."""
+    """The first `n` distinct held-out examples with the model's outputs (decoded in eval
+    mode). A small language repeats its sentences in the held-out split: the metrics count
+    every repeat, a table of examples shows each once."""
     with eval_mode(model):
         if scenario.layout == "pairs":
             return _predict_pairs(scenario, model, n)
@@ -50,9 +52,19 @@ def predict(scenario: Scenario, model, n: int) -> list[Prediction]:
         return _predict_teacher_forced(scenario, model, n)
 
 
+def _distinct(examples, n: int) -> list:
+    """The first `n` examples whose (source, target) has not been seen before, in order."""
+    seen, out = set(), []
+    for example in examples:
+        if (example.source, example.target) not in seen and len(out) < n:
+            seen.add((example.source, example.target))
+            out.append(example)
+    return out
+
+
 def _predict_pairs(scenario: Scenario, model, n: int) -> list[Prediction]:
     tok = scenario.tokenizer
-    examples = scenario.data.held_out[:n]
+    examples = _distinct(scenario.data.held_out, n)
     out: list[Prediction] = []
     for start in range(0, len(examples), 100):
         chunk = examples[start:start + 100]
@@ -66,7 +78,7 @@ def _predict_pairs(scenario: Scenario, model, n: int) -> list[Prediction]:
 def _predict_prompted(scenario: Scenario, model, n: int) -> list[Prediction]:
     tok = scenario.tokenizer
     out: list[Prediction] = []
-    for example in scenario.data.held_out[:n]:
+    for example in _distinct(scenario.data.held_out, n):
         prompt = [tok.bos_id] + tok.encode(example.source)
         room = model.config.max_len - len(prompt) + 1
         generation = generate_lm(model, prompt, max_new_tokens=room, greedy=True, stop_id=tok.eos_id)
@@ -88,9 +100,10 @@ def _predict_teacher_forced(scenario: Scenario, model, n: int) -> list[Predictio
     if scenario.layout == "stream":
         # Short windows read better than whole 64-character blocks.
         batches = scenario.eval_batches(limit=n, batch_size=n)
-    else:
-        batches = scenario.eval_batches(limit=n, batch_size=100)
+    else:  # all of them: the first n distinct rows may lie beyond the first n
+        batches = scenario.eval_batches(batch_size=100)
     out: list[Prediction] = []
+    seen: set[tuple[str, str]] = set()
     for batch in batches:
         guesses = forward(model, batch).argmax(-1)  # (B,T) best next token at each place
         for row_in, row_out, row_guess in zip(batch.tgt_in, batch.tgt_out, guesses):
@@ -98,8 +111,12 @@ def _predict_teacher_forced(scenario: Scenario, model, n: int) -> list[Predictio
             target_tokens = [tok.vocab[i] for i in row_out[keep]]
             output_tokens = [tok.vocab[i] for i in row_guess[keep]]
             context = "" if scenario.layout != "stream" else tok.decode(row_in[:1])
+            target = tok.join(target_tokens)
+            if (context, target) in seen:
+                continue
+            seen.add((context, target))
             out.append(Prediction(
-                source=context, target=tok.join(target_tokens), output=tok.join(output_tokens),
+                source=context, target=target, output=tok.join(output_tokens),
                 target_tokens=target_tokens, output_tokens=output_tokens,
                 correct=target_tokens == output_tokens, teacher_forced=True))
     return out[:n]

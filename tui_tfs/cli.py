@@ -318,7 +318,7 @@ def cmd_eval(args, console: Console) -> int:
         row = [str(i)] + ([] if teacher_forced else [p.source]) + [target, marked, verdict]
         table.add_row(*row)
     plural = "s" if len(predictions) != 1 else ""
-    console.print(f"[bold]{scenario.name}[/], step {trained.step}: the first {len(predictions)} "
+    console.print(f"[bold]{scenario.name}[/], step {trained.step}: the first {len(predictions)} distinct "
                   f"held-out example{plural}")
     if teacher_forced:
         console.print("[dim]each guess: the likeliest next token after the true text before it[/]")

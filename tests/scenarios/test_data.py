@@ -263,3 +263,21 @@ def test_an_encoder_decoder_samples_with_the_odds_of_each_choice(builtins):
         assert all(t in [a for a, _ in alts] for t, alts in zip(c.tokens, c.alternatives))
     with pytest.raises(ScenarioError, match="1 to"):
         complete(model, s.tokenizer, s.layout, "1" * (model.config.max_len + 1))
+
+
+@pytest.mark.parametrize("name", ["tiny-lm", "copy", "reverse", "addition"])
+def test_predictions_show_each_held_out_example_once(builtins, name):
+    """tiny-lm's thirty sentences repeat in its 200 held-out examples (the metrics count every
+    repeat); the table of examples shows each once, in the split's order."""
+    s = builtins[name]
+    held_out = [(e.source, e.target) for e in s.data.held_out]
+    distinct = list(dict.fromkeys(held_out))
+    if name == "tiny-lm":
+        assert len(distinct) < len(held_out)  # the case this guards: repeats exist
+        assert len(set(held_out[:10])) < 10
+    shown = s.predictions(s.build_model(), 10)
+    rows = [(p.source, p.target) for p in shown]
+    assert len(rows) == len(set(rows)) == min(10, len(distinct))
+    if name == "tiny-lm":  # teacher-forced rows: no source, the target ends with </s>
+        rows = [(source, target.removesuffix(" </s>")) for source, target in rows]
+    assert rows == distinct[:10]

@@ -184,7 +184,7 @@ def test_unknown_scenario_name(capsys):
 def test_eval_shows_predictions_beside_targets(capsys, trained):
     code, out, _ = run_cli(capsys, "eval", str(trained["copy"]), "--n", "4")
     assert code == 0
-    assert "the first 4 held-out examples" in out and "input" in out and "target" in out
+    assert "the first 4 distinct held-out examples" in out and "input" in out and "target" in out
     assert "exact match" in out and "tokens" in out
     held = load_scenario("copy").data.held_out
     assert held[0].source in out
