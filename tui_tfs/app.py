@@ -113,13 +113,13 @@ class TfsApp(App[None]):
             self.push_screen(TrainingScreen(self.session, self.style))
 
     def action_pick(self) -> None:
-        """Esc in the explorer, one level back: from the attention overview (`A`) to the
-        explorer's tensor view on the same event; from the explorer to the scenario picker."""
+        """Esc in the explorer, one level back: from the attention overview (`A`) to the view
+        it was opened from, on the same event; from the explorer to the scenario picker."""
         screen = self.screen
         if not isinstance(screen, ExplorerScreen):
             return
         if screen.view_name == "overview":
-            screen.action_view("tensor")
+            screen.close_overview()
         else:
             self.pop_screen()
 

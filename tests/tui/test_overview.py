@@ -40,7 +40,7 @@ def test_escape_closes_the_overview_and_keeps_the_position(make_app):
 
 
 def test_escape_from_the_overview_opened_from_the_attention_map(make_app):
-    """a (one head's map), A (all of them), Esc: the explorer, same event, not the picker."""
+    """a (one head's map), A (all of them), Esc: back on the map, same event, not the picker."""
     seen = {}
     drive(make_app("reverse"), "e", look(seen, "before"), "a", "A", look(seen, "overview"),
           "escape", look(seen, "after"))
@@ -48,4 +48,4 @@ def test_escape_from_the_overview_opened_from_the_attention_map(make_app):
     after = seen["after"]
     assert after["screen"] is seen["before"]["screen"]
     assert after["index"] == seen["before"]["index"] > 0
-    assert after["view"] != "overview"
+    assert after["view"] == "attention"

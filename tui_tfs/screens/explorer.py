@@ -97,6 +97,7 @@ class ExplorerScreen(Screen[None]):
         super().__init__()
         self.session = session
         self.style = style
+        self._before_overview = "tensor"  # the view the overview (A) was opened from
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="main"):
@@ -292,8 +293,14 @@ class ExplorerScreen(Screen[None]):
 
     # -- views --------------------------------------------------------------------------------------
     def action_view(self, name: str) -> None:
+        if name == "overview" and self.view_name != "overview":
+            self._before_overview = self.view_name  # where Esc goes back to
         self.query_one("#views", ContentSwitcher).current = name
         self.refresh_views()
+
+    def close_overview(self) -> None:
+        """Back from the overview to the view it was opened from, on the same event."""
+        self.action_view(self._before_overview)
 
     def action_toggle_formula(self) -> None:
         formula = self.query_one(FormulaPanel)
