@@ -81,7 +81,7 @@ SCREEN_BINDINGS = [
     Binding("question_mark", "app.help", "Help", show=True, tooltip="Help: every key"),
     Binding("ctrl+t", "app.train", "Train", show=True,
             tooltip="Train this scenario's model (live loss plot, predictions, generation)"),
-    Binding("escape", "app.pick", "Scenarios", show=False),
+    Binding("escape", "app.pick", "Back: close the overview, else the scenarios", show=False),
     Binding("q", "app.quit", "Quit", show=False),
 ]
 
