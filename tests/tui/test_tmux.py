@@ -49,9 +49,11 @@ class Tmux:
 
     def start(self, command: str) -> None:
         env = f"cd {shlex.quote(str(ROOT))} && export LANG=C.UTF-8 TERM=xterm-256color " \
-              f"PYTHONPATH={shlex.quote(str(ROOT))} && exec {command}"
+              f"PYTHONPATH={shlex.quote(str(ROOT))} && {command}"
+        # The shell outlives the app and prints its exit status, so a test can wait for the
+        # app to quit and read how it ended; the pane stays readable until close().
         self.run("-f", "/dev/null", "new-session", "-d", "-s", "t", "-x", "80", "-y", "24",
-                 f"sh -c {shlex.quote(env + '; sleep 30')}")
+                 f"sh -c {shlex.quote(env + '; echo app-exit-status $?; sleep 60')}")
         self.run("set-option", "-g", "status", "off")
         self.run("resize-window", "-t", "t", "-x", "80", "-y", "24")
 
@@ -95,5 +97,6 @@ def test_real_terminal_reversal_attention():
         assert rows == ["<s>", "5", "1", "4", "1", "3"], screen  # queries down: the reversal
         assert "forward 68/237" in screen
         tmux.keys("q")
+        tmux.wait_for("app-exit-status 0")
     finally:
         tmux.close()
