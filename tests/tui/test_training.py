@@ -2,6 +2,7 @@
 settings changed between steps, divergence, saving, generation, and the plot's cost."""
 from __future__ import annotations
 
+import re
 import threading
 import time
 
@@ -241,3 +242,15 @@ def test_long_runs_are_downsampled_and_stay_cheap():
     for _ in range(5):
         loss_plot_text(data, 50, 10, Style())
     assert (time.perf_counter() - start) / 5 < 0.5  # generous: ~20 ms here, 100k points
+
+
+def test_metric_labels_never_touch_their_values():
+    # A language model's held-out line is "perplexity", the longest label: it was once glued
+    # to its number ("perplexity1.52").
+    c = controller(load_scenario("tiny-lm"), eval_every=2)
+    run_steps(c, 2)
+    lines = metrics_text(c, Style(ascii=True, color=False)).plain.splitlines()[1:]
+    labels = ["step", "loss", "lr", "grad norm", "tokens/s", "perplexity", "held loss", "broken"]
+    assert [line[:len(label)] for line, label in zip(lines, labels)] == labels
+    assert all(line[len(label)] == " " for line, label in zip(lines, labels)), lines
+    assert re.match(r"perplexity +\d", lines[5]), lines

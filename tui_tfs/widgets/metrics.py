@@ -54,8 +54,9 @@ def metrics_text(controller, style: Style) -> Text:
     rows.append(("held loss", _fmt(ev.metrics["loss"] if ev else None, ".4f")))
     breaks = c.model.config.breaks.active()
     rows.append(("broken", ",".join(breaks) if breaks else "none"))
+    label_width = max(len(label) for label, _ in rows) + 1  # "perplexity" needs its space too
     for label, value in rows:
-        text.append(f"{label:<10}", style="bold")
+        text.append(f"{label:<{label_width}}", style="bold")
         text.append(f"{value}\n")
     return text
 
