@@ -254,3 +254,13 @@ def test_metric_labels_never_touch_their_values():
     assert [line[:len(label)] for line, label in zip(lines, labels)] == labels
     assert all(line[len(label)] == " " for line, label in zip(lines, labels)), lines
     assert re.match(r"perplexity +\d", lines[5]), lines
+
+
+def test_generation_columns_fit_word_alternatives_whole():
+    scenario = load_scenario("tiny-lm")
+    g = controller(scenario, eval_every=0).generate("the cat sat on", temperature=1.0)
+    text = generation_text(g, "temperature 1.00", Style(ascii=True)).plain
+    assert "..." not in text and "…" not in text, text  # no entry is cut short
+    for token, alts in list(zip(g.tokens, g.alternatives))[:4]:  # 16-column cells: 4 fit
+        for alt, q in [(t, q) for t, q in alts if t != token][:3]:
+            assert f"{alt} {q:.2f}" in text, text

@@ -62,6 +62,9 @@ class PredictionsTable(Static):
         self.update(predictions_text(controller.evaluation, word, style, width))
 
 
+MIN_CELL, MAX_CELL = 6, 16  # generation table column widths, separating space included
+
+
 def generation_text(generated, settings: str, style: Style, width: int = 76,
                     n_alternatives: int = 3) -> Text:
     """The prompt and the output, then one column per generated token: the token, its
@@ -76,17 +79,19 @@ def generation_text(generated, settings: str, style: Style, width: int = 76,
     text.append(f"{generated.text!r}\n")
     if not generated.probs:
         return text
-    cell = 9
+    columns = []  # per generated token: [token, p, alt1 ..], unfitted
+    for token, p, alts in zip(generated.tokens, generated.probs, generated.alternatives):
+        others = [f"{t} {q:.2f}" for t, q in alts if t != token][:n_alternatives]
+        others += [""] * (n_alternatives - len(others))
+        columns.append([token.replace("\n", "~"), f"{p:.2f}", *others])
+    # Columns as wide as the widest entry ("under 0.03" for words), within bounds: a long
+    # token is cut with an ellipsis rather than pushing every other column off the panel.
+    cell = min(MAX_CELL, max(MIN_CELL, 1 + max(len(e) for col in columns for e in col)))
     per_row = max(1, (width - 6) // cell)
-    steps = list(zip(generated.tokens, generated.probs, generated.alternatives))[:per_row]
     rows = [["tok"], ["p"]] + [[f"alt{i + 1}"] for i in range(n_alternatives)]
-    for token, p, alts in steps:
-        rows[0].append(fit_label(token.replace("\n", "~"), cell - 1, style))
-        rows[1].append(f"{p:.2f}")
-        others = [(t, q) for t, q in alts if t != token][:n_alternatives]
-        for i in range(n_alternatives):
-            rows[2 + i].append(fit_label(f"{others[i][0]} {others[i][1]:.2f}", cell - 1, style)
-                               if i < len(others) else "")
+    for column in columns[:per_row]:
+        for r, entry in enumerate(column):
+            rows[r].append(fit_label(entry, cell - 1, style))
     for r, row in enumerate(rows):
         text.append(f"{row[0]:<5} ", style="bold")
         text.append("".join(f"{c:<{cell}}" for c in row[1:]) + "\n",
