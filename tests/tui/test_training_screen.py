@@ -39,9 +39,9 @@ async def open_training(pilot, app, eval_every: int = 10, total: int = 20000) ->
     return s.training
 
 
-def run(app, body, size=(80, 24)):
+def run(app, body, size=(80, 24), notifications=False):
     async def main():
-        async with app.run_test(size=size) as pilot:
+        async with app.run_test(size=size, notifications=notifications) as pilot:
             await pilot.pause()
             await body(pilot)
     asyncio.run(main())
@@ -276,12 +276,18 @@ def test_ascii_mode_reads_and_help_lists_the_training_keys(make_app):
             assert text.isascii(), [c for c in text if not c.isascii()][:10]
             await pilot.press("escape")
             await pilot.pause()
+        for severity in ("information", "warning", "error"):  # toasts: "i" says "pausing"
+            app.notify(f"a {severity} note", severity=severity)
+        await pilot.pause(0.3)
+        text = screen_text(app)
+        assert "a warning note" in text and text.isascii(), [c for c in text if not c.isascii()][:10]
+        app.clear_notifications()
         await pilot.press("question_mark")
         await pilot.pause()
         text = screen_text(app)
         assert "Start, pause or resume training" in text and "Space" in text
 
-    run(app, body)
+    run(app, body, notifications=True)
 
 
 def test_picker_t_opens_training(make_app):
