@@ -11,6 +11,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from engine.train import Trainer
 from scenarios import ScenarioFileError, load_scenario, load_scenario_file
@@ -215,3 +217,28 @@ def test_the_shipped_example_learns_and_its_checkpoint_reopens(tmp_path):
     reopened = again.evaluate(trained.model, n=100)
     assert reopened["exact_match"] == after["exact_match"]
     assert np.isclose(reopened["loss"], after["loss"], rtol=1e-5)
+
+
+# -- any file: a scenario or one message ------------------------------------------------------------------
+LINE = st.one_of(
+    st.tuples(st.text(max_size=12), st.text(max_size=12)).map("\t".join),
+    st.text(max_size=20),
+    st.fixed_dictionaries({"input": st.one_of(st.text(max_size=8), st.integers()),
+                           "output": st.text(max_size=8)}).map(json.dumps),
+)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(lines=st.lists(LINE, max_size=12), jsonl=st.booleans(), words=st.booleans())
+def test_any_file_gives_a_scenario_or_one_message(tmp_path, lines, jsonl, words):
+    name = "any.jsonl" if jsonl else "any.tsv"
+    path = scenario_file(tmp_path, "\n".join(lines), name=name,
+                         data=f'tokens = "{"word" if words else "char"}"\nmax_len = 10\n')
+    try:
+        s = load_scenario_file(path)
+    except ScenarioFileError as error:
+        assert str(error).startswith(f"{path}: data.") and "Traceback" not in str(error)
+        return
+    assert s.data.train and s.data.held_out
+    for e in s.data.train + s.data.held_out:
+        assert s.decode(s.encode(e.target)) == e.target, "every output reads back whole"
