@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from .examples import DataError, Example, ExampleSplits
-from .tasks import SMALL_MODEL, FAST_TRAIN, Task
+from .tasks import FAST_TRAIN, SMALL_MODEL, Task
 from .tokenizers import SPECIALS, UNK, CharTokenizer, Tokenizer, WordTokenizer
 
 TOKEN_KINDS = ("char", "word")
