@@ -71,16 +71,18 @@ def read_pairs(settings: PairsSettings) -> list[Example]:
     path = Path(settings.pairs_file)
     name = path.name
     try:
-        text = path.read_bytes().decode("utf-8-sig")  # -sig: a byte-order mark is not the input
+        raw = path.read_bytes()
     except FileNotFoundError:
         raise DataError(f"{path} does not exist; relative paths are read from the scenario "
                         "file's folder", key=KEY) from None
-    except UnicodeDecodeError as error:
-        line = path.read_bytes()[: error.start].count(b"\n") + 1
-        raise DataError(f"{name} line {line}: not UTF-8 text ({error.reason} at byte "
-                        f"{error.start}); save the file as UTF-8", key=KEY) from None
     except OSError as error:
         raise DataError(f"{path} cannot be read: {error.strerror or error}", key=KEY) from None
+    try:
+        text = raw.decode("utf-8").removeprefix("\ufeff")  # a byte-order mark is not the input
+    except UnicodeDecodeError as error:
+        line = raw[: error.start].count(b"\n") + 1
+        raise DataError(f"{name} line {line}: not UTF-8 text ({error.reason} at byte "
+                        f"{error.start}); save the file as UTF-8", key=KEY) from None
     parse = _parse_json_line if path.suffix.lower() == ".jsonl" else _parse_tab_line
     pairs: list[tuple[int, str, str]] = []  # (line number, input, output)
     problems: list[str] = []
@@ -198,8 +200,9 @@ PAIRS = PairsTask(
     description=(
         "An encoder-decoder learns the examples of a pairs file: the encoder reads the input, "
         "the decoder writes the output one token at a time, starting from <s> and stopping with "
-        "</s>. A tenth of the pairs is held out and never trained on, so exact match on them says "
-        "whether the model learned the rule behind the pairs or only memorised them."
+        "</s>. Some of the pairs (held_out_fraction, a tenth by default) are held out and never "
+        "trained on, so exact match on them says whether the model learned the rule behind the "
+        "pairs or only memorised them."
     ),
     settings_type=PairsSettings, explorer_inputs=(),
     model_defaults=SMALL_MODEL, train_defaults={**FAST_TRAIN, "steps": 1500, "batch_size": 64},
