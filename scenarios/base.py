@@ -19,6 +19,7 @@ length. Three layouts:
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import math
 import re
@@ -48,6 +49,7 @@ META_NAME = "scenario.name"
 META_TOKENIZER = "scenario.tokenizer"  # JSON of Tokenizer.to_dict()
 META_LAYOUT = "scenario.layout"  # "pairs" | "prompted" | "stream"
 META_TRAIN = "scenario.train_config"  # JSON of TrainConfig.to_dict(), for the record
+META_DATA = "scenario.data_sha256"  # digest of both splits: a user's data file may change
 
 
 @dataclass
@@ -112,7 +114,17 @@ class Scenario:
             META_TOKENIZER: json.dumps(self.tokenizer.to_dict()),
             META_LAYOUT: self.layout,
             META_TRAIN: json.dumps(self.train_config.to_dict()),
+            META_DATA: self.data_digest(),
         }
+
+    def data_digest(self) -> str:
+        """sha256 of the train and held-out splits, in order: equal digests, equal splits."""
+        if not hasattr(self, "_digest"):
+            parts = [self.data.train, self.data.held_out]
+            if self.layout != "stream":  # lists of examples; \x1f and \x1e never occur in them
+                parts = ["\x1e".join(f"{e.source}\x1f{e.target}" for e in part) for part in parts]
+            self._digest = hashlib.sha256("\x1d".join(parts).encode("utf-8")).hexdigest()
+        return self._digest
 
     # -- arrays -----------------------------------------------------------------------------------
     def _encode_split(self, split: str) -> list[tuple[np.ndarray, ...]] | np.ndarray:

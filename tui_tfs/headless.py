@@ -29,7 +29,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from engine.checkpoint import Checkpoint, CheckpointError, load_checkpoint, model_from_checkpoint, save_checkpoint
 from engine.train import StepStats, Trainer, train_config_from_dict
 from scenarios import Scenario, ScenarioError, load_scenario, tokenizer_from_dict
-from scenarios.base import META_LAYOUT, META_SOURCE, META_TOKENIZER, META_TRAIN
+from scenarios.base import META_DATA, META_LAYOUT, META_SOURCE, META_TOKENIZER, META_TRAIN
 
 META_EXAMPLES = "scenario.examples"  # JSON list: default prompts for `generate`
 
@@ -210,6 +210,7 @@ class Trained:
     source: str  # scenario built-in name or file path
     examples: list[str]  # the scenario's example inputs
     step: int | None  # training step it was saved at
+    data_digest: str | None = None  # sha256 of the splits it was trained on (older files: None)
 
 
 def open_checkpoint(path: str | Path) -> Trained:
@@ -231,7 +232,7 @@ def open_checkpoint(path: str | Path) -> Trained:
     model = model_from_checkpoint(checkpoint, path)
     model.eval()
     return Trained(path, model, tokenizer, meta[META_LAYOUT], meta.get(META_SOURCE, "?"),
-                   [e for e in examples if isinstance(e, str)], checkpoint.step)
+                   [e for e in examples if isinstance(e, str)], checkpoint.step, meta.get(META_DATA))
 
 
 def scenario_of(trained: Trained) -> Scenario:
@@ -244,6 +245,12 @@ def scenario_of(trained: Trained) -> Scenario:
     if scenario.tokenizer.vocab != trained.tokenizer.vocab:
         raise RunError(f"{trained.path}: the scenario {trained.source!r} now has a different "
                        f"vocabulary than when this model was trained (its data changed); "
+                       f"retrain it, or restore the old data")
+    if trained.data_digest is not None and trained.data_digest != scenario.data_digest():
+        # same vocabulary, other split (a pairs file with lines added): held-out numbers would
+        # count examples the model was trained on
+        raise RunError(f"{trained.path}: the data of {trained.source!r} changed since this model "
+                       f"was trained, so its held-out split is not the one it was measured on; "
                        f"retrain it, or restore the old data")
     return scenario
 

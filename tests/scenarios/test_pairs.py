@@ -242,3 +242,20 @@ def test_any_file_gives_a_scenario_or_one_message(tmp_path, lines, jsonl, words)
     assert s.data.train and s.data.held_out
     for e in s.data.train + s.data.held_out:
         assert s.decode(s.encode(e.target)) == e.target, "every output reads back whole"
+
+
+def test_eval_refuses_a_checkpoint_whose_pairs_file_changed(tmp_path):
+    """Lines added with the same characters keep the vocabulary but move the split: held-out
+    numbers would count pairs the model trained on, so the checkpoint says its data changed."""
+    from tui_tfs.headless import RunError
+
+    path = scenario_file(tmp_path, reversals(100), data="[train]\nsteps = 2\nwarmup_steps = 0\n")
+    s = load_scenario_file(path)
+    trainer = Trainer(s.build_model(), s.train_config, s.next_batch)
+    trainer.step()
+    checkpoint = save(s, trainer, tmp_path / "rev.safetensors")
+    assert scenario_of(open_checkpoint(checkpoint)).data == s.data, "unchanged: it reopens"
+    (tmp_path / "pairs.tsv").write_text(reversals(120), encoding="utf-8")
+    assert load_scenario_file(path).tokenizer == s.tokenizer
+    with pytest.raises(RunError, match="changed since this model was trained"):
+        scenario_of(open_checkpoint(checkpoint))
