@@ -33,7 +33,7 @@ from engine.train import Batch, TrainConfig
 
 from .examples import DataError, Example, ExampleSplits, TextSplits
 from .overrides import ScenarioError, SettingError, apply_overrides
-from .tasks import TASKS, Task
+from .tasks import FILE_TASK_NAMES, Task, task_named
 from .tokenizers import Tokenizer, TokenizerError
 
 # Settings derived from the data; a file that sets them gets told why it cannot.
@@ -197,10 +197,18 @@ class Scenario:
                 return Batch(src=None, tgt_in=np.asarray([ids]), tgt_out=np.asarray([tgt_out]))
             text = self.task.clean_input(text)
             answer = self.task.target_for(text)
+            if answer is None:  # a task with no rule (pairs): the data's answer, if it has one
+                answer = self._answers().get(text)
             example = Example(text, answer if answer is not None else "")
             return self.collate([self.encode_example(example)])
         except TokenizerError as error:
             raise ScenarioError(str(error)) from None
+
+    def _answers(self) -> dict[str, str]:
+        """source -> target over both splits (built on first use)."""
+        if not hasattr(self, "_answer_of"):
+            self._answer_of = {e.source: e.target for e in self.data.train + self.data.held_out}
+        return self._answer_of
 
     # -- measuring -------------------------------------------------------------------------------
     def evaluate(self, model, n: int | None = None) -> dict[str, float]:
@@ -288,10 +296,10 @@ def build_scenario(task: str, *, data: dict[str, Any] | None = None,
                    description: str | None = None, examples: list[str] | None = None,
                    source: str | None = None) -> Scenario:
     """A scenario for `task` with optional overrides; raises ScenarioError naming the key."""
-    if task not in TASKS:
-        raise SettingError(f"scenario.task must be one of {', '.join(TASKS)}; got {task!r}",
+    spec = task_named(task)
+    if spec is None:
+        raise SettingError(f"scenario.task must be one of {', '.join(FILE_TASK_NAMES)}; got {task!r}",
                            "scenario.task")
-    spec = TASKS[task]
     settings = apply_overrides(spec.settings_type(), data or {}, "data")
     try:
         settings.validate()
@@ -335,8 +343,9 @@ def build_scenario(task: str, *, data: dict[str, Any] | None = None,
         examples=tuple(examples) if examples else spec.explorer_inputs, source=source or spec.name)
     # Every offered input encodes and fits max_len. The user's own examples must; the task's
     # are replaced by held-out ones when one of them does not (a user's text file, a small
-    # max_len), and those fit by construction.
-    if not examples and not all(_usable(scenario, text) for text in scenario.examples):
+    # max_len) or the task has none (pairs: the data is the file's), and those fit.
+    if not examples and not (scenario.examples
+                             and all(_usable(scenario, text) for text in scenario.examples)):
         scenario.examples = _examples_from_data(spec, splits, model_config.max_len)
     for text in scenario.examples:
         try:

@@ -2,7 +2,7 @@
 
     # reverse_long.toml: reversal of longer strings, with a wider model
     [scenario]
-    task = "reverse"            # reverse | sort | copy | addition | tiny-lm | char-lm
+    task = "reverse"            # reverse | sort | copy | addition | tiny-lm | char-lm | pairs
     name = "reverse-long"       # optional; default: the file name without .toml
     summary = "Reverse up to 12 digits."          # optional one line
     description = "..."                           # optional paragraph
@@ -23,7 +23,8 @@
 `tui-tfs show reverse > mine.toml` writes every setting of a scenario in this form: a
 template to edit. Data can come from a file: `text_file = "my_book.txt"` in [data]
 (char-lm: any text; copy: one phrase per line; tiny-lm: one sentence per line), read
-relative to the scenario file.
+relative to the scenario file. `task = "pairs"` learns the file's own examples:
+`pairs_file = "dates.tsv"` in [data], one input<TAB>output a line (scenarios/pairs.py).
 
 Everything is checked before a model is built. A mistake is one `ScenarioFileError` whose
 message names the file, the key and the fix; the file is parsed with the standard library's
@@ -39,7 +40,7 @@ from typing import Any
 
 from .base import Scenario, build_scenario
 from .overrides import ScenarioError
-from .tasks import TASKS
+from .tasks import FILE_TASK_NAMES, TASKS
 
 SECTIONS = ("scenario", "data", "model", "train")
 SCENARIO_KEYS = {
@@ -104,7 +105,7 @@ def _build(path: Path, table: dict[str, Any]) -> Scenario:
     task = head.get("task")
     if task is None:
         raise ScenarioFileError(path, f"scenario.task is missing; add task = \"reverse\" (or one of "
-                                      f"{', '.join(TASKS)}) under [scenario]", "scenario.task")
+                                      f"{', '.join(FILE_TASK_NAMES)}) under [scenario]", "scenario.task")
     for key in ("task", "name", "summary", "description"):
         if key in head and not isinstance(head[key], str):
             raise ScenarioFileError(path, f"scenario.{key} must be a string in quotes, not "
@@ -116,6 +117,9 @@ def _build(path: Path, table: dict[str, Any]) -> Scenario:
     data = dict(table.get("data", {}))
     if "text_file" in data:
         data["text_file"] = _resolve_text_file(path, data["text_file"])
+    if isinstance(data.get("pairs_file"), str) and data["pairs_file"]:
+        # read from the scenario file's folder; scenarios/pairs.py says if it is not there
+        data["pairs_file"] = str(path.resolve().parent / Path(data["pairs_file"]).expanduser())
     return build_scenario(
         task, data=data, model=table.get("model", {}), train=table.get("train", {}),
         name=head.get("name", path.stem), summary=head.get("summary"),

@@ -341,3 +341,17 @@ _register(CharTask(
     model_defaults={**SMALL_MODEL, "d_model": 64, "d_ff": 256},
     train_defaults={**FAST_TRAIN, "steps": 1200, "batch_size": 32},
 ))
+
+
+# A scenario file may also name "pairs": its data is the file's own, so it is no built-in
+# scenario (scenarios/pairs.py, imported when asked for: it builds on Task).
+FILE_TASK_NAMES: tuple[str, ...] = (*TASKS, "pairs")
+
+
+def task_named(name: str) -> Task | None:
+    """The task a scenario file names: a built-in one, or "pairs"; None if there is none."""
+    if name == "pairs":
+        from .pairs import PAIRS
+
+        return PAIRS
+    return TASKS.get(name)
