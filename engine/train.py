@@ -172,6 +172,8 @@ class Trainer:
         #   they were before the latest update: a non-finite step puts them back
         self._last_good_step: int | None = None  # the step those weights were measured at
         self._last_good_count = 0  # the optimizer's step count then
+        self.failed_weights: np.ndarray | None = None  # (P,) the weights that went non-finite,
+        #   copied at the latest non-finite step before the good ones came back (for inspecting)
         keep_freed_memory()  # steps reuse the same memory instead of faulting in fresh pages
 
     def set_lr(self, lr: float) -> None:
@@ -208,7 +210,7 @@ class Trainer:
                 self.optimizer.step(lr)
             bad = [key for key, buffer in self._buffers().items() if not _all_finite(buffer)]
             if bad:  # e.g. an lr so large the step overflows: weights must never hold NaN/Inf
-                problem = f"the update made the {' and '.join(bad)} non-finite"
+                problem = f"the update overflowed ({', '.join(bad)})"
                 self._restore_last_good()
         self.step_count = step
         seconds = time.perf_counter() - start  # the training work only, not the evaluation
@@ -242,6 +244,7 @@ class Trainer:
     def _restore_last_good(self) -> None:
         """Undo the latest update: a non-finite loss or gradient says it went wrong (the
         weights it made give NaN/Inf), so the weights of the last finite step come back."""
+        self.failed_weights = self.model.packed.data.copy()
         if self._last_good_step is None:
             return  # no update applied yet: the weights are the initial ones
         for key, buffer in self._buffers().items():

@@ -125,7 +125,7 @@ def test_an_update_that_overflows_the_weights_is_undone():
     before = trainer.model.packed.data.copy()
     stats = trainer.step()
     assert math.isfinite(stats.loss) and math.isfinite(stats.grad_norm)
-    assert stats.nonfinite and "weights" in stats.problem and stats.weights_of_step == 1
+    assert stats.nonfinite and "overflowed (weights" in stats.problem and stats.weights_of_step == 1
     assert np.array_equal(trainer.model.packed.data, before)
     assert trainer.optimizer.step_count == 0
 
