@@ -326,19 +326,33 @@ class Trainer:
         return state
 
     def load_state(self, state: dict[str, np.ndarray]) -> None:
-        """Restore `state()` output; the model's weights are loaded separately."""
+        """Restore `state()` output; the model's weights are loaded separately. Everything is
+        checked first (ValueError naming the problem), so a bad state changes nothing."""
         ours = {k: v for k, v in state.items() if k.startswith("trainer.")}
         expected = {"trainer.step", "trainer.rng"}
         expected |= {f"trainer.dropout_rng.{i}" for i in range(len(self._dropout_rngs))}
         if set(ours) != expected:
-            raise ValueError(f"trainer state must have keys {sorted(expected)}, got {sorted(ours)}; "
-                             f"was it saved from a model with the same dropout setting?")
+            raise ValueError(f"trainer state must have keys {sorted(expected)}, got "
+                             f"{quote_value(sorted(ours), 200)}; was it saved from a model with "
+                             f"the same dropout setting?")
+        step = np.asarray(state["trainer.step"])
+        if step.shape != () or step.dtype.kind not in "iu" or not 0 <= int(step) < 2**63:
+            raise ValueError(f"trainer.step must be one whole number >= 0, got dtype "
+                             f"{step.dtype} shape {step.shape}")
+        generators = [(self.rng, state["trainer.rng"])]
+        generators += [(g, state[f"trainer.dropout_rng.{i}"]) for i, g in enumerate(self._dropout_rngs)]
+        for _, array in generators:
+            _check_rng_array(array)
+        backup = self.optimizer.state_dict()
         self.optimizer.load_state_dict({k: v for k, v in state.items()
                                         if not k.startswith("trainer.")})
-        self.step_count = int(state["trainer.step"])
-        _rng_from_array(self.rng, state["trainer.rng"])
-        for i, generator in enumerate(self._dropout_rngs):
-            _rng_from_array(generator, state[f"trainer.dropout_rng.{i}"])
+        try:
+            for generator, array in generators:
+                _rng_from_array(generator, array)
+        except (ValueError, TypeError, OverflowError) as error:
+            self.optimizer.load_state_dict(backup)
+            raise ValueError(f"a saved random generator state is unusable: {error}") from None
+        self.step_count = int(step)
 
 
 # -- helpers ------------------------------------------------------------------------------------
@@ -410,6 +424,13 @@ def _rng_to_array(generator: np.random.Generator) -> np.ndarray:
     s, inc = state["state"]["state"], state["state"]["inc"]
     return np.array([s >> 64, s & _MASK64, inc >> 64, inc & _MASK64,
                      state["has_uint32"], state["uinteger"]], dtype=np.uint64)
+
+
+def _check_rng_array(array: np.ndarray) -> None:
+    array = np.asarray(array)
+    if array.shape != (6,) or array.dtype != np.uint64:
+        raise ValueError(f"a saved generator state is 6 uint64 numbers, got dtype {array.dtype} "
+                         f"shape {array.shape}")
 
 
 def _rng_from_array(generator: np.random.Generator, array: np.ndarray) -> None:
