@@ -80,6 +80,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--checkpoint-every", type=_positive_int, metavar="N",
                        help="save a checkpoint every N steps (default: as --eval-every)")
     train.add_argument("--log", type=Path, metavar="CSV", help="also write every step's numbers to a CSV file")
+    train.add_argument("--memory-limit", type=_gib, metavar="GIB",
+                       help="refuse settings estimated to need more memory than this many GiB "
+                            "(default 4; raise it on purpose for a big model)")
     train.add_argument("--threads", type=_threads, default=None, metavar="N",
                        help="threads the engine splits large operations (and shards) across "
                             "(default: one per core, at most 8; 1 turns splitting off)")
@@ -167,6 +170,13 @@ def _max_tokens(text: str) -> int:
     value = _whole(text)
     if not 1 <= value <= MAX_TOKENS:
         raise argparse.ArgumentTypeError(f"must be from 1 to {MAX_TOKENS:,}, got {text[:40]}")
+    return value
+
+
+def _gib(text: str) -> float:
+    value = _real(text)
+    if not 0 < value <= 1024**2:
+        raise argparse.ArgumentTypeError(f"must be a number of GiB above 0, got {text[:40]}")
     return value
 
 
@@ -262,9 +272,22 @@ def cmd_train(args, console: Console) -> int:
 
 
 def _train(args, console: Console) -> int:
+    from scenarios.limits import LIMIT_VARIABLE
+
     from .headless import RunOptions, prepare, run
     from .render import model_kind_label
 
+    if args.memory_limit is not None:  # read by scenarios.limits.memory_limit()
+        before = os.environ.get(LIMIT_VARIABLE)
+        os.environ[LIMIT_VARIABLE] = repr(args.memory_limit)
+        try:
+            args.memory_limit = None
+            return _train(args, console)
+        finally:
+            if before is None:
+                os.environ.pop(LIMIT_VARIABLE, None)
+            else:
+                os.environ[LIMIT_VARIABLE] = before
     name = Path(args.scenario).stem if args.scenario.endswith(".toml") else args.scenario
     out = args.out or Path("checkpoints") / f"{name}.safetensors"
     options = RunOptions(out=out, steps=args.steps, seed=args.seed, resume=args.resume,

@@ -40,6 +40,7 @@ from engine.checkpoint import (Checkpoint, CheckpointError, check_writable_path,
 from engine.train import StepStats, Trainer, train_config_from_dict
 from scenarios import Scenario, ScenarioError, load_scenario, tokenizer_from_dict
 from scenarios.base import META_LAYOUT, META_SOURCE, META_TOKENIZER, META_TRAIN
+from scenarios.limits import memory_limit
 
 META_EXAMPLES = "scenario.examples"  # JSON list: default prompts for `generate`
 
@@ -145,7 +146,7 @@ def _previous_checkpoint(scenario: Scenario, options: RunOptions) -> Checkpoint:
     if not options.out.exists():
         raise RunError(f"--resume: there is no checkpoint at {options.out} yet; train without "
                        f"--resume first, or give its path with --out")
-    previous = load_checkpoint(options.out)
+    previous = load_checkpoint(options.out, memory_limit=memory_limit())
     check_scenario_metadata(options.out, previous)
     trained_on = previous.metadata.get(META_SOURCE)
     if trained_on != scenario.source:
@@ -300,7 +301,7 @@ def open_checkpoint(path: str | Path, allow_nonfinite: bool = False) -> Trained:
     if not path.exists():  # said here, in the command's words: the engine's names a function
         raise CheckpointError(f"{path}: no such file; check the path, or make one with: "
                               f"tui-tfs train SCENARIO --out {path}")
-    checkpoint = load_checkpoint(path, allow_nonfinite)  # CheckpointError names the file
+    checkpoint = load_checkpoint(path, allow_nonfinite, memory_limit())  # CheckpointError: why
     tokenizer, layout, examples = check_scenario_metadata(path, checkpoint)
     model = model_from_checkpoint(checkpoint, path)
     model.eval()
