@@ -330,7 +330,7 @@ def _diverged_line(args, result, lr: float) -> str:
     stats = result.diverged
     kept = (f"{result.checkpoint} still holds step {result.checkpoint_step} (finite weights, "
             f"not overwritten)" if result.checkpoint_step is not None
-            else "no checkpoint was written")
+            else f"nothing was written to {args.out or 'the checkpoint'}")
     return (f"tui-tfs train: diverged at step {stats.step}: {stats.problem}; training stopped, "
             f"{kept}; lower the learning rate (train.lr is {lr:g}) and train again")
 

@@ -36,7 +36,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from engine.checkpoint import (Checkpoint, CheckpointError, check_writable_path, load_checkpoint,
-                               model_from_checkpoint, save_checkpoint)
+                               model_from_checkpoint, remove_stale_temp_files, save_checkpoint)
 from engine.train import StepStats, Trainer, train_config_from_dict
 from scenarios import Scenario, ScenarioError, load_scenario, tokenizer_from_dict
 from scenarios.base import META_LAYOUT, META_SOURCE, META_TOKENIZER, META_TRAIN
@@ -235,6 +235,7 @@ def check_output(path: Path) -> None:
         check_writable_path(path)
         directory = path.parent if str(path.parent) else Path(".")
         directory.mkdir(parents=True, exist_ok=True)
+        remove_stale_temp_files(path)  # of a run killed mid-save
         fd, probe = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp",
                                      dir=directory)
         os.close(fd)
