@@ -28,11 +28,12 @@ from typing import Any
 
 import numpy as np
 
-from engine.config import ConfigError, DecoderOnlyConfig, EncoderDecoderConfig, ModelConfig
+from engine.config import ConfigError, DecoderOnlyConfig, EncoderDecoderConfig, ModelConfig, quote_value
 from engine.loss import CrossEntropyLoss
 from engine.train import Batch, TrainConfig
 
 from .examples import DataError, Example, ExampleSplits, TextSplits
+from .limits import check_data, check_training, memory_limit
 from .overrides import ScenarioError, SettingError, apply_overrides
 from .tasks import FILE_TASK_NAMES, Task, task_named
 from .tokenizers import Tokenizer, TokenizerError
@@ -190,7 +191,7 @@ class Scenario:
         batch = self._batch_for(text)
         longest = max(batch.tgt_in.shape[1], 0 if batch.src is None else batch.src.shape[1])
         if longest > self.model_config.max_len:
-            raise ScenarioError(f"{text!r} needs {longest} positions but the model reads at most "
+            raise ScenarioError(f"{quote_value(text)} needs {longest} positions but the model reads at most "
                                 f"max_len={self.model_config.max_len}: shorten it")
         return batch
 
@@ -306,15 +307,20 @@ def build_scenario(task: str, *, data: dict[str, Any] | None = None,
                    model: dict[str, Any] | None = None, train: dict[str, Any] | None = None,
                    name: str | None = None, summary: str | None = None,
                    description: str | None = None, examples: list[str] | None = None,
-                   source: str | None = None) -> Scenario:
-    """A scenario for `task` with optional overrides; raises ScenarioError naming the key."""
-    spec = task_named(task)
+                   source: str | None = None, memory_limit_gib: float | None = None) -> Scenario:
+    """A scenario for `task` with optional overrides; raises ScenarioError naming the key.
+
+    What the settings ask for is estimated before the data or the model is made, and refused
+    past `memory_limit_gib` (default: scenarios.limits.memory_limit())."""
+    spec = task_named(task) if isinstance(task, str) else None
     if spec is None:
-        raise SettingError(f"scenario.task must be one of {', '.join(FILE_TASK_NAMES)}; got {task!r}",
-                           "scenario.task")
+        raise SettingError(f"scenario.task must be one of {', '.join(FILE_TASK_NAMES)}; got "
+                           f"{quote_value(task)}", "scenario.task")
+    limit = memory_limit(memory_limit_gib)
     settings = apply_overrides(spec.settings_type(), data or {}, "data")
     try:
         settings.validate()
+        check_data(settings, limit)
         splits = spec.make_data(settings)
         tokenizer = spec.make_tokenizer(settings, splits)
     except DataError as error:
@@ -343,11 +349,13 @@ def build_scenario(task: str, *, data: dict[str, Any] | None = None,
         train["warmup_steps"] = steps // 10  # a short run keeps the warmup's share, not its length
     train_config = apply_overrides(TrainConfig(**spec.train_defaults), train, "train")
     _validate(train_config, "train")
+    check_training(settings, model_config, train_config, needed,
+                   needed if spec.layout == "pairs" else 0, limit)
 
     for text in examples or ():
         if not isinstance(text, str):
-            raise SettingError(f"scenario.examples must be a list of strings; {text!r} is not",
-                               "scenario.examples")
+            raise SettingError(f"scenario.examples must be a list of strings; "
+                               f"{quote_value(text)} is not", "scenario.examples")
     scenario = Scenario(
         name=name or spec.name, task=spec, settings=settings, tokenizer=tokenizer, data=splits,
         model_config=model_config, train_config=train_config,
@@ -364,8 +372,8 @@ def build_scenario(task: str, *, data: dict[str, Any] | None = None,
             scenario.batch_for(text)
         except ScenarioError as error:
             fix = " or raise model.max_len" if "max_len" in str(error) else ""
-            raise SettingError(f"scenario.examples: {text!r} cannot be used: {error}{fix}",
-                               "scenario.examples") from None
+            raise SettingError(f"scenario.examples: {quote_value(text)} cannot be used: "
+                               f"{error}{fix}", "scenario.examples") from None
     return scenario
 
 

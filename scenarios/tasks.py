@@ -84,7 +84,8 @@ class DigitTask(Task):
     def make_data(self, settings: DigitSettings) -> ExampleSplits:
         rng = np.random.default_rng(settings.seed)
         lo, hi = settings.min_len, settings.max_len
-        space = sum(10**n for n in range(lo, hi + 1))
+        # capped: past 10**20 strings no split can run out (a sum of 10**100000 took minutes)
+        space = sum(10**n for n in range(lo, hi + 1)) if hi < 20 else 10**20
 
         def draw(r: np.random.Generator, k: int) -> list[str]:
             lengths = r.integers(lo, hi + 1, size=k)  # (k,)

@@ -3,6 +3,7 @@ settings changed between steps, divergence, saving, generation, and the plot's c
 from __future__ import annotations
 
 import re
+import math
 import threading
 import time
 
@@ -116,16 +117,20 @@ def test_divergence_pauses_and_keeps_the_last_good_weights(reverse):
     c.set_lr(1e30)
     c.total_steps = 50
     assert c.start()
-    good = None
+    measured = {}  # step -> the weights its loss was measured at
     while c.state == RUNNING:
-        good = c.model.state_dict()
+        measured[c.step + 1] = c.model.state_dict()
         c.run_for(0.0)  # one step at a time
     assert c.state == DIVERGED and c.diverged_at is not None
     assert c.diverged_at.nonfinite and c.step == c.diverged_at.step
+    kept = c.diverged_at.weights_of_step
+    assert kept is not None and kept < c.step
     for name, value in c.model.state_dict().items():
-        np.testing.assert_array_equal(value, good[name])  # the update was skipped
+        np.testing.assert_array_equal(value, measured[kept][name])  # the bad updates undone
+        assert np.isfinite(value).all() and np.abs(value).max() < 1e3
+    assert math.isfinite(c.trainer.step().loss)  # the kept weights really are good ones
     assert any(m.kind == "nan" for m in c.markers)
-    assert "diverged" in c.notice and "last good weights" in c.notice
+    assert "diverged" in c.notice and f"weights of step {kept} kept" in c.notice
 
 
 def test_save_writes_a_checkpoint_the_cli_reads(reverse, tmp_path):

@@ -184,7 +184,7 @@ def test_divergence_pauses_says_so_and_opens_the_first_bad_event(make_app):
         await until(pilot, lambda: c.state == DIVERGED)
         await pilot.pause(0.3)
         text = screen_text(app)
-        assert "Training diverged at step" in text and "last good weights" in text
+        assert "Training diverged at step" in text and "weights of step 1 kept" in text
         assert all(np.isfinite(v).all() for v in c.model.state_dict().values())
         await pilot.press("enter")  # "Open the explorer at the first bad event"
         await until(pilot, lambda: isinstance(app.screen, ExplorerScreen))

@@ -212,7 +212,9 @@ class TrainingScreen(Screen[None]):
 
         self.app.push_screen(ChoiceScreen(
             f"Training diverged at step {s.step}: loss {s.loss}, gradient norm {s.grad_norm}. "
-            f"Training is paused; the last good weights are kept.",
+            f"Training is paused; the update was undone and "
+            + (f"the weights of step {s.weights_of_step}, the last finite loss, are kept."
+               if s.weights_of_step else "the initial weights are kept."),
             [("Open the explorer at the first bad event", "explore"),
              ("Stay here (lower the learning rate with -, then space)", "stay")]), chosen)
 
@@ -242,11 +244,14 @@ class TrainingScreen(Screen[None]):
     def open_inspector(self, at_nan: bool = False) -> None:
         """The explorer on the live model and the latest training batch (forward + backward)."""
         c = self.controller
+        # at a NaN: the weights that gave it (the live model has the last good ones back)
+        failed = c.diverged_model() if at_nan else None
         with c.lock:
-            s = Session(c.scenario, c.model, c.trainer.loss_fn, ascii=self.style.ascii)
+            s = Session(c.scenario, failed or c.model, c.trainer.loss_fn, ascii=self.style.ascii)
             batch = c.last_batch if c.last_batch is not None else c.scenario.next_batch(
                 np.random.default_rng(0))
-            s.record(batch, f"training batch of step {c.step} (live weights)")
+            which = "the weights that went non-finite" if failed else "live weights"
+            s.record(batch, f"training batch of step {c.step} ({which})")
         if at_nan and not _first_nonfinite(s):
             self.notify("this batch gives no NaN/Inf on the current weights", title="inspect")
         self.inspecting = s
