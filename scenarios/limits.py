@@ -61,6 +61,9 @@ def data_bytes(settings: Any) -> int:
     count = sum(sizes)
     text_file = getattr(settings, "text_file", "")
     text = _file_size(text_file) * TEXT_FACTOR if text_file else 0
+    pairs_file = getattr(settings, "pairs_file", "")
+    if pairs_file:  # a pairs file: read whole, cut into examples, encoded (its max_len draws nothing)
+        return _file_size(pairs_file) * TEXT_FACTOR
     if hasattr(settings, "max_len"):  # digit strings: drawn as (2 * count, max_len) int64 rounds
         length = settings.max_len
         draws = 2 * max(64, 2 * count) * length * 8
@@ -96,6 +99,8 @@ def check_training(settings: Any, model: ModelConfig, train: TrainConfig, target
 
 
 def _data_keys(settings: Any) -> str:
+    if getattr(settings, "pairs_file", ""):
+        return "the pairs file's size"
     names = [n for n in ("train_size", "test_size", "max_len") if hasattr(settings, n)]
     return "/".join(names) if names else "the text file's size"
 

@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from .examples import DataError, Example, ExampleSplits
+from .settings import _seed
 from .tasks import FAST_TRAIN, SMALL_MODEL, Task
 from .tokenizers import SPECIALS, UNK, CharTokenizer, Tokenizer, WordTokenizer
 
@@ -63,6 +64,7 @@ class PairsSettings:
         if not 0.0 < self.held_out_fraction < 1.0:
             raise DataError(f"held_out_fraction must be between 0 and 1, got {self.held_out_fraction}",
                             key="held_out_fraction")
+        _seed(self.seed)
 
 
 # -- reading -------------------------------------------------------------------------------------

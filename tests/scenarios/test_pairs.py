@@ -259,3 +259,11 @@ def test_eval_refuses_a_checkpoint_whose_pairs_file_changed(tmp_path):
     assert load_scenario_file(path).tokenizer == s.tokenizer
     with pytest.raises(RunError, match="changed since this model was trained"):
         scenario_of(open_checkpoint(checkpoint))
+
+
+def test_seed_and_file_size_are_checked_before_reading(tmp_path, monkeypatch):
+    message = error_of(scenario_file(tmp_path, reversals(10), data="seed = -1\n"))
+    assert "data.seed: seed must be a whole number from 0" in message
+    monkeypatch.setenv("TUI_TFS_MEMORY_LIMIT_GIB", "0.0001")  # 105 KB; the file needs ~24x its size
+    message = error_of(scenario_file(tmp_path, reversals(625) * 2))
+    assert "to make the data" in message and "lower the pairs file's size" in message
