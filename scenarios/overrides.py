@@ -117,6 +117,7 @@ def short_repr(value: Any) -> str:
 
 
 def short(name: Any, limit: int = 40) -> str:
-    """A key from a file as it appears in a message: cut to `limit` characters."""
-    text = str(name)
+    """A key from a file as it appears in a message: control characters escaped (a message
+    stays one line), cut to `limit` characters."""
+    text = "".join(c if c.isprintable() else repr(c)[1:-1] for c in str(name)[: limit + 1])
     return text if len(text) <= limit else text[: limit - 3] + "..."
