@@ -67,7 +67,7 @@ def test_3d_and_4d_slices_follow_item_and_head():
     s.view.item, s.view.head = 2, 3
     values, rows, cols, where = s.tensor_slice(s.event, "weights")
     assert np.array_equal(values, s.event.tensors["weights"][2, 3])
-    assert "item 2" in where and "head 3" in where
+    assert where == "[item 3/4, head 4/4]"  # counted from 1 on screen
     assert rows == s.trace.src_tokens[2]
 
 

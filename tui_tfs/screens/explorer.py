@@ -64,6 +64,8 @@ VIEW_BINDINGS = [
     Binding("left_square_bracket", "tensor(-1)", "Previous tensor of this event", show=False),
     Binding("G", "toggle_gradient", "Switch tensor <-> its gradient", show=False),
     Binding("v", "toggle_numbers", "Numbers <-> shades", show=False),
+    Binding("z", "toggle_shared_scale",
+            "Shade scale: each map its own <-> one shared across heads/layers", show=False),
     Binding("m", "cycle('item', 1)", "Next batch item", show=False),
     Binding("M", "cycle('item', -1)", "Previous batch item", show=False),
     Binding("h", "cycle('head', 1)", "Next head", show=False),
@@ -323,6 +325,13 @@ class ExplorerScreen(Screen[None]):
 
     def action_toggle_numbers(self) -> None:
         self.session.view.numbers = not self.session.view.numbers
+        self.refresh_views()
+
+    def action_toggle_shared_scale(self) -> None:
+        v = self.session.view
+        v.shared_scale = not v.shared_scale
+        self.notify("one shade scale across heads and layers" if v.shared_scale
+                    else "each map on its own shade scale", title="shade scale")
         self.refresh_views()
 
     def action_cycle(self, what: str, step: int) -> None:
