@@ -2,7 +2,7 @@
 
 Every value is carried by a glyph, so a map reads the same without colour (NO_COLOR, 16-colour
 terminals) and in ASCII-only mode; colour only adds emphasis on top. A `Scale` (shading.py)
-says how values become glyphs; the legend under a map names it and gives both its ends.
+says how values become glyphs; the legend above a map names it and gives both its ends.
 
     heatmap(values, rows=tokens, cols=tokens, keep=mask, style=Style(ascii=False, color=True),
             scale=Scale.probability())       # default: zero-centred over the visible values
@@ -70,7 +70,7 @@ def heatmap(values: np.ndarray, rows: list[str] | None = None, cols: list[str] |
     `keep` (same shape, bool) marks visible cells; the others are drawn with the masked glyph,
     never with a shade, so a masked cell cannot be mistaken for a small weight. NaN is drawn
     as '?', Inf as '!'. `scale` defaults to zero-centred over the visible finite values; the
-    legend (two lines) names it and gives both its ends.
+    legend (two lines, above the map) names it and gives both its ends.
     """
     v = np.atleast_2d(np.asarray(values))
     if v.ndim != 2:
@@ -83,6 +83,9 @@ def heatmap(values: np.ndarray, rows: list[str] | None = None, cols: list[str] |
         cell = (2 if labels_down else max(2, min(widest + 1, 6))) if col_labels else 1
     label_w = min(max_label, max((len(r) for r in rows), default=0)) if rows else 0
     text = Text(no_wrap=True, overflow="crop")
+    if legend:  # above the cells: read before them, and on screen however tall the map
+        text.append(scale.legend(style, masked=keep is not None and not keep.all()))
+        text.append("\n")
     indent = " " * (label_w + 1 if label_w else 0)
     if col_labels and labels_down:
         down = [fit_label(label, max_label, style) for label in col_labels]
@@ -117,9 +120,6 @@ def heatmap(values: np.ndarray, rows: list[str] | None = None, cols: list[str] |
             text.append(body, style=color if style.color else "")
         if i < n_rows - 1:
             text.append("\n")
-    if legend:
-        text.append("\n")
-        text.append(scale.legend(style, masked=keep is not None and not keep.all()))
     return text
 
 

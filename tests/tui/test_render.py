@@ -32,8 +32,8 @@ def test_a_zero_gradient_draws_blank_and_the_sign_reads_without_colour():
                       [-0.3144, 0.0344, 0.3144, -0.0344]])
     for style in STYLES:
         text = render.heatmap(grads, ["p", "q"], ["a", "b", "c", "d"], style=style).plain
-        assert cells(text, 1, 4) == [" "] * 4, (style, text)
-        big_neg, small_pos, big_pos, small_neg = cells(text, 2, 4)
+        assert cells(text, 3, 4) == [" "] * 4, (style, text)  # under the legend and labels
+        big_neg, small_pos, big_pos, small_neg = cells(text, 4, 4)
         assert " " not in (big_neg, small_pos, big_pos, small_neg)
         assert big_neg != big_pos and small_neg != small_pos
         assert big_pos == POSITIVE_RAMP[style.ascii][-1] and big_neg == NEGATIVE_RAMP[style.ascii][-1]
@@ -44,7 +44,7 @@ def test_a_zero_gradient_draws_blank_and_the_sign_reads_without_colour():
 def test_an_all_positive_tensor_is_still_centred_on_zero():
     """Its smallest value is not drawn blank (as a min..max scale would): only zero is."""
     text = render.heatmap(np.array([[2.0, 4.0, 0.0]]), style=Style(color=False)).plain
-    row = text.splitlines()[0]
+    row = text.splitlines()[2]
     assert row[0] == POSITIVE_RAMP[False][1] and row[1] == POSITIVE_RAMP[False][-1]
     assert row[2] == " "
 
@@ -54,7 +54,7 @@ def test_probabilities_on_a_fixed_scale_with_more_than_four_steps():
     for style in STYLES:
         text = render.heatmap(weights, ["q"], ["a", "b", "c"], style=style,
                               scale=Scale.probability()).plain
-        tiny, quarter, most = cells(text, 1, 3)
+        tiny, quarter, most = cells(text, 3, 3)
         assert len({tiny, quarter, most, " "}) == 4, (style, text)
         assert len(PROBABILITY_RAMP[style.ascii]) - 1 > 4
         # fixed, not stretched over the map: the largest weight here is not the darkest step
@@ -71,32 +71,32 @@ def test_a_broken_softmax_is_not_clipped_onto_the_probability_scale():
 def test_the_legend_names_the_scale_and_both_ends():
     grads = np.array([[-0.042, 0.01]])
     for style in STYLES:
-        legend = render.heatmap(grads, style=style).plain.splitlines()[-2:]
+        legend = render.heatmap(grads, style=style).plain.splitlines()[:2]  # above the map
         pm = "+-" if style.ascii else "±"
         assert legend[0] == f"zero-centred {pm}0.042 over this map"
         neg, pos = NEGATIVE_RAMP[style.ascii][::-1], POSITIVE_RAMP[style.ascii]
         assert legend[1] == f"-0.042 {neg} 0 {pos} +0.042"
         shared = Scale.zero_centred(grads, scope="shared across heads/layers")
-        assert render.heatmap(grads, style=style, scale=shared).plain.splitlines()[-2] == \
+        assert render.heatmap(grads, style=style, scale=shared).plain.splitlines()[0] == \
             f"zero-centred {pm}0.042 shared across heads/layers"
         legend = render.heatmap(np.array([[0.5]]), style=style,
-                                scale=Scale.probability()).plain.splitlines()[-2:]
+                                scale=Scale.probability()).plain.splitlines()[:2]
         assert legend == ["0..1 fixed, 8 steps of 0.125",
                           f"0 {PROBABILITY_RAMP[style.ascii][1:]} 1"]
 
 
 def test_a_shared_scale_changes_a_small_maps_glyphs():
     small = np.array([[0.1, -0.1]])
-    own = render.heatmap(small, style=Style(color=False)).plain.splitlines()[0]
-    shared = render.heatmap(small, style=Style(color=False),
-                            scale=Scale(limit=1.0, scope="shared")).plain.splitlines()[0]
+    own = render.heatmap(small, style=Style(color=False), legend=False).plain
+    shared = render.heatmap(small, style=Style(color=False), legend=False,
+                            scale=Scale(limit=1.0, scope="shared")).plain
     assert own != shared and own[0] == POSITIVE_RAMP[False][-1]
 
 
 def test_column_labels_written_down_keep_cells_narrow_and_labels_whole():
     vocab = ["<pad>", "<s>", "0", "1"]
     text = render.heatmap(np.array([[0.1, 0.2, 0.3, 0.4]]), ["x"], vocab, style=Style(),
-                          scale=Scale.probability(), labels_down=True).plain
+                          scale=Scale.probability(), labels_down=True, legend=False).plain
     lines = text.splitlines()
     header = lines[:5]  # as tall as the longest label
     columns = ["".join(line[2 + 2 * j] for line in header).strip() for j in range(4)]
@@ -110,10 +110,10 @@ def test_masked_cells_differ_from_small_weights():
     for style, masked in ((Style(), "×"), (Style(ascii=True), "x")):
         text = render.heatmap(values, ["q1", "q2"], ["k1", "k2"], keep, style,
                               scale=Scale.probability()).plain
-        rows = text.splitlines()[1:3]
+        rows = text.splitlines()[3:5]  # the legend's two lines and the labels above
         assert masked in rows[0]
         assert masked not in rows[1]  # a tiny weight is a shade (or blank), never the mask glyph
-        assert "masked" in text.splitlines()[-1]
+        assert text.splitlines()[1].endswith(f"{masked} masked")
 
 
 def test_ascii_mode_is_pure_ascii():

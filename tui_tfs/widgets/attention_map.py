@@ -53,7 +53,7 @@ class AttentionOverview(TextPanel):
         heads = session.model.config.n_heads
         stage = session.view.stage
         item = min(session.view.item, session.batch_size - 1)
-        text.append(f"all layers x heads, stage {stage}, item {item + 1}/{session.batch_size}\n",
+        head = Text(f"all layers x heads, stage {stage}, item {item + 1}/{session.batch_size}\n",
                     style="bold")
         current = session.attention_layer()
         scales, masked = [], False
@@ -79,8 +79,9 @@ class AttentionOverview(TextPanel):
                     text.append(lines[r])
                     text.append("  ")
                 text.append("\n")
-        text.append(overview_scale(scales).legend(style, masked=masked))
-        return text
+        text.rstrip()
+        # the legend under the title: every map's glyphs are read against it
+        return head + overview_scale(scales).legend(style, masked=masked) + Text("\n") + text
 
 
 def overview_scale(scales: list[Scale]) -> Scale:
