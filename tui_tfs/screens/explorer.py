@@ -288,9 +288,11 @@ class ExplorerScreen(Screen[None]):
         for idx, a, n, r in zip(result.indices, result.analytic, result.numeric,
                                 result.rel_error):
             floored = "*" if abs(a) + abs(n) < result.floor else ""
-            text.append(f"{str(tuple(int(i) for i in idx)):<14}{a:>12.4g}{n:>12.4g}"
+            element = "(" + ", ".join(str(int(i) + 1) for i in idx) + ")"
+            text.append(f"{element:<14}{a:>12.4g}{n:>12.4g}"
                         f"{r:>10.2g}{floored}\n")
-        text.append(f"\n{result.note}\n", style="dim")
+        text.append(f"\nelement: (row, column) in the parameter, counted from 1\n{result.note}\n",
+                    style="dim")
         self.app.push_screen(ReportScreen("Gradient check", text))
 
     # -- views --------------------------------------------------------------------------------------
