@@ -20,8 +20,7 @@ class PositionalView(TextPanel):
         table, what = session.positional_table(length)
         text = Text(no_wrap=True, overflow="crop")
         text.append(what + "\n", style="bold")
-        text.append("positions down (1 = the first token, p = 0 in the formula), dimensions "
-                    "across\n", style="dim")
+        text.append("positions down from 1 (p = row-1), dims across\n", style="dim")
         rows = [str(p + 1) for p in range(table.shape[0])]
         text.append(render.heatmap(table, rows, None, None, style, cell=1))
         return text
