@@ -123,20 +123,36 @@ class Scale:
         if self.spread is not None:
             lo, hi = self.spread
             return f"zero-centred, {self.scope}: {pm}{short(lo)} to {pm}{short(hi)}"
+        if self.limit <= 0:
+            return f"zero-centred {self.scope}: every value is 0"
         return f"zero-centred {pm}{short(self.limit)} {self.scope}"
 
-    def ends(self, style: Style) -> str:
-        """Both ends and the middle with their glyphs: '-0.042 ●•∘· 0 ░▒▓█ +0.042'."""
+    def ends(self, style: Style) -> Text:
+        """Both ends and the middle with their glyphs: '-0.042 ●•∘· 0 ░▒▓█ +0.042', the
+        glyphs in their map colours."""
+        colored = style.color
+        text = Text(no_wrap=True, overflow="crop")
         if self.kind == PROBABILITY:
-            return f"0 {PROBABILITY_RAMP[style.ascii][1:]} 1"
+            text.append("0 ")
+            for n, glyph in enumerate(PROBABILITY_RAMP[style.ascii][1:], start=1):
+                text.append(glyph, style=self.color(n / 8) if colored else "")
+            text.append(" 1")
+            return text
+        if self.limit <= 0 and self.spread is None:
+            text.append("0 blank")
+            return text
         end = "max" if self.spread is not None else short(self.limit)
-        return (f"-{end} {NEGATIVE_RAMP[style.ascii][::-1]} 0 {POSITIVE_RAMP[style.ascii]} "
-                f"+{end}")
+        text.append(f"-{end} ")
+        text.append(NEGATIVE_RAMP[style.ascii][::-1], style="blue" if colored else "")
+        text.append(" 0 ")
+        text.append(POSITIVE_RAMP[style.ascii], style="red" if colored else "")
+        text.append(f" +{end}")
+        return text
 
     def legend(self, style: Style, masked: bool = False) -> Text:
         text = Text(no_wrap=True, overflow="crop")
         text.append(self.title(style) + "\n", style="dim")
-        text.append(self.ends(style), style="dim")
+        text.append_text(self.ends(style))
         if masked:
             text.append(f"  {MASKED[style.ascii]} masked", style="dim")
         return text

@@ -212,3 +212,17 @@ def test_bars_mark_unknown_values():
     text = render.bars(["a", "b", "c"], [0.01, None, 1.0]).plain.splitlines()
     assert "not reached" in text[1]
     assert text[2].count("█") > text[0].count("█")
+
+
+def test_an_all_zero_map_says_so_and_draws_blank():
+    text = render.heatmap(np.zeros((2, 3)), ["a", "b"], style=Style(color=False)).plain
+    assert text.splitlines()[:2] == ["zero-centred over this map: every value is 0", "0 blank"]
+    assert [line[2:].strip() for line in text.splitlines()[2:]] == ["", ""]
+
+
+def test_legend_glyphs_take_their_map_colours_and_none_without_colour():
+    legend = Scale(limit=1.0).legend(Style())
+    styles = {legend.plain[span.start:span.end]: str(span.style) for span in legend.spans}
+    assert styles[NEGATIVE_RAMP[False][::-1]] == "blue" and styles[POSITIVE_RAMP[False]] == "red"
+    assert all(str(span.style) == "dim" for span in Scale(limit=1.0).legend(
+        Style(color=False)).spans)
