@@ -36,8 +36,9 @@ def test_a_zero_gradient_draws_blank_and_the_sign_reads_without_colour():
         big_neg, small_pos, big_pos, small_neg = cells(text, 4, 4)
         assert " " not in (big_neg, small_pos, big_pos, small_neg)
         assert big_neg != big_pos and small_neg != small_pos
-        assert big_pos == POSITIVE_RAMP[style.ascii][-1] and big_neg == NEGATIVE_RAMP[style.ascii][-1]
-        assert small_pos == POSITIVE_RAMP[style.ascii][0] and small_neg == NEGATIVE_RAMP[style.ascii][0]
+        positive, negative = POSITIVE_RAMP[style.ascii], NEGATIVE_RAMP[style.ascii]
+        assert (big_pos, big_neg) == (positive[-1], negative[-1])
+        assert (small_pos, small_neg) == (positive[0], negative[0])
         assert not set(POSITIVE_RAMP[style.ascii]) & set(NEGATIVE_RAMP[style.ascii])
 
 
