@@ -256,13 +256,19 @@ class SessionViews:
         probabilities = amap.stage == "weights"
         if not self.view.shared_scale:
             return Scale.for_values(amap.values, keep, probabilities)
+        # the overview asks once per map: take the layers x heads pass once per trace and stage
+        cached = getattr(self, "_shared_attention_scale", None)
+        if cached is not None and cached[0] is self.trace and cached[1] == (amap.stage, amap.batch):
+            return cached[2]
         visible = []
         for path in self.trace.attention_paths:
             for head in range(self.model.config.n_heads):
                 other = self.attention_map(path, amap.stage, head)
                 shown = other.keep if keep is not None and other.keep is not None else None
                 visible.append(other.values[shown] if shown is not None else other.values.ravel())
-        return Scale.for_values(np.concatenate(visible), None, probabilities, SHARED_ATTENTION)
+        scale = Scale.for_values(np.concatenate(visible), None, probabilities, SHARED_ATTENTION)
+        self._shared_attention_scale = (self.trace, (amap.stage, amap.batch), scale)
+        return scale
 
     # -- other views ----------------------------------------------------------------------------------
     def positional_table(self, length: int | None = None) -> tuple[np.ndarray, str]:
