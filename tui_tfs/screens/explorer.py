@@ -64,6 +64,8 @@ VIEW_BINDINGS = [
     Binding("left_square_bracket", "tensor(-1)", "Previous tensor of this event", show=False),
     Binding("G", "toggle_gradient", "Switch tensor <-> its gradient", show=False),
     Binding("v", "toggle_numbers", "Numbers <-> shades", show=False),
+    Binding("z", "toggle_shared_scale",
+            "Shade scale: each map its own <-> one shared across heads/layers", show=False),
     Binding("m", "cycle('item', 1)", "Next batch item", show=False),
     Binding("M", "cycle('item', -1)", "Previous batch item", show=False),
     Binding("h", "cycle('head', 1)", "Next head", show=False),
@@ -286,9 +288,11 @@ class ExplorerScreen(Screen[None]):
         for idx, a, n, r in zip(result.indices, result.analytic, result.numeric,
                                 result.rel_error):
             floored = "*" if abs(a) + abs(n) < result.floor else ""
-            text.append(f"{str(tuple(int(i) for i in idx)):<14}{a:>12.4g}{n:>12.4g}"
+            element = "(" + ", ".join(str(int(i) + 1) for i in idx) + ")"
+            text.append(f"{element:<14}{a:>12.4g}{n:>12.4g}"
                         f"{r:>10.2g}{floored}\n")
-        text.append(f"\n{result.note}\n", style="dim")
+        text.append(f"\nelement: (row, column) in the parameter, counted from 1\n{result.note}\n",
+                    style="dim")
         self.app.push_screen(ReportScreen("Gradient check", text))
 
     # -- views --------------------------------------------------------------------------------------
@@ -323,6 +327,13 @@ class ExplorerScreen(Screen[None]):
 
     def action_toggle_numbers(self) -> None:
         self.session.view.numbers = not self.session.view.numbers
+        self.refresh_views()
+
+    def action_toggle_shared_scale(self) -> None:
+        v = self.session.view
+        v.shared_scale = not v.shared_scale
+        self.notify("one shade scale across heads and layers" if v.shared_scale
+                    else "each map on its own shade scale", title="shade scale")
         self.refresh_views()
 
     def action_cycle(self, what: str, step: int) -> None:

@@ -11,6 +11,7 @@ from rich.text import Text
 
 from .. import render
 from ..render import Style
+from ..shading import ZERO_CENTRED, Scale
 from .panel import TextPanel
 
 
@@ -35,12 +36,11 @@ class AttentionView(TextPanel):
         text.append(f"head {amap.head + 1}/{heads} {item}| {stages}\n", style="dim")
         text.append("queries down, keys across\n", style="dim")
         keep = amap.keep if amap.stage in ("masked", "weights") else None
-        vmin, vmax = (0.0, 1.0) if amap.stage == "weights" else (None, None)
         if v.numbers:
             text.append(render.number_grid(amap.values, amap.rows, amap.cols, keep, style))
         else:
             text.append(render.heatmap(amap.values, amap.rows, amap.cols, keep, style,
-                                       vmin=vmin, vmax=vmax))
+                                       scale=session.attention_scale(amap)))
         return text
 
 
@@ -52,9 +52,11 @@ class AttentionOverview(TextPanel):
         paths = session.trace.attention_paths
         heads = session.model.config.n_heads
         stage = session.view.stage
-        text.append(f"all layers x heads, stage {stage}, item {session.view.item + 1}\n",
+        item = min(session.view.item, session.batch_size - 1)
+        head = Text(f"all layers x heads, stage {stage}, item {item + 1}/{session.batch_size}\n",
                     style="bold")
         current = session.attention_layer()
+        scales, masked = [], False
         for path in paths:
             maps = [session.attention_map(path, stage, h) for h in range(heads)]
             width = maps[0].values.shape[1]
@@ -65,9 +67,11 @@ class AttentionOverview(TextPanel):
             blocks = []
             for amap in maps:
                 keep = amap.keep if stage in ("masked", "weights") else None
-                vmin, vmax = (0.0, 1.0) if stage == "weights" else (None, None)
+                masked = masked or (keep is not None and not keep.all())
+                scale = session.attention_scale(amap)
+                scales.append(scale)
                 block = render.heatmap(amap.values, None, None, keep, style, cell=1,
-                                       vmin=vmin, vmax=vmax, legend=False)
+                                       scale=scale, legend=False)
                 blocks.append(block.split("\n"))
             for r in range(maps[0].values.shape[0]):
                 text.append("  ")
@@ -75,8 +79,18 @@ class AttentionOverview(TextPanel):
                     text.append(lines[r])
                     text.append("  ")
                 text.append("\n")
-        text.append(render.scale_legend(0.0, 1.0, style, masked=True) if stage == "weights"
-                    else Text("each map scaled to its own min..max", style="dim"))
-        return text
+        text.rstrip()
+        # the legend under the title: every map's glyphs are read against it
+        return head + overview_scale(scales).legend(style, masked=masked) + Text("\n") + text
+
+
+def overview_scale(scales: list[Scale]) -> Scale:
+    """One legend for the overview's maps: their scale when they share one (probabilities,
+    or the shared option), else zero-centred, each map over its own range (from .. to)."""
+    if len(set(scales)) <= 1:
+        return scales[0] if scales else Scale()
+    limits = [s.limit for s in scales if s.kind == ZERO_CENTRED]
+    return Scale(ZERO_CENTRED, max(limits), "each map its own",
+                 spread=(min(limits), max(limits)))
 
 

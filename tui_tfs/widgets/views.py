@@ -6,6 +6,7 @@ from rich.text import Text
 
 from .. import render
 from ..render import Style
+from ..shading import ZERO_CENTRED, Scale
 from .panel import TextPanel
 
 
@@ -19,8 +20,8 @@ class PositionalView(TextPanel):
         table, what = session.positional_table(length)
         text = Text(no_wrap=True, overflow="crop")
         text.append(what + "\n", style="bold")
-        text.append("positions down, dimensions across (shade: -1 light .. +1 dark)\n", style="dim")
-        rows = [f"p{p}" for p in range(table.shape[0])]
+        text.append("positions down from 1 (p = row-1), dims across\n", style="dim")
+        rows = [str(p + 1) for p in range(table.shape[0])]
         text.append(render.heatmap(table, rows, None, None, style, cell=1))
         return text
 
@@ -38,7 +39,8 @@ class EmbeddingView(TextPanel):
         unit = table / np.maximum(norms[:, None], 1e-12)
         cos = unit @ unit.T
         text.append("\n\ncosine similarity of token embeddings\n", style="bold")
-        text.append(render.heatmap(cos, vocab, vocab, None, style, vmin=-1.0, vmax=1.0))
+        text.append(render.heatmap(cos, vocab, vocab, None, style,
+                                   scale=Scale(ZERO_CENTRED, 1.0, "fixed (cosine)")))
         return text
 
 
