@@ -130,7 +130,9 @@ class Completion:
     text: str  # the model's continuation (or the encoder-decoder's output), specials dropped
     tokens: list[str] = field(default_factory=list)  # each generated token (labels)
     probs: list[float] = field(default_factory=list)  # probability each had when chosen
-    alternatives: list[list[tuple[str, float]]] = field(default_factory=list)  # most likely, per step
+    # per step, the likeliest tokens of the distribution the choice was drawn from, most likely
+    # first; only those with probability > 0, i.e. left by temperature, top-k and top-p
+    alternatives: list[list[tuple[str, float]]] = field(default_factory=list)
 
 
 def complete(model, tokenizer: Tokenizer, layout: str, prompt: str, *, max_tokens: int = 200,
@@ -149,7 +151,7 @@ def complete(model, tokenizer: Tokenizer, layout: str, prompt: str, *, max_token
     ids = [s.token for s in steps]
     return Completion(prompt, tokenizer.decode(ids), [tokenizer.label(i) for i in ids],
                       [s.prob for s in steps],
-                      [[(tokenizer.label(i), p) for i, p in s.alternatives] for s in steps])
+                      [[(tokenizer.label(i), p) for i, p in s.alternatives if p > 0] for s in steps])
 
 
 def _generate(model, tokenizer: Tokenizer, layout: str, prompt_ids: list[int], max_tokens: int,

@@ -300,3 +300,31 @@ def test_picker_t_opens_training(make_app):
         assert app.screen.session.scenario.name == "reverse"
 
     run(app, body)
+
+
+def test_top_k_1_lists_no_alternatives_and_the_sample_reads_whole(make_app):
+    """With top-k 1 the panel once offered `<pad> 0.00 <s> 0.00` as alternatives, and a long
+    sample ran off the panel's edge."""
+    app = make_app("char-lm")
+
+    async def body(pilot):
+        await open_training(pilot, app)
+        await pilot.press("g")
+        await pilot.pause()
+        app.screen.query_one("#prompt").value = "It was the best of times, it was the worst of times"
+        await pilot.press("enter")
+        await pilot.pause(0.3)
+        await pilot.press("k")  # top-k 1
+        await pilot.pause(0.3)
+        text = screen_text(app)
+        generated = app.screen.generated
+        assert "top-k 1" in text and " 0.00" not in text and "alt1" not in text, text
+        rows = [line[line.find("│") + 1:line.rfind("│")].rstrip(" ▁▂▃▄▅▆▇█").strip()
+                for line in text.splitlines()]
+        start = next(i for i, row in enumerate(rows) if row.startswith("'It was"))
+        end = next(i for i, row in enumerate(rows) if row.startswith("tok "))
+        assert end - start >= 2, text  # the sample needed more than one line: it is wrapped
+        shown = re.sub(r"\s", "", "".join(rows[start:end]))
+        assert shown == re.sub(r"\s", "", f"{generated.prompt!r} -> {generated.text!r}"), text
+
+    run(app, body)

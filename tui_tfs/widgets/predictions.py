@@ -2,6 +2,8 @@
 generation panel: each generated token with its probability and the alternatives."""
 from __future__ import annotations
 
+import textwrap
+
 from rich.text import Text
 from textual.widgets import Static
 
@@ -65,37 +67,52 @@ class PredictionsTable(Static):
 MIN_CELL, MAX_CELL = 6, 16  # generation table column widths, separating space included
 
 
+def wrapped(line: str, width: int) -> list[str]:
+    """`line` in pieces of at most `width` characters, broken after spaces where it can and
+    inside a word only when the word is longer than a line; the pieces joined give `line`."""
+    return textwrap.wrap(line, max(1, width), expand_tabs=False, replace_whitespace=False,
+                         drop_whitespace=False, break_on_hyphens=False) or [""]
+
+
 def generation_text(generated, settings: str, style: Style, width: int = 76,
                     n_alternatives: int = 3) -> Text:
-    """The prompt and the output, then one column per generated token: the token, its
-    probability, and the likeliest alternatives with theirs."""
+    """The prompt and the whole output (wrapped, never cut), then one column per generated
+    token: the token, its probability, and the likeliest alternatives the sampler could have
+    picked instead, with theirs (rows no token has are left out: top-k 1 leaves none)."""
     text = Text(no_wrap=True, overflow="crop")
-    text.append(settings + "\n", style="dim")
+    text.append("\n".join(wrapped(settings, width)) + "\n", style="dim")
     if generated is None:
-        text.append("g types a prompt; the model continues it (or, for an encoder-decoder, "
-                    "writes its output)", style="dim")
+        text.append("\n".join(wrapped("g types a prompt; the model continues it (or, for an "
+                                      "encoder-decoder, writes its output)", width)), style="dim")
         return text
-    text.append(f"{generated.prompt!r} -> ", style="bold")
-    text.append(f"{generated.text!r}\n")
+    prompt = f"{generated.prompt!r} -> "
+    for k, piece in enumerate(wrapped(prompt + repr(generated.text), width)):
+        if k == 0:  # the prompt in bold, however the line was broken
+            head = piece[:len(prompt)]
+            text.append(head, style="bold")
+            piece = piece[len(head):]
+        text.append(piece + "\n")
     if not generated.probs:
         return text
     columns = []  # per generated token: [token, p, alt1 ..], unfitted
     for token, p, alts in zip(generated.tokens, generated.probs, generated.alternatives):
         others = [f"{t} {q:.2f}" for t, q in alts if t != token][:n_alternatives]
-        others += [""] * (n_alternatives - len(others))
         columns.append([token.replace("\n", "~"), f"{p:.2f}", *others])
+    n_rows = max(len(column) for column in columns)
     # Columns as wide as the widest entry ("under 0.03" for words), within bounds: a long
     # token is cut with an ellipsis rather than pushing every other column off the panel.
     cell = min(MAX_CELL, max(MIN_CELL, 1 + max(len(e) for col in columns for e in col)))
     per_row = max(1, (width - 6) // cell)
-    rows = [["tok"], ["p"]] + [[f"alt{i + 1}"] for i in range(n_alternatives)]
+    rows = ([["tok"], ["p"]] + [[f"alt{i + 1}"] for i in range(n_alternatives)])[:n_rows]
     for column in columns[:per_row]:
-        for r, entry in enumerate(column):
-            rows[r].append(fit_label(entry, cell - 1, style))
+        for r in range(n_rows):
+            rows[r].append(fit_label(column[r], cell - 1, style) if r < len(column) else "")
     for r, row in enumerate(rows):
         text.append(f"{row[0]:<5} ", style="bold")
-        text.append("".join(f"{c:<{cell}}" for c in row[1:]) + "\n",
+        text.append("".join(f"{c:<{cell}}" for c in row[1:]).rstrip() + "\n",
                     style="bold" if r == 0 else "")
+    if n_rows == 2:
+        text.append("(no alternatives: the settings leave one token to pick)\n", style="dim")
     if len(generated.tokens) > per_row:
         text.append(f"(+{len(generated.tokens) - per_row} more tokens)", style="dim")
     return text
