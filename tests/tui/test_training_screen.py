@@ -328,3 +328,34 @@ def test_top_k_1_lists_no_alternatives_and_the_sample_reads_whole(make_app):
         assert shown == re.sub(r"\s", "", f"{generated.prompt!r} -> {generated.text!r}"), text
 
     run(app, body)
+
+
+@pytest.mark.parametrize("ascii", [False, True], ids=["unicode", "ascii"])
+def test_help_lists_only_the_training_keys_and_the_footer_shows_it(make_app, ascii):
+    """The training screen's help once mixed in the explorer's keys, which mean other things
+    there (i, p, g, k, s), and its footer had no room for `?`."""
+    from textual.widgets import Static
+
+    from tui_tfs.screens.help import HelpScreen, key_name
+
+    app = make_app("reverse", ascii=ascii, color=not ascii)
+
+    async def body(pilot):
+        await open_training(pilot, app)
+        footer = screen_text(app).splitlines()[-1]
+        assert "? Help" in footer, footer
+        await pilot.press("question_mark")
+        await pilot.pause()
+        assert isinstance(app.screen, HelpScreen)
+        help_text = app.screen.query_one("#help-body", Static).content.plain
+        keys = [line.split()[0] for line in help_text.splitlines()
+                if line.startswith("  ") and line.strip()]
+        expected = [key_name(b.key) for b in TrainingScreen.BINDINGS if b.description]
+        assert len(keys) == len(set(keys)), keys  # no key listed twice
+        assert sorted(keys) == sorted(expected + ["Ctrl+P"]), keys
+        explorer_only = {b.tooltip or b.description for b in ExplorerScreen.BINDINGS
+                         if b.description} - {b.tooltip or b.description
+                                              for b in TrainingScreen.BINDINGS}
+        assert not [d for d in explorer_only if d in help_text], help_text
+
+    run(app, body)

@@ -41,7 +41,8 @@ TOP_P = (None, 0.5, 0.9, 0.95)
 
 RUN_BINDINGS = [
     Binding("space", "toggle_run", "Start/Pause", show=True, tooltip="Start, pause or resume training"),
-    Binding("s", "stop", "Stop", show=True, tooltip="Stop the run (held-out check; space trains on)"),
+    # Not in the footer (80 columns hold the others and ?): help and the palette list it.
+    Binding("s", "stop", "Stop", show=False, tooltip="Stop the run (held-out check; space trains on)"),
     Binding("i", "inspect", "Inspect", show=True,
             tooltip="Pause and open the explorer on the current batch with the live weights"),
     Binding("w", "save", "Save", show=True, tooltip="Save a checkpoint (like tui-tfs train)"),
