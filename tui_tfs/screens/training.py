@@ -52,6 +52,7 @@ RUN_BINDINGS = [
     Binding("B", "break_switch", "Toggle a break-it switch (between steps)", show=False),
 ]
 VIEW_BINDINGS = [
+    Binding("y", "toggle_log", "Loss plot: log or linear y axis", show=False),
     Binding("1", "view('tr-predictions')", "Held-out predictions", show=False),
     Binding("2", "view('tr-layers')", "Per-layer gradient norms over time", show=False),
     Binding("3", "view('tr-generate')", "Generation panel", show=False),
@@ -93,6 +94,7 @@ class TrainingScreen(Screen[None]):
         self.prompt: str | None = None
         self.temperature, self.top_k, self.top_p = 1.0, None, None
         self.generated = None
+        self.log_scale = True  # the loss plot's y axis (y toggles)
         self._notice: str | None = None  # what the status line shows
         self._stop = threading.Event()  # set: the training thread ends before its next step
 
@@ -111,7 +113,7 @@ class TrainingScreen(Screen[None]):
         yield Footer(compact=True)
 
     def on_mount(self) -> None:
-        self.query_one("#tr-plot").border_title = f"loss: {self.session.scenario.name}"
+        self._plot_title()
         self.query_one("#tr-metrics").border_title = "now"
         self._titles()
         self.refresh_all()
@@ -140,7 +142,7 @@ class TrainingScreen(Screen[None]):
 
     def refresh_all(self, evaluated: bool = True) -> None:
         c = self.controller
-        self.query_one(LossPlot).show(self.plot_data(), self.style)
+        self.query_one(LossPlot).show(self.plot_data(), self.style, self.log_scale)
         self.query_one(MetricsPanel).show(c, self.style)
         view = self.query_one("#tr-views", ContentSwitcher).current
         if evaluated:
@@ -153,6 +155,10 @@ class TrainingScreen(Screen[None]):
         if self._notice != c.notice:
             self._notice = c.notice
             status.update(c.notice, layout=False)
+
+    def _plot_title(self) -> None:
+        scale = "log" if self.log_scale else "linear"
+        self.query_one("#tr-plot").border_title = f"loss: {self.session.scenario.name}, {scale} scale (y)"
 
     def _titles(self) -> None:
         titles = {"tr-predictions": "held-out predictions (1 | 2 layers | 3 generate)",
@@ -311,6 +317,11 @@ class TrainingScreen(Screen[None]):
         self.query_one("#tr-views", ContentSwitcher).current = name
         self._titles()
         self.refresh_all()
+
+    def action_toggle_log(self) -> None:
+        self.log_scale = not self.log_scale
+        self._plot_title()
+        self.refresh_all(False)
 
     def _settings(self) -> str:
         k = "off" if self.top_k is None else str(self.top_k)
