@@ -7,47 +7,121 @@ import textwrap
 from rich.text import Text
 from textual.widgets import Static
 
+from ..prediction_rows import (guess_shown, marked_output, prediction_rows, special_note,
+                               token_style, verdict_style)
 from ..render import Style, fit_label
-
-MARK = {False: ("✓", "✗"), True: ("ok", "X ")}
-
-
-def _join(tokens: list[str], word_level: bool) -> str:
-    return (" " if word_level else "").join(t.replace("\n", "~") for t in tokens)
 
 
 def predictions_text(evaluation, word_level: bool, style: Style, width: int = 76) -> Text:
-    """A table: input, prediction (wrong tokens marked), target, right or wrong."""
+    """The held-out examples of the latest evaluation, laid out as `tui-tfs eval` prints them
+    (#, input, target, the model's tokens with the wrong ones marked, the verdict: right or
+    wrong, or right next-token guesses out of the target's length). Side by side when a row
+    fits `width`; else each example on two lines, the target over the model's tokens aligned
+    token by token, wrapped to the width (a 64-character window of char-lm); nothing is cut."""
     text = Text(no_wrap=True, overflow="crop")
     if evaluation is None:
         text.append("held-out predictions appear at the first evaluation", style="dim")
         return text
-    preds = evaluation.predictions
-    forced = bool(preds) and preds[0].teacher_forced
-    col = max(8, (width - 6) // 3)
-    text.append(f"held-out examples at step {evaluation.step}"
-                + (" (next-token guesses given the true text)" if forced else "") + "\n",
-                style="dim")
-    text.append(f"{'input':<{col}} {'prediction':<{col}} {'target':<{col}} ok\n", style="bold")
-    good, bad = MARK[style.ascii]
-    for p in preds:
-        text.append(f"{fit_label(p.source.replace(chr(10), '~'), col, style):<{col}} ")
-        shown = 0
-        sep = " " if word_level else ""
-        for k, token in enumerate(p.output_tokens):
-            piece = token.replace("\n", "~") + (sep if k < len(p.output_tokens) - 1 else "")
-            if shown + len(piece) > col:
-                break
-            right = k < len(p.target_tokens) and p.target_tokens[k] == token
-            wrong_style = ("bold red" if style.color else "underline") if not right else ""
-            text.append(piece, style=wrong_style)
-            shown += len(piece)
-        text.append(" " * (col - shown + 1))
-        text.append(f"{fit_label(_join(p.target_tokens, word_level), col, style):<{col}} ")
-        text.append(good if p.correct else bad,
-                    style=("green" if p.correct else "bold red") if style.color else "bold")
-        text.append("\n")
+    rows = prediction_rows(evaluation.predictions, word_level, style)
+    forced = bool(evaluation.predictions) and evaluation.predictions[0].teacher_forced
+    note = special_note(evaluation.predictions, word_level, style)
+    summary = _summary(evaluation, forced) + (f"; {note}" if note else "")
+    text.append("\n".join(textwrap.wrap(summary, width)) + "\n", style="dim")
+    if not rows:
+        return text
+    sep = " " if word_level else ""
+    header = ["#"] + ([] if forced else ["input"]) + \
+        ["target", "model's next-token guesses" if forced else "model", ""]
+    cells = [[str(r.number)] + ([] if forced else [r.source]) +
+             [sep.join(r.target), sep.join(r.output), r.verdict] for r in rows]
+    widths = [max(len(c[i]) for c in cells + [header]) for i in range(len(header))]
+    if sum(widths) + 2 * (len(widths) - 1) <= width:
+        _side_by_side(text, header, widths, rows, forced, sep, style)
+    else:
+        _stacked(text, rows, forced, word_level, style, width)
     return text
+
+
+def _summary(evaluation, forced: bool) -> str:
+    m = evaluation.metrics
+    if forced:
+        share = f"{m['token_accuracy']:.0%} " if "token_accuracy" in m else ""
+        return f"held-out at step {evaluation.step}: next-token guesses {share}right " \
+               f"(given the true text)"
+    parts = [f"exact {m['exact_match']:.0%}"] if "exact_match" in m else []
+    parts += [f"tokens {m['token_accuracy']:.0%}"] if "token_accuracy" in m else []
+    return f"held-out at step {evaluation.step}: " + ", ".join(parts)
+
+
+def _side_by_side(text: Text, header, widths, rows, forced: bool, sep: str, style: Style) -> None:
+    gap = "  "
+    text.append(gap.join(f"{h:<{w}}" for h, w in zip(header, widths)).rstrip() + "\n",
+                style="bold")
+    for r in rows:
+        text.append(f"{r.number:>{widths[0]}}{gap}")
+        if not forced:
+            text.append(f"{r.source:<{widths[1]}}{gap}")
+        target, model = widths[-3], widths[-2]
+        text.append(f"{sep.join(r.target):<{target}}{gap}")
+        text.append_text(marked_output(r, style, sep))
+        text.append(" " * (model - len(sep.join(r.output))) + gap)
+        text.append(r.verdict + "\n", style=verdict_style(r, style))
+
+
+def _stacked(text: Text, rows, forced: bool, word_level: bool, style: Style, width: int) -> None:
+    """Per example: number and verdict, then the target over the model's tokens in aligned
+    columns (input first, when there is one), wrapped in step to `width`."""
+    lead = max(len(f"{r.number} {r.verdict}") for r in rows) + 2
+    room = max(8, width - lead)
+    names = ("input / " if not forced else "") + "target / " + \
+        ("next-token guesses" if forced else "model")
+    text.append(f"{'#':<{lead}}{names}\n", style="bold")
+    for r in rows:
+        head = f"{r.number} {r.verdict}"
+        prefix = Text(f"{head:<{lead}}")
+        prefix.stylize(verdict_style(r, style), len(str(r.number)) + 1, len(head))
+        if not forced:
+            for k, piece in enumerate(wrapped(r.source, room)):
+                text.append_text(prefix if k == 0 else Text(" " * lead))
+                text.append(piece + "\n")
+            prefix = Text(" " * lead)
+        for chunk in _aligned_chunks(r, word_level, room, style):
+            text.append_text(prefix)
+            prefix = Text(" " * lead)
+            for target, _, _, w in chunk:
+                text.append(target.ljust(w))
+            text.append("\n")
+            text.append_text(prefix)
+            for _, output, right, w in chunk:
+                text.append(guess_shown(output, right, style),
+                            style=token_style(right, style) if output else "")
+                text.append(" " * (w - len(output)))
+            text.append("\n")
+
+
+def _aligned_chunks(row, word_level: bool, room: int,
+                    style: Style) -> list[list[tuple[str, str, bool, int]]]:
+    """(target token, model token, right, column width) per place, in lines of `room` columns.
+    A place's width holds the longer of its two tokens (and a space between words); a token
+    wider than a whole line is the only thing cut (with an ellipsis)."""
+    places = max(len(row.target), len(row.output))
+    chunks, line, used = [], [], 0
+    for k in range(places):
+        target = row.target[k] if k < len(row.target) else ""
+        output = row.output[k] if k < len(row.output) else ""
+        right = k < len(row.right) and row.right[k]
+        w = max(len(target), len(output)) + (1 if word_level else 0)
+        if w > room:
+            target, output = fit_label(target, room - 1, style), fit_label(output, room - 1, style)
+            w = room
+        if used + w > room and line:
+            chunks.append(line)
+            line, used = [], 0
+        line.append((target, output, right, w))
+        used += w
+    if line:
+        chunks.append(line)
+    return chunks
 
 
 def _room(widget) -> int:
