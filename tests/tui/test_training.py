@@ -291,3 +291,14 @@ def test_generated_text_is_wrapped_whole_never_cut():
         assert all(len(line) <= width for line in lines), lines
         body = lines[1:next(i for i, line in enumerate(lines) if line.startswith("tok "))]
         assert "".join(body) == f"{g.prompt!r} -> {g.text!r}", lines
+
+
+def test_generation_panel_in_ascii_mode_is_ascii():
+    """char-lm's labels make whitespace visible (␣ ⏎); ASCII mode asks for _ and \\n instead."""
+    scenario = load_scenario("char-lm")
+    c = controller(scenario, eval_every=0)
+    g = c.generate("It was the best of times", max_tokens=200, ascii_only=True)
+    labels = g.tokens + [t for alts in g.alternatives for t, _ in alts]
+    assert all(label.isascii() for label in labels), sorted(set(labels))
+    assert "_" in labels  # a space was among the choices: the test has something to check
+    assert generation_text(g, "settings", Style(ascii=True)).plain.isascii()

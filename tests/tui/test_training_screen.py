@@ -19,6 +19,7 @@ from tui_tfs.screens.training import TrainingScreen
 from tui_tfs.training import DIVERGED, PAUSED, RUNNING, TrainingController
 
 pytestmark = pytest.mark.timeout(180)
+ascii_quote = ascii  # the builtin: the tests below use `ascii` for a parameter
 
 
 async def until(pilot, condition, timeout: float = 60.0) -> None:
@@ -302,10 +303,11 @@ def test_picker_t_opens_training(make_app):
     run(app, body)
 
 
-def test_top_k_1_lists_no_alternatives_and_the_sample_reads_whole(make_app):
+@pytest.mark.parametrize("ascii", [False, True], ids=["unicode", "ascii"])
+def test_top_k_1_lists_no_alternatives_and_the_sample_reads_whole(make_app, ascii):
     """With top-k 1 the panel once offered `<pad> 0.00 <s> 0.00` as alternatives, and a long
-    sample ran off the panel's edge."""
-    app = make_app("char-lm")
+    sample ran off the panel's edge; in ASCII mode it showed char-lm's space as ␣."""
+    app = make_app("char-lm", ascii=ascii, color=not ascii)
 
     async def body(pilot):
         await open_training(pilot, app)
@@ -314,18 +316,22 @@ def test_top_k_1_lists_no_alternatives_and_the_sample_reads_whole(make_app):
         app.screen.query_one("#prompt").value = "It was the best of times, it was the worst of times"
         await pilot.press("enter")
         await pilot.pause(0.3)
+        if ascii:
+            assert screen_text(app).isascii(), screen_text(app)
         await pilot.press("k")  # top-k 1
         await pilot.pause(0.3)
         text = screen_text(app)
         generated = app.screen.generated
         assert "top-k 1" in text and " 0.00" not in text and "alt1" not in text, text
-        rows = [line[line.find("│") + 1:line.rfind("│")].rstrip(" ▁▂▃▄▅▆▇█").strip()
+        bar = "|" if ascii else "│"
+        rows = [line[line.find(bar) + 1:line.rfind(bar)].rstrip(" ▁▂▃▄▅▆▇█").strip()
                 for line in text.splitlines()]
         start = next(i for i, row in enumerate(rows) if row.startswith("'It was"))
         end = next(i for i, row in enumerate(rows) if row.startswith("tok "))
         assert end - start >= 2, text  # the sample needed more than one line: it is wrapped
         shown = re.sub(r"\s", "", "".join(rows[start:end]))
-        assert shown == re.sub(r"\s", "", f"{generated.prompt!r} -> {generated.text!r}"), text
+        quote = ascii_quote if ascii else repr
+        assert shown == re.sub(r"\s", "", f"{quote(generated.prompt)} -> {quote(generated.text)}"), text
 
     run(app, body)
 

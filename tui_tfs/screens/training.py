@@ -347,7 +347,8 @@ class TrainingScreen(Screen[None]):
         else:
             try:
                 self.generated = self.controller.generate(self.prompt, self.temperature,
-                                                          self.top_k, self.top_p)
+                                                          self.top_k, self.top_p,
+                                                          ascii_only=self.style.ascii)
             except (ScenarioError, ValueError) as error:
                 self.notify(escape(str(error)), title="generate", severity="error", timeout=8)
         self.action_view("tr-generate")

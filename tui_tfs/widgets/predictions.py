@@ -159,8 +159,9 @@ def generation_text(generated, settings: str, style: Style, width: int = 76,
         text.append("\n".join(wrapped("g types a prompt; the model continues it (or, for an "
                                       "encoder-decoder, writes its output)", width)), style="dim")
         return text
-    prompt = f"{generated.prompt!r} -> "
-    for k, piece in enumerate(wrapped(prompt + repr(generated.text), width)):
+    quote = ascii if style.ascii else repr  # a quoted string, escapes included
+    prompt = f"{quote(generated.prompt)} -> "
+    for k, piece in enumerate(wrapped(prompt + quote(generated.text), width)):
         if k == 0:  # the prompt in bold, however the line was broken
             head = piece[:len(prompt)]
             text.append(head, style="bold")
