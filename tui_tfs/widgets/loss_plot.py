@@ -8,8 +8,8 @@ The y axis is logarithmic by default (a loss falls by factors: the late, slow pa
 stays readable) or linear; either way it is fitted to the plot's rows (loss_axis.py), so the
 reference lines, ln(V) (the loss of a uniform guess) and the task's optimum (both dotted), sit
 exactly on rows labelled with their values. The training series is drawn first, so the
-held-out marks stay visible over it. Markers: `o` at each held-out loss, a dotted vertical line where the learning rate or a
-break-it switch changed, and a heavy one where a step went NaN/Inf and its update was skipped
+held-out marks stay visible over it. Markers: `o` at each held-out loss, a dotted vertical
+line where the learning rate or a break-it switch changed, and a heavy one where a step went NaN/Inf and its update was skipped
 (where both fall in one column, the heavy one is drawn). ASCII mode turns plotext's box drawing
 into + - | and those two lines into `:` and `#`, and draws the series with plain characters (no
 braille). The legend under the plot names each kind of mark, on as many lines as the plot's
@@ -145,7 +145,7 @@ def legend_text(data: PlotData, style: Style, width: int | None = None,
     level = LEVEL[style.ascii]
     for name, value in (("ln V", data.uniform), ("best", data.optimum)):
         if value is not None:
-            drawn = math.isfinite(value) and (value > 0 or not log)
+            drawn = YAxis(log, 0.0, 1.0, 1).drawable(value)
             entries.append(Text(f"{level} {name} {value:.2f}" if drawn else f"{name} {value:.2f}",
                                 style="dim"))
     if data.changes:
