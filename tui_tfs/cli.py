@@ -375,12 +375,14 @@ def cmd_generate(args, console: Console) -> int:
 
 def cmd_eval(args, console: Console) -> int:
     from .headless import open_checkpoint, scenario_of
+    from .prediction_rows import marked_output, prediction_rows
+    from .render import Style
 
     trained = open_checkpoint(args.checkpoint)
     scenario = scenario_of(trained)
     metrics = scenario.evaluate(trained.model)
     predictions = scenario.predictions(trained.model, args.n)
-    tick, cross = ("✓", "✗") if (console.encoding or "").lower().startswith("utf") else ("ok", "X")
+    ascii_only = not (console.encoding or "").lower().startswith("utf")
     word_level = scenario.tokenizer.kind == "word"
     sep = " " if word_level else ""
     teacher_forced = predictions and predictions[0].teacher_forced
@@ -390,21 +392,11 @@ def cmd_eval(args, console: Console) -> int:
         table.add_column("input")
     table.add_column("target")
     table.add_column("model's next-token guesses" if teacher_forced else "model")
-    table.add_column("")
-    for i, p in enumerate(predictions, 1):
-        marked = Text()
-        for k, token in enumerate(p.output_tokens):
-            good = k < len(p.target_tokens) and p.target_tokens[k] == token
-            marked.append(_show(token, word_level) + (sep if k < len(p.output_tokens) - 1 else ""),
-                          style="green" if good else "bold red")
-        target = sep.join(_show(t, word_level) for t in p.target_tokens)
-        if teacher_forced:  # no single right continuation: count the guesses that were right
-            hits = sum(a == b for a, b in zip(p.target_tokens, p.output_tokens))
-            verdict = f"{hits}/{len(p.target_tokens)}"
-        else:
-            verdict = tick if p.correct else cross
-        row = [str(i)] + ([] if teacher_forced else [p.source]) + [target, marked, verdict]
-        table.add_row(*row)
+    table.add_column("")  # right / wrong, or how many next-token guesses were right
+    style = Style(ascii=ascii_only)
+    for row in prediction_rows(predictions, word_level, style):
+        cells = [str(row.number)] + ([] if teacher_forced else [row.source])
+        table.add_row(*cells, sep.join(row.target), marked_output(row, style, sep), row.verdict)
     plural = "s" if len(predictions) != 1 else ""
     console.print(f"[bold]{scenario.name}[/], step {trained.step}: the first {len(predictions)} distinct "
                   f"held-out example{plural}")
@@ -415,11 +407,6 @@ def cmd_eval(args, console: Console) -> int:
                else f" ({min(len(scenario.data.held_out), scenario.task.eval_size)})")
     console.print(f"held-out{counted}: {_metrics_line(metrics)}")
     return EXIT_OK
-
-
-def _show(token: str, word_level: bool) -> str:
-    """A token as it reads in a table row: newlines drawn, so rows stay rows."""
-    return token if word_level else token.replace("\n", "⏎")
 
 
 def _metrics_line(metrics: dict[str, float]) -> str:

@@ -282,9 +282,10 @@ class TrainingController:
         return self._gen_model
 
     def generate(self, prompt: str, temperature: float = 1.0, top_k: int | None = None,
-                 top_p: float | None = None, seed: int = 0, max_tokens: int = 48) -> Completion:
+                 top_p: float | None = None, seed: int = 0, max_tokens: int = 48,
+                 ascii_only: bool = False) -> Completion:
         """Sample from the current weights, with the odds of every choice. Raises
         scenarios.ScenarioError for a bad prompt."""
         return complete(self.generation_model(), self.scenario.tokenizer, self.scenario.layout,
                         prompt, max_tokens=max_tokens, temperature=temperature, top_k=top_k,
-                        top_p=top_p, seed=seed)
+                        top_p=top_p, seed=seed, ascii_only=ascii_only)

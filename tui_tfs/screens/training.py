@@ -41,7 +41,8 @@ TOP_P = (None, 0.5, 0.9, 0.95)
 
 RUN_BINDINGS = [
     Binding("space", "toggle_run", "Start/Pause", show=True, tooltip="Start, pause or resume training"),
-    Binding("s", "stop", "Stop", show=True, tooltip="Stop the run (held-out check; space trains on)"),
+    # Not in the footer (80 columns hold the others and ?): help and the palette list it.
+    Binding("s", "stop", "Stop", show=False, tooltip="Stop the run (held-out check; space trains on)"),
     Binding("i", "inspect", "Inspect", show=True,
             tooltip="Pause and open the explorer on the current batch with the live weights"),
     Binding("w", "save", "Save", show=True, tooltip="Save a checkpoint (like tui-tfs train)"),
@@ -51,6 +52,7 @@ RUN_BINDINGS = [
     Binding("B", "break_switch", "Toggle a break-it switch (between steps)", show=False),
 ]
 VIEW_BINDINGS = [
+    Binding("y", "toggle_log", "Loss plot: log or linear y axis", show=False),
     Binding("1", "view('tr-predictions')", "Held-out predictions", show=False),
     Binding("2", "view('tr-layers')", "Per-layer gradient norms over time", show=False),
     Binding("3", "view('tr-generate')", "Generation panel", show=False),
@@ -92,6 +94,7 @@ class TrainingScreen(Screen[None]):
         self.prompt: str | None = None
         self.temperature, self.top_k, self.top_p = 1.0, None, None
         self.generated = None
+        self.log_scale = True  # the loss plot's y axis (y toggles)
         self._notice: str | None = None  # what the status line shows
         self._stop = threading.Event()  # set: the training thread ends before its next step
 
@@ -110,7 +113,7 @@ class TrainingScreen(Screen[None]):
         yield Footer(compact=True)
 
     def on_mount(self) -> None:
-        self.query_one("#tr-plot").border_title = f"loss: {self.session.scenario.name}"
+        self._plot_title()
         self.query_one("#tr-metrics").border_title = "now"
         self._titles()
         self.refresh_all()
@@ -139,7 +142,7 @@ class TrainingScreen(Screen[None]):
 
     def refresh_all(self, evaluated: bool = True) -> None:
         c = self.controller
-        self.query_one(LossPlot).show(self.plot_data(), self.style)
+        self.query_one(LossPlot).show(self.plot_data(), self.style, self.log_scale)
         self.query_one(MetricsPanel).show(c, self.style)
         view = self.query_one("#tr-views", ContentSwitcher).current
         if evaluated:
@@ -152,6 +155,10 @@ class TrainingScreen(Screen[None]):
         if self._notice != c.notice:
             self._notice = c.notice
             status.update(c.notice, layout=False)
+
+    def _plot_title(self) -> None:
+        scale = "log" if self.log_scale else "linear"
+        self.query_one("#tr-plot").border_title = f"loss: {self.session.scenario.name}, {scale} scale (y)"
 
     def _titles(self) -> None:
         titles = {"tr-predictions": "held-out predictions (1 | 2 layers | 3 generate)",
@@ -316,6 +323,11 @@ class TrainingScreen(Screen[None]):
         self._titles()
         self.refresh_all()
 
+    def action_toggle_log(self) -> None:
+        self.log_scale = not self.log_scale
+        self._plot_title()
+        self.refresh_all(False)
+
     def _settings(self) -> str:
         k = "off" if self.top_k is None else str(self.top_k)
         p = "off" if self.top_p is None else f"{self.top_p:g}"
@@ -340,7 +352,8 @@ class TrainingScreen(Screen[None]):
         else:
             try:
                 self.generated = self.controller.generate(self.prompt, self.temperature,
-                                                          self.top_k, self.top_p)
+                                                          self.top_k, self.top_p,
+                                                          ascii_only=self.style.ascii)
             except (ScenarioError, ValueError) as error:
                 self.notify(escape(str(error)), title="generate", severity="error", timeout=8)
         self.action_view("tr-generate")
