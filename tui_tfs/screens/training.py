@@ -22,11 +22,12 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
-from textual.widgets import ContentSwitcher, Footer, Static
+from textual.widgets import ContentSwitcher, Static
 
 from scenarios import ScenarioError
 
 from ..messages import TrainingProgress, TrainingStopped
+from ..widgets.footer import FittingFooter
 from ..render import Style
 from ..session import Session
 from ..training import DIVERGED, RUNNING, TrainingController
@@ -107,7 +108,7 @@ class TrainingScreen(Screen[None]):
             with VerticalScroll(id="tr-generate"):
                 yield GenerationPanel()
         yield Static(id="tr-status")
-        yield Footer(compact=True)
+        yield FittingFooter()
 
     def on_mount(self) -> None:
         self.query_one("#tr-plot").border_title = f"loss: {self.session.scenario.name}"

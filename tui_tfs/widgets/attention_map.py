@@ -11,6 +11,7 @@ from rich.text import Text
 
 from .. import render
 from ..render import Style
+from ..wrap import wrap
 from .panel import TextPanel
 
 
@@ -28,11 +29,15 @@ class AttentionView(TextPanel):
             return text
         v = session.view
         heads = session.model.config.n_heads
-        text.append(_layer_title(amap.path) + "\n", style="bold")
+        width = self.text_width
+        text.append(wrap(Text(_layer_title(amap.path), style="bold"), width, indent=2))
         stages = "  ".join(f"[{s}]" if s == amap.stage else s for s in ("scores", "scaled",
                                                                         "masked", "weights"))
         item = f"item {amap.batch + 1}/{session.batch_size} " if session.batch_size > 1 else ""
-        text.append(f"head {amap.head + 1}/{heads} {item}| {stages}\n", style="dim")
+        text.append("\n")
+        text.append(wrap(Text(f"head {amap.head + 1}/{heads} {item}| {stages}", style="dim"),
+                         width, indent=2))
+        text.append("\n")
         text.append("queries down, keys across\n", style="dim")
         keep = amap.keep if amap.stage in ("masked", "weights") else None
         vmin, vmax = (0.0, 1.0) if amap.stage == "weights" else (None, None)
@@ -40,8 +45,19 @@ class AttentionView(TextPanel):
             text.append(render.number_grid(amap.values, amap.rows, amap.cols, keep, style))
         else:
             text.append(render.heatmap(amap.values, amap.rows, amap.cols, keep, style,
-                                       vmin=vmin, vmax=vmax))
+                                       vmin=vmin, vmax=vmax, legend_width=width,
+                                       cell=self.cell_width(amap.cols, amap.rows)))
         return text
+
+
+    def cell_width(self, cols: list[str] | None, rows: list[str] | None) -> int | None:
+        """None (the map's own choice), or on a large terminal cells as wide as the panel
+        allows, up to 8 columns: a map a class can read on a projector."""
+        width = self.text_width
+        if not getattr(self.app, "large", False) or not cols or width is None:
+            return None
+        label_w = min(8, max((len(r) for r in rows or []), default=0))
+        return max(2, min(8, (width - label_w - 1) // len(cols)))
 
 
 class AttentionOverview(TextPanel):
@@ -52,8 +68,10 @@ class AttentionOverview(TextPanel):
         paths = session.trace.attention_paths
         heads = session.model.config.n_heads
         stage = session.view.stage
-        text.append(f"all layers x heads, stage {stage}, item {session.view.item + 1}\n",
-                    style="bold")
+        width = self.text_width
+        text.append(wrap(Text(f"all layers x heads, stage {stage}, item {session.view.item + 1}",
+                              style="bold"), width, indent=2))
+        text.append("\n")
         current = session.attention_layer()
         for path in paths:
             maps = [session.attention_map(path, stage, h) for h in range(heads)]
@@ -75,8 +93,8 @@ class AttentionOverview(TextPanel):
                     text.append(lines[r])
                     text.append("  ")
                 text.append("\n")
-        text.append(render.scale_legend(0.0, 1.0, style, masked=True) if stage == "weights"
-                    else Text("each map scaled to its own min..max", style="dim"))
+        text.append(wrap(render.scale_legend(0.0, 1.0, style, masked=True) if stage == "weights"
+                         else Text("each map scaled to its own min..max", style="dim"), width))
         return text
 
 
