@@ -61,9 +61,16 @@ def ellipsis_mark(style: Style, width: int) -> str:
     return "..." if width >= 4 else ELLIPSIS[True]
 
 
+PRINTABLE = {False: str.maketrans({"\n": "⏎", "\t": "⇥"}),
+             True: str.maketrans({"\n": "~", "\t": "~"})}
+
+
 def fit_label(label: str, width: int, style: Style, keep_end: bool = False) -> str:
     """`label` cut to `width` characters (with an ellipsis mark when cut); `keep_end` cuts the
-    start instead, for dotted paths whose end says the most."""
+    start instead, for dotted paths whose end says the most. A newline or tab in a token
+    (char-lm's vocabulary) is drawn as a glyph ('~' in ASCII, as the predictions table does),
+    so it cannot break a map's row."""
+    label = label.translate(PRINTABLE[style.ascii])
     if width <= 0:
         return ""
     if len(label) <= width:

@@ -108,6 +108,7 @@ class ExplorerScreen(Screen[None]):
         self._tree_shown: bool | None = None
         self._formula_shown: bool | None = None
         self._formula_expanded = False  # `F`: the formula panel takes the right column
+        self._was_compact = False  # the layout the choices above were made in
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="main"):
@@ -147,6 +148,9 @@ class ExplorerScreen(Screen[None]):
         """Show the panels the size and the user's `z`, `f`, `F` choices ask for. In the compact
         layout the tree and the right column take turns; the formula is off unless asked."""
         compact = self.compact
+        if compact != self._was_compact:  # z and f choices belong to the layout they were made in
+            self._tree_shown = self._formula_shown = None
+            self._was_compact = compact
         tree_shown = (not compact) if self._tree_shown is None else self._tree_shown
         formula_shown = (not compact) if self._formula_shown is None else self._formula_shown
         expanded = self._formula_expanded

@@ -75,11 +75,11 @@ class AttentionOverview(TextPanel):
         current = session.attention_layer()
         for path in paths:
             maps = [session.attention_map(path, stage, h) for h in range(heads)]
-            width = maps[0].values.shape[1]
+            map_w = maps[0].values.shape[1]
+            # as many heads side by side as the panel holds; the rest on the rows below
+            per_row = heads if width is None else max(1, min(heads, (width - 2) // (map_w + 2)))
             mark = (">" if style.ascii else "▶") if path == current else " "
             text.append(f"{mark}{path}\n", style="bold" if path == current else "")
-            text.append("  " + "".join(f"h{h + 1}".ljust(width + 2) for h in range(heads)) + "\n",
-                        style="dim")
             blocks = []
             for amap in maps:
                 keep = amap.keep if stage in ("masked", "weights") else None
@@ -87,12 +87,16 @@ class AttentionOverview(TextPanel):
                 block = render.heatmap(amap.values, None, None, keep, style, cell=1,
                                        vmin=vmin, vmax=vmax, legend=False)
                 blocks.append(block.split("\n"))
-            for r in range(maps[0].values.shape[0]):
-                text.append("  ")
-                for lines in blocks:
-                    text.append(lines[r])
+            for first in range(0, heads, per_row):
+                shown = range(first, min(heads, first + per_row))
+                text.append("  " + "".join(f"h{h + 1}".ljust(map_w + 2) for h in shown).rstrip()
+                            + "\n", style="dim")
+                for r in range(maps[0].values.shape[0]):
                     text.append("  ")
-                text.append("\n")
+                    for h in shown:
+                        text.append(blocks[h][r])
+                        text.append("  ")
+                    text.append("\n")
         text.append(wrap(render.scale_legend(0.0, 1.0, style, masked=True) if stage == "weights"
                          else Text("each map scaled to its own min..max", style="dim"), width))
         return text

@@ -16,24 +16,30 @@ def status_text(session, style: Style, width: int | None = None) -> Text:
     e = session.event
     arrow = (">>" if e.phase == "forward" else "<<") if style.ascii else (
         "▶" if e.phase == "forward" else "◀")
-    text = Text(no_wrap=True, overflow="ellipsis")
     breaks = session.breaks.active()
-    if breaks:
-        text.append("BROKEN: " + ",".join(breaks), style="bold red" if style.color else "bold")
-        text.append("  ")
-    phase_style = ("bold green" if e.phase == "forward" else "bold magenta") if style.color else "bold"
-    text.append(f"{arrow} {e.phase} ", style=phase_style)
-    text.append(f"{e.index + 1}/{len(session.trace)}  loss {session.trace.loss:.4f}  ")
     level = session.level_path()
     rest = e.path[len(level) + 1:]  # the level is a prefix of the path
+    split = f" {LEVEL_SPLIT[style.ascii]} "
+    for phase_word in (True, False):  # a narrow line drops the phase's word, keeps its glyph
+        text = Text(no_wrap=True, overflow="ellipsis")
+        if breaks:
+            text.append("BROKEN: " + ",".join(breaks), style="bold red" if style.color else "bold")
+            text.append("  ")
+        phase_style = ("bold green" if e.phase == "forward" else "bold magenta") \
+            if style.color else "bold"
+        text.append(f"{arrow} {e.phase} " if phase_word else f"{arrow} ", style=phase_style)
+        text.append(f"{e.index + 1}/{len(session.trace)}  loss {session.trace.loss:.4f}  ")
+        room = None if width is None else width - text.cell_len
+        last = e.path.rsplit(".", 1)[-1]
+        if room is None or room >= len(last) + 3 or not phase_word:
+            break
     path = Text("level ")
     path.append(level, style="bold")
     if rest:
-        path.append(f" {LEVEL_SPLIT[style.ascii]} {rest}")
-    room = None if width is None else width - text.cell_len
+        path.append(split + rest)
     if room is not None and path.cell_len > room:
         # cut from the start: the end of a path says where the cursor is
-        plain = f"{level} {LEVEL_SPLIT[style.ascii]} {rest}" if rest else level
+        plain = level + split + rest if rest else level
         path = Text(fit_label(plain, max(room, 0), style, keep_end=True))
     text.append_text(path)
     return text
