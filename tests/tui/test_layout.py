@@ -203,6 +203,9 @@ def test_every_explorer_view_reads_whole(scenario, ascii, size):
     assert not any(isinstance(s, TooSmallScreen) for s in seen)
 
 
+STEPS = 80
+
+
 @pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
 @pytest.mark.parametrize("ascii", [False, True], ids=["unicode", "ascii"])
 @pytest.mark.parametrize("scenario", ["reverse", "char-lm"])
@@ -214,33 +217,39 @@ def test_training_panels_read_whole(scenario, ascii, size):
     async def body(pilot):
         app = pilot.app
         s = app.session
-        c = TrainingController(s.scenario, s.model, eval_every=5)
-        c.total_steps = 5
+        c = TrainingController(s.scenario, s.model, eval_every=STEPS)
+        c.total_steps = STEPS  # more steps than the sparklines' columns: full-width lines
         s.training = c
         await pilot.press("ctrl+t")
         await pilot.pause()
         screen = app.screen
         assert isinstance(screen, TrainingScreen)
         assert c.start()
-        c.run_for(120.0)  # five steps and the held-out evaluation, on this thread
-        assert c.step == 5
+        c.run_for(120.0)  # the steps and the held-out evaluation, on this thread
+        assert c.step == STEPS
         screen.refresh_all()
-        for key in ("1", "3", "2"):
+        panels = {"1": ("#tr-predictions", "PredictionsTable"), "2": ("#tr-layers", "GradHistory"),
+                  "3": ("#tr-generate", "GenerationPanel")}
+        for key in ("1", "3", "2"):  # 2 last: its lines are read below
+            if key == "3":  # a generation to show, as g and a prompt would give
+                screen.prompt = s.scenario.examples[0]
+                screen._generate()
             await pilot.press(key)
             await pilot.pause()
             seen[key] = text = screen_text(app)
             assert_footer_whole(app, text)
-        history = screen.query_one("#tr-layers")
-        body = history.query_one("GradHistory")
-        room = history.scrollable_content_region.width
-        rendered = body.content.plain.split("\n")
-        rows = text.split("\n")
-        top = int(history.scroll_y)
-        for i, line in enumerate(rendered):
-            assert len(line.rstrip()) <= room, f"cut at the panel's edge: {line!r}\n{text}"
-            if top <= i < top + history.scrollable_content_region.height:
-                assert line.rstrip() in rows[history.scrollable_content_region.y + i - top], \
-                    f"{line!r} not whole on screen\n{text}"
+            panel_id, widget = panels[key]
+            panel = screen.query_one(panel_id)
+            rendered = panel.query_one(widget).content.plain.split("\n")
+            region = panel.scrollable_content_region
+            rows = text.split("\n")
+            top = int(panel.scroll_y)
+            for i, line in enumerate(rendered):
+                assert len(line.rstrip()) <= region.width, \
+                    f"panel {key} cut at its edge: {line!r}\n{text}"
+                if top <= i < top + region.height:
+                    assert line.rstrip() in rows[region.y + i - top], \
+                        f"{line!r} not whole on screen\n{text}"
         for group, norms in c.layer_norms.items():
             line = next(line for line in rendered if line.startswith(group + " "))
             m = re.search(rf"\s({NUMBER})$", line.rstrip())

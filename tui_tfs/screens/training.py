@@ -311,6 +311,7 @@ class TrainingScreen(Screen[None]):
         self.query_one("#tr-views", ContentSwitcher).current = name
         self._titles()
         self.refresh_all()
+        self.call_after_refresh(self.refresh_all)  # again at the panel's laid-out width
 
     def _settings(self) -> str:
         k = "off" if self.top_k is None else str(self.top_k)

@@ -6,6 +6,7 @@ from rich.text import Text
 from textual.widgets import Static
 
 from ..render import Style, fit_label
+from ..wrap import wrap
 
 MARK = {False: ("✓", "✗"), True: ("ok", "X ")}
 
@@ -52,7 +53,9 @@ def _room(widget) -> int:
     """Columns the panel holding `widget` offers (its scrollbar column left free)."""
     parent = widget.parent
     width = parent.content_size.width if parent is not None else 0
-    return max(20, width - 3) if width else 76
+    # a panel switched in is laid out after this draw: the screen's width minus the panel's
+    # borders, padding and scrollbar (7 columns) until then, never a fixed 76
+    return max(20, width - 3) if width else max(20, widget.app.size.width - 7)
 
 
 class PredictionsTable(Static):
@@ -70,13 +73,16 @@ def generation_text(generated, settings: str, style: Style, width: int = 76,
     """The prompt and the output, then one column per generated token: the token, its
     probability, and the likeliest alternatives with theirs."""
     text = Text(no_wrap=True, overflow="crop")
-    text.append(settings + "\n", style="dim")
+    text.append(wrap(Text(settings, style="dim"), width, indent=2))
+    text.append("\n")
     if generated is None:
-        text.append("g types a prompt; the model continues it (or, for an encoder-decoder, "
-                    "writes its output)", style="dim")
+        text.append(wrap(Text("g types a prompt; the model continues it (or, for an "
+                              "encoder-decoder, writes its output)", style="dim"), width, 2))
         return text
-    text.append(f"{generated.prompt!r} -> ", style="bold")
-    text.append(f"{generated.text!r}\n")
+    said = Text(f"{generated.prompt!r} -> ", style="bold")
+    said.append(f"{generated.text!r}")
+    text.append(wrap(said, width, indent=2))
+    text.append("\n")
     if not generated.probs:
         return text
     columns = []  # per generated token: [token, p, alt1 ..], unfitted
