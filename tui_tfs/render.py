@@ -21,6 +21,7 @@ import numpy as np
 from rich.text import Text
 
 from .shading import MASKED, Scale
+from .wrap import wrap
 
 NAN_GLYPH = "?"
 INF_GLYPH = "!"
@@ -44,24 +45,39 @@ class Style:
 
 
 
+def ellipsis_mark(style: Style, width: int) -> str:
+    """The mark of cut text: '…', or '...' in ASCII ('~' where a label has under 4 columns)."""
+    if not style.ascii:
+        return ELLIPSIS[False]
+    return "..." if width >= 4 else ELLIPSIS[True]
+
+
+PRINTABLE = {False: str.maketrans({"\n": "⏎", "\t": "⇥"}),
+             True: str.maketrans({"\n": "~", "\t": "~"})}
+
+
 def fit_label(label: str, width: int, style: Style, keep_end: bool = False) -> str:
     """`label` cut to `width` characters (with an ellipsis mark when cut); `keep_end` cuts the
-    start instead, for dotted paths whose end says the most."""
+    start instead, for dotted paths whose end says the most. A newline or tab in a token
+    (char-lm's vocabulary) is drawn as a glyph ('~' in ASCII, as the predictions table does),
+    so it cannot break a map's row."""
+    label = label.translate(PRINTABLE[style.ascii])
     if width <= 0:
         return ""
     if len(label) <= width:
         return label
     if width == 1:
         return label[-1] if keep_end else label[0]
+    mark = ellipsis_mark(style, width)
     if keep_end:
-        return ELLIPSIS[style.ascii] + label[-(width - 1):]
-    return label[: width - 1] + ELLIPSIS[style.ascii]
+        return mark + label[-(width - len(mark)):]
+    return label[: width - len(mark)] + mark
 
 
 def heatmap(values: np.ndarray, rows: list[str] | None = None, cols: list[str] | None = None,
             keep: np.ndarray | None = None, style: Style = Style(), cell: int | None = None,
             scale: Scale | None = None, max_label: int = 8, legend: bool = True,
-            labels_down: bool = False) -> Text:
+            labels_down: bool = False, legend_width: int | None = None) -> Text:
     """A 2-D array as shaded cells, row labels down the side and column labels across the top.
     `labels_down` writes each column label downwards (a vocabulary: many columns, some labels
     long), so cells stay two characters wide and every label still reads whole up to
@@ -70,7 +86,8 @@ def heatmap(values: np.ndarray, rows: list[str] | None = None, cols: list[str] |
     `keep` (same shape, bool) marks visible cells; the others are drawn with the masked glyph,
     never with a shade, so a masked cell cannot be mistaken for a small weight. NaN is drawn
     as '?', Inf as '!'. `scale` defaults to zero-centred over the visible finite values; the
-    legend (two lines, above the map) names it and gives both its ends.
+    legend (above the map, wrapped at `legend_width` columns; the map's rows never wrap) names
+    it and gives both its ends.
     """
     v = np.atleast_2d(np.asarray(values))
     if v.ndim != 2:
@@ -84,7 +101,8 @@ def heatmap(values: np.ndarray, rows: list[str] | None = None, cols: list[str] |
     label_w = min(max_label, max((len(r) for r in rows), default=0)) if rows else 0
     text = Text(no_wrap=True, overflow="crop")
     if legend:  # above the cells: read before them, and on screen however tall the map
-        text.append(scale.legend(style, masked=keep is not None and not keep.all()))
+        text.append(wrap(scale.legend(style, masked=keep is not None and not keep.all()),
+                         legend_width))
         text.append("\n")
     indent = " " * (label_w + 1 if label_w else 0)
     if col_labels and labels_down:
@@ -257,6 +275,7 @@ def bars(labels: list[str], values: list[float | None], style: Style = Style(),
     """A horizontal bar per label, length by value (log scale by default); None = not yet known.
 
     The number is printed beside each bar, so the bar is a glance and the number the fact.
+    Each line is `label_w + 1 + width + 1 + BAR_VALUE_W` columns at most (`bars_layout`).
     """
     known = [v for v in values if v is not None and math.isfinite(v) and v > 0]
     text = Text(no_wrap=True, overflow="crop")
@@ -286,6 +305,22 @@ def bars(labels: list[str], values: list[float | None], style: Style = Style(),
     return text
 
 
+BAR_VALUE_W = 8  # a norm as `bars` prints it (.3g of a value >= 0): "9.68e-05", "1.23e+04"
+
+
+def bars_layout(labels: list[str], room: int | None, most_label: int = 24,
+                most_bar: int = 60) -> tuple[int, int]:
+    """(label_w, bar width) so a `bars` line fills `room` columns with its number whole: the
+    label column as wide as the longest label (up to `most_label`, down to 10 when room is
+    short), the bar taking the rest (4 at least)."""
+    widest = max((len(label) for label in labels), default=0)
+    if room is None:
+        return min(widest, most_label), 22
+    label_w = max(min(widest, most_label, room - BAR_VALUE_W - 2 - 12), min(widest, 10))
+    bar_w = min(most_bar, max(4, room - label_w - 2 - BAR_VALUE_W - 1))
+    return label_w, bar_w
+
+
 def softmax(row: np.ndarray, temperature: float = 1.0, keep: np.ndarray | None = None) -> np.ndarray:
     """softmax(row / temperature) over the kept entries; masked entries get exactly 0."""
     z = np.asarray(row, dtype=np.float64) / temperature
@@ -311,8 +346,9 @@ TEMPERATURES = (0.25, 0.5, 1.0, 2.0, 4.0)
 def temperature_table(row: np.ndarray, keep: np.ndarray | None, cols: list[str],
                       query: str, style: Style = Style(),
                       temperatures: tuple[float, ...] = TEMPERATURES,
-                      current: float | None = None) -> Text:
+                      current: float | None = None, width: int | None = None) -> Text:
     """One attention row's softmax at several temperatures: a shaded row and entropy per T.
+    The lines under the map wrap at `width` columns.
 
     Lower temperature sharpens towards the largest score (entropy -> 0); higher spreads towards
     uniform over the visible keys (entropy -> log n).
@@ -324,14 +360,16 @@ def temperature_table(row: np.ndarray, keep: np.ndarray | None, cols: list[str],
     labels = [f"T={t:g}" + ("*" if current is not None and t == current else "") for t in temps]
     keep2 = None if keep is None else np.broadcast_to(keep, weights.shape)
     text = Text(no_wrap=True, overflow="crop")
-    text.append(f"query {query!s}: softmax(scores / T)\n", style="bold")
-    text.append(heatmap(weights, labels, cols, keep2, style, scale=Scale.probability()))
+    text.append(wrap(Text(f"query {query!s}: softmax(scores / T)", style="bold"), width, 2))
+    text.append("\n")
+    text.append(heatmap(weights, labels, cols, keep2, style, scale=Scale.probability(), legend=False))
     n_visible = int(keep.sum()) if keep is not None else len(row)
     text.append("\n")
     for t, w in zip(temps, weights):
         top = int(np.argmax(w))
-        text.append(f"T={t:<5g} entropy {entropy(w):.3f} nats  max {w[top]:.3f} at "
-                    f"{fit_label(cols[top], 8, style)}\n")
-    text.append(f"uniform over {n_visible} keys: entropy {math.log(max(n_visible, 1)):.3f}",
-                style="dim")
+        text.append(wrap(f"T={t:<5g} entropy {entropy(w):.3f} nats  max {w[top]:.3f} at "
+                         f"{fit_label(cols[top], 8, style)}", width, 8))
+        text.append("\n")
+    text.append(wrap(Text(f"uniform over {n_visible} keys: entropy "
+                          f"{math.log(max(n_visible, 1)):.3f}", style="dim"), width, 2))
     return text

@@ -9,13 +9,14 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
-from textual.widgets import Footer, OptionList, Static
+from textual.widgets import OptionList, Static
 from textual.widgets.option_list import Option
 
 from engine.config import ModelConfig
 from scenarios.tasks import TASKS
 
 from ..messages import ScenarioPicked
+from ..widgets.footer import FittingFooter
 from ..render import model_kind_label
 from .dialogs import PromptScreen
 
@@ -58,7 +59,7 @@ class PickerScreen(Screen[None]):
                                       id=name) for name in TASKS], id="scenarios")
             with VerticalScroll(id="card-scroll"):
                 yield Static(id="card")
-        yield Footer(compact=True)
+        yield FittingFooter()
 
     def on_resize(self) -> None:
         self.app.check_size()

@@ -22,11 +22,12 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
-from textual.widgets import ContentSwitcher, Footer, Static
+from textual.widgets import ContentSwitcher, Static
 
 from scenarios import ScenarioError
 
 from ..messages import TrainingProgress, TrainingStopped
+from ..widgets.footer import FittingFooter
 from ..render import Style
 from ..session import Session
 from ..training import DIVERGED, RUNNING, TrainingController
@@ -110,7 +111,7 @@ class TrainingScreen(Screen[None]):
             with VerticalScroll(id="tr-generate"):
                 yield GenerationPanel()
         yield Static(id="tr-status")
-        yield Footer(compact=True)
+        yield FittingFooter()
 
     def on_mount(self) -> None:
         self._plot_title()
@@ -322,6 +323,7 @@ class TrainingScreen(Screen[None]):
         self.query_one("#tr-views", ContentSwitcher).current = name
         self._titles()
         self.refresh_all()
+        self.call_after_refresh(self.refresh_all)  # again at the panel's laid-out width
 
     def action_toggle_log(self) -> None:
         self.log_scale = not self.log_scale
