@@ -159,7 +159,8 @@ class TrainingScreen(Screen[None]):
 
     def _plot_title(self) -> None:
         scale = "log" if self.log_scale else "linear"
-        self.query_one("#tr-plot").border_title = f"loss: {self.session.scenario.name}, {scale} scale (y)"
+        title = f"loss: {self.session.scenario.name}, {scale} scale (y)"
+        self.query_one("#tr-plot").border_title = title
 
     def _titles(self) -> None:
         titles = {"tr-predictions": "held-out predictions (1 | 2 layers | 3 generate)",
