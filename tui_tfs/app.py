@@ -128,11 +128,13 @@ class TfsApp(App[None]):
     def action_help(self) -> None:
         if isinstance(self.screen, HelpScreen):
             return
-        here = list(TrainingScreen.GROUPS) if isinstance(self.screen, TrainingScreen) else []
-        groups = here + list(ExplorerScreen.GROUPS) + [("Scenario picker", PickerScreen.BINDINGS),
-                                                ("Everywhere", [Binding("ctrl+p", "", "Command "
-                                                                        "palette: search every "
-                                                                        "action")])]
+        everywhere = [("Everywhere", [Binding("ctrl+p", "", "Command palette: search every "
+                                                            "action")])]
+        if isinstance(self.screen, TrainingScreen):  # its own keys only: i, p, g, k, s differ
+            groups = list(TrainingScreen.GROUPS) + everywhere
+        else:
+            groups = list(ExplorerScreen.GROUPS) + [("Scenario picker", PickerScreen.BINDINGS)] \
+                + everywhere
         self.push_screen(HelpScreen(groups))
 
     # -- command palette: every key of the screen, searchable ----------------------------------------

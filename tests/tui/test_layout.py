@@ -19,7 +19,8 @@ import pytest
 
 from tests.tui.conftest import screen_text
 from tui_tfs.app import TfsApp
-from tui_tfs.render import ASCII_RAMP, MASKED, UNICODE_RAMP, entropy, softmax
+from tui_tfs.render import entropy, softmax
+from tui_tfs.shading import MASKED, NEGATIVE_RAMP, POSITIVE_RAMP, PROBABILITY_RAMP
 from tui_tfs.screens import ExplorerScreen, TooSmallScreen
 from tui_tfs.screens.training import TrainingScreen
 from tui_tfs.training import TrainingController
@@ -42,7 +43,8 @@ def run(app, body, size):
 
 def _is_map_row(line: str, ascii: bool) -> bool:
     """A row of shade cells after an optional label: these scroll sideways, by design."""
-    glyphs = set(ASCII_RAMP if ascii else UNICODE_RAMP) | set(MASKED[ascii]) | {"?", "!", " "}
+    glyphs = set(POSITIVE_RAMP[ascii] + NEGATIVE_RAMP[ascii] + PROBABILITY_RAMP[ascii]
+                 + MASKED[ascii]) | {"?", "!", " "}
     label, _, body = line.lstrip().partition(" ")  # labels are at most 8 columns
     return len(label) <= 8 and len(body.strip()) >= 3 and set(body) <= glyphs
 
@@ -293,7 +295,7 @@ def test_a_broken_switch_shows_whatever_the_path(ascii):
 
 @pytest.mark.parametrize("ascii", [False, True], ids=["unicode", "ascii"])
 def test_small_terminal_one_panel_at_a_time_then_too_small(ascii):
-    """60x18: the view alone (z flips to the tree and back), the status line and footer
+    """60x18: the view alone (L flips to the tree and back), the status line and footer
     whole; 59x17 is too small; 120x40 grows the tree and the attention cells."""
     seen = {}
 
@@ -310,10 +312,10 @@ def test_small_terminal_one_panel_at_a_time_then_too_small(ascii):
         assert_status_whole(app, text)
         assert_footer_whole(app, text)
         check_stats(text, screen.session)
-        await pilot.press("z")
+        await pilot.press("L")
         await pilot.pause()
         assert tree.display and tree.region.width == 60 and not view.region.width
-        await pilot.press("z")
+        await pilot.press("L")
         await pilot.press("a")
         await pilot.pause()
         attention = screen.query_one("#attention")
@@ -349,8 +351,9 @@ def test_notifications_leave_the_status_line_and_legends_alone():
         seen["after"] = after = screen_text(app)
         assert "new batch" in after and "second notice" in after
         assert_status_whole(app, after)
-        legend = app.screen.query_one("#attention").text.split("\n")[-1].rstrip()
-        assert ".." in legend
-        assert any(legend in line for line in after.split("\n")), after
+        lines = app.screen.query_one("#attention").text.split("\n")
+        title = next(i for i, line in enumerate(lines) if "fixed" in line or "zero-centred" in line)
+        for legend in lines[title:title + 2]:  # the scale's name, then both its ends
+            assert any(legend.rstrip() in line for line in after.split("\n")), after
 
     run(TfsApp("reverse", None, ascii=False), body, (80, 23))

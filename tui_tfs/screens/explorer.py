@@ -63,12 +63,14 @@ VIEW_BINDINGS = [
     Binding("f", "toggle_formula", "Show/hide the formula panel", show=False),
     Binding("F", "expand_formula", "Formula panel: the whole explanation <-> the view",
             show=False),
-    Binding("z", "toggle_tree", "Layer tree: show/hide (small terminal: tree <-> view)",
+    Binding("L", "toggle_tree", "Layer tree: show/hide (small terminal: tree <-> view)",
             show=False),
     Binding("right_square_bracket", "tensor(1)", "Next tensor of this event", show=False),
     Binding("left_square_bracket", "tensor(-1)", "Previous tensor of this event", show=False),
     Binding("G", "toggle_gradient", "Switch tensor <-> its gradient", show=False),
     Binding("v", "toggle_numbers", "Numbers <-> shades", show=False),
+    Binding("z", "toggle_shared_scale",
+            "Shade scale: each map its own <-> one shared across heads/layers", show=False),
     Binding("m", "cycle('item', 1)", "Next batch item", show=False),
     Binding("M", "cycle('item', -1)", "Previous batch item", show=False),
     Binding("h", "cycle('head', 1)", "Next head", show=False),
@@ -104,7 +106,7 @@ class ExplorerScreen(Screen[None]):
         self.style = style
         self._before_overview = "tensor"  # the view the overview (A) was opened from
         # None: as the terminal's size suggests (all panels from 80x23, one below); else the
-        # user's choice with `z` / `f`
+        # user's choice with `L` / `f`
         self._tree_shown: bool | None = None
         self._formula_shown: bool | None = None
         self._formula_expanded = False  # `F`: the formula panel takes the right column
@@ -145,10 +147,10 @@ class ExplorerScreen(Screen[None]):
         return bool(getattr(self.app, "compact", False))
 
     def apply_layout(self) -> None:
-        """Show the panels the size and the user's `z`, `f`, `F` choices ask for. In the compact
+        """Show the panels the size and the user's `L`, `f`, `F` choices ask for. In the compact
         layout the tree and the right column take turns; the formula is off unless asked."""
         compact = self.compact
-        if compact != self._was_compact:  # z and f choices belong to the layout they were made in
+        if compact != self._was_compact:  # L and f choices belong to the layout they were made in
             self._tree_shown = self._formula_shown = None
             self._was_compact = compact
         tree_shown = (not compact) if self._tree_shown is None else self._tree_shown
@@ -156,7 +158,7 @@ class ExplorerScreen(Screen[None]):
         expanded = self._formula_expanded
         tree = self.query_one(LayerTree)
         tree.display = tree_shown
-        tree.border_title = self.session.scenario.name + (" (Enter/z: view)" if compact else "")
+        tree.border_title = self.session.scenario.name + (" (Enter/L: view)" if compact else "")
         self.query_one("#right").display = not (compact and tree_shown)
         formula = self.query_one(FormulaPanel)
         was_shown = formula.display
@@ -200,7 +202,7 @@ class ExplorerScreen(Screen[None]):
         view.border_title = self._view_title()
 
     def _view_title(self) -> str:
-        flip = " (z: tree)" if self.compact else ""
+        flip = " (L: tree)" if self.compact else ""
         return {"tensor": "tensor", "attention": "attention map", "overview": "attention overview",
                 "grads": "gradient norms", "positional": "positional encoding",
                 "embedding": "embeddings", "temperature": "softmax temperature"}[self.view_name] + flip
@@ -336,9 +338,11 @@ class ExplorerScreen(Screen[None]):
         for idx, a, n, r in zip(result.indices, result.analytic, result.numeric,
                                 result.rel_error):
             floored = "*" if abs(a) + abs(n) < result.floor else ""
-            text.append(f"{str(tuple(int(i) for i in idx)):<14}{a:>12.4g}{n:>12.4g}"
+            element = "(" + ", ".join(str(int(i) + 1) for i in idx) + ")"
+            text.append(f"{element:<14}{a:>12.4g}{n:>12.4g}"
                         f"{r:>10.2g}{floored}\n")
-        text.append(f"\n{result.note}\n", style="dim")
+        text.append(f"\nelement: (row, column) in the parameter, counted from 1\n{result.note}\n",
+                    style="dim")
         self.app.push_screen(ReportScreen("Gradient check", text))
 
     # -- views --------------------------------------------------------------------------------------
@@ -396,6 +400,13 @@ class ExplorerScreen(Screen[None]):
 
     def action_toggle_numbers(self) -> None:
         self.session.view.numbers = not self.session.view.numbers
+        self.refresh_views()
+
+    def action_toggle_shared_scale(self) -> None:
+        v = self.session.view
+        v.shared_scale = not v.shared_scale
+        self.notify("one shade scale across heads and layers" if v.shared_scale
+                    else "each map on its own shade scale", title="shade scale")
         self.refresh_views()
 
     def action_cycle(self, what: str, step: int) -> None:

@@ -11,6 +11,7 @@ from rich.text import Text
 
 from .. import render
 from ..render import Style
+from ..shading import ZERO_CENTRED, Scale
 from ..wrap import wrap
 from .panel import TextPanel
 
@@ -40,15 +41,13 @@ class AttentionView(TextPanel):
         text.append("\n")
         text.append("queries down, keys across\n", style="dim")
         keep = amap.keep if amap.stage in ("masked", "weights") else None
-        vmin, vmax = (0.0, 1.0) if amap.stage == "weights" else (None, None)
         if v.numbers:
             text.append(render.number_grid(amap.values, amap.rows, amap.cols, keep, style))
         else:
             text.append(render.heatmap(amap.values, amap.rows, amap.cols, keep, style,
-                                       vmin=vmin, vmax=vmax, legend_width=width,
+                                       scale=session.attention_scale(amap), legend_width=width,
                                        cell=self.cell_width(amap.cols, amap.rows)))
         return text
-
 
     def cell_width(self, cols: list[str] | None, rows: list[str] | None) -> int | None:
         """None (the map's own choice), or on a large terminal cells as wide as the panel
@@ -68,11 +67,12 @@ class AttentionOverview(TextPanel):
         paths = session.trace.attention_paths
         heads = session.model.config.n_heads
         stage = session.view.stage
+        item = min(session.view.item, session.batch_size - 1)
         width = self.text_width
-        text.append(wrap(Text(f"all layers x heads, stage {stage}, item {session.view.item + 1}",
-                              style="bold"), width, indent=2))
-        text.append("\n")
+        head = wrap(Text(f"all layers x heads, stage {stage}, item {item + 1}/"
+                         f"{session.batch_size}", style="bold"), width, indent=2) + Text("\n")
         current = session.attention_layer()
+        scales, masked = [], False
         for path in paths:
             maps = [session.attention_map(path, stage, h) for h in range(heads)]
             map_w = maps[0].values.shape[1]
@@ -83,9 +83,11 @@ class AttentionOverview(TextPanel):
             blocks = []
             for amap in maps:
                 keep = amap.keep if stage in ("masked", "weights") else None
-                vmin, vmax = (0.0, 1.0) if stage == "weights" else (None, None)
+                masked = masked or (keep is not None and not keep.all())
+                scale = session.attention_scale(amap)
+                scales.append(scale)
                 block = render.heatmap(amap.values, None, None, keep, style, cell=1,
-                                       vmin=vmin, vmax=vmax, legend=False)
+                                       scale=scale, legend=False)
                 blocks.append(block.split("\n"))
             for first in range(0, heads, per_row):
                 shown = range(first, min(heads, first + per_row))
@@ -97,8 +99,19 @@ class AttentionOverview(TextPanel):
                         text.append(blocks[h][r])
                         text.append("  ")
                     text.append("\n")
-        text.append(wrap(render.scale_legend(0.0, 1.0, style, masked=True) if stage == "weights"
-                         else Text("each map scaled to its own min..max", style="dim"), width))
-        return text
+        text.rstrip()
+        # the legend under the title: every map's glyphs are read against it
+        legend = wrap(overview_scale(scales).legend(style, masked=masked), width, indent=2)
+        return head + legend + Text("\n") + text
+
+
+def overview_scale(scales: list[Scale]) -> Scale:
+    """One legend for the overview's maps: their scale when they share one (probabilities,
+    or the shared option), else zero-centred, each map over its own range (from .. to)."""
+    if len(set(scales)) <= 1:
+        return scales[0] if scales else Scale()
+    limits = [s.limit for s in scales if s.kind == ZERO_CENTRED]
+    return Scale(ZERO_CENTRED, max(limits), "each map its own",
+                 spread=(min(limits), max(limits)))
 
 

@@ -2,7 +2,9 @@
 
 Header: the event's tensors with the shown one bracketed, value/gradient, the slice shown of a
 3-D or 4-D tensor; then shape, dtype and statistics, wrapped to the panel's width; then the
-values as a shaded heatmap with token labels (or, on demand, as numbers).
+values as a shaded heatmap with token labels (or, on demand, as numbers): softmax outputs on
+the fixed 0..1 scale, everything else centred on zero; an axis over the vocabulary is labelled
+with its tokens, written downwards.
 """
 from __future__ import annotations
 
@@ -52,5 +54,8 @@ class TensorView(TextPanel):
         if session.view.numbers:
             text.append(render.number_grid(values, rows, cols, keep, style))
         else:
-            text.append(render.heatmap(values, rows, cols, keep, style, legend_width=width))
+            scale = session.tensor_scale(event, name, values, keep)
+            vocab = cols is not None and cols == session.vocab_labels()
+            text.append(render.heatmap(values, rows, cols, keep, style, scale=scale,
+                                       labels_down=vocab, legend_width=width))
         return text

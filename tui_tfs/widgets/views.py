@@ -6,6 +6,7 @@ from rich.text import Text
 
 from .. import render
 from ..render import Style
+from ..shading import ZERO_CENTRED, Scale
 from ..wrap import wrap
 from .panel import TextPanel
 
@@ -22,10 +23,10 @@ class PositionalView(TextPanel):
         width = self.text_width
         text.append(wrap(Text(what, style="bold"), width, indent=2))
         text.append("\n")
-        text.append(wrap(Text("positions down, dimensions across (shade: -1 light .. +1 dark)",
-                              style="dim"), width, indent=2))
+        text.append(wrap(Text("positions down from 1 (p = row-1), dims across", style="dim"),
+                         width, indent=2))
         text.append("\n")
-        rows = [f"p{p}" for p in range(table.shape[0])]
+        rows = [str(p + 1) for p in range(table.shape[0])]
         text.append(render.heatmap(table, rows, None, None, style, cell=1, legend_width=width))
         return text
 
@@ -46,7 +47,8 @@ class EmbeddingView(TextPanel):
         unit = table / np.maximum(norms[:, None], 1e-12)
         cos = unit @ unit.T
         text.append("\n\ncosine similarity of token embeddings\n", style="bold")
-        text.append(render.heatmap(cos, vocab, vocab, None, style, vmin=-1.0, vmax=1.0,
+        text.append(render.heatmap(cos, vocab, vocab, None, style,
+                                   scale=Scale(ZERO_CENTRED, 1.0, "fixed (cosine)"),
                                    legend_width=width))
         return text
 
