@@ -195,29 +195,41 @@ def cell_width(values: np.ndarray, least: int = 7) -> int:
 
 def number_grid(values: np.ndarray, rows: list[str] | None = None, cols: list[str] | None = None,
                 keep: np.ndarray | None = None, style: Style = Style(), width: int = 7,
-                max_label: int = 8) -> Text:
+                max_label: int = 8, max_width: int | None = None) -> Text:
     """The numbers of a 2-D array, aligned under their column labels; masked cells as the glyph.
-    Cells are `width` characters, or wider if a value needs more for 3 significant digits."""
+    Cells are `width` characters, or wider if a value needs more for 3 significant digits.
+    With `max_width`, columns that do not fit go in bands below ('columns 7-12 of 32'), so no
+    number is ever cut at the panel's edge."""
     v = np.atleast_2d(np.asarray(values, dtype=np.float64))
     width = cell_width(v if keep is None else v[np.asarray(keep, dtype=bool)], width)
     label_w = min(max_label, max((len(r) for r in rows), default=0)) if rows else 0
+    lead = label_w + 1 if label_w else 0
+    n_cols = v.shape[1]
+    per_band = n_cols if max_width is None else max(1, (max_width - lead + 1) // (width + 1))
     text = Text(no_wrap=True, overflow="crop")
-    if cols:
-        text.append(" " * (label_w + 1 if label_w else 0))
-        text.append(" ".join(fit_label(c, width, style).rjust(width) for c in cols), style="bold")
-        text.append("\n")
-    for i in range(v.shape[0]):
-        if label_w:
-            text.append(fit_label(rows[i], label_w, style).rjust(label_w) + " ", style="bold")
-        cells = []
-        for j in range(v.shape[1]):
-            if keep is not None and not keep[i, j]:
-                cells.append(MASKED[style.ascii].rjust(width))
-            else:
-                cells.append(fmt(float(v[i, j]), width))
-        text.append(" ".join(cells))
-        if i < v.shape[0] - 1:
+    for first in range(0, n_cols, per_band):
+        band = range(first, min(n_cols, first + per_band))
+        if per_band < n_cols:
+            if first:
+                text.append("\n\n")
+            text.append(f"columns {band.start + 1}-{band.stop} of {n_cols}\n", style="dim")
+        if cols:
+            text.append(" " * lead)
+            text.append(" ".join(fit_label(cols[j], width, style).rjust(width) for j in band),
+                        style="bold")
             text.append("\n")
+        for i in range(v.shape[0]):
+            if label_w:
+                text.append(fit_label(rows[i], label_w, style).rjust(label_w) + " ", style="bold")
+            cells = []
+            for j in band:
+                if keep is not None and not keep[i, j]:
+                    cells.append(MASKED[style.ascii].rjust(width))
+                else:
+                    cells.append(fmt(float(v[i, j]), width))
+            text.append(" ".join(cells))
+            if i < v.shape[0] - 1:
+                text.append("\n")
     return text
 
 

@@ -155,6 +155,10 @@ async def explorer_views(pilot, seen: dict) -> None:
     text = await look("tensor")
     assert_panel_whole(app, screen.query_one("#tensor"), text, style.ascii)
     check_stats(text, screen.session)
+    await pilot.press("v")  # the numbers behind the map: in bands, none cut at the edge
+    text = await look("tensor numbers")
+    assert_panel_whole(app, screen.query_one("#tensor"), text, style.ascii)
+    await pilot.press("v")
     formula = screen.query_one(FormulaPanel)
     assert formula.display
     for key, view in (("a", "attention"), ("A", "overview"), ("P", "positional"),

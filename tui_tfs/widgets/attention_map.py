@@ -42,7 +42,8 @@ class AttentionView(TextPanel):
         text.append("queries down, keys across\n", style="dim")
         keep = amap.keep if amap.stage in ("masked", "weights") else None
         if v.numbers:
-            text.append(render.number_grid(amap.values, amap.rows, amap.cols, keep, style))
+            text.append(render.number_grid(amap.values, amap.rows, amap.cols, keep, style,
+                                           max_width=width))
         else:
             text.append(render.heatmap(amap.values, amap.rows, amap.cols, keep, style,
                                        scale=session.attention_scale(amap), legend_width=width,
