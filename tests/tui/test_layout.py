@@ -70,6 +70,28 @@ def assert_panel_whole(app, panel, screen: str, ascii: bool) -> None:
                                            f"screen, not {line.rstrip()!r}\n{screen}"
 
 
+def assert_tree_whole(app, screen: str) -> None:
+    """Every layer-tree leaf on screen shows its whole label ('attn_drop dropout' was cut to
+    'attn_drop dropou' at the tree's edge): a name with its op, or the name alone."""
+    tree = app.screen.query_one("#tree")
+    region = tree.content_region
+    rows = [row[region.x:region.x + region.width] for row in
+            screen.split("\n")[region.y:region.y + region.height]]
+    session = app.screen.session
+    for index, leaf in tree._leaves.items():
+        label = leaf.label.plain.strip()
+        name = label.split()[0].lstrip(">▶")
+        for row in rows:
+            words = row.split()
+            if any(w.lstrip(">▶") == name for w in words[:-1] + words[-1:]):
+                assert label in row or label.lstrip(">▶") in row, \
+                    f"tree label {label!r} cut: {row!r}\n{screen}"
+                op = session.trace.events[index].op
+                tail = row.rstrip().rstrip("▁▂▃▄▅▆▇█ ").split()[-1] if row.strip() else ""
+                assert tail in (name, op) or tail.lstrip(">▶") == name or name.endswith(
+                    ("…", "...")), f"tree row ends mid-word: {row!r}"
+
+
 def assert_status_whole(app, screen: str) -> None:
     status = app.screen.query_one(StatusLine)
     content = status.content
@@ -154,6 +176,7 @@ async def explorer_views(pilot, seen: dict) -> None:
 
     text = await look("tensor")
     assert_panel_whole(app, screen.query_one("#tensor"), text, style.ascii)
+    assert_tree_whole(app, text)
     check_stats(text, screen.session)
     await pilot.press("v")  # the numbers behind the map: in bands, none cut at the edge
     text = await look("tensor numbers")
@@ -168,6 +191,10 @@ async def explorer_views(pilot, seen: dict) -> None:
         assert_panel_whole(app, screen.query_one(f"#{view}"), text, style.ascii)
         if view == "attention":
             assert f"[{screen.session.view.stage}]" in text
+            await pilot.press("y")  # the cursor deep in an attention layer: long tree rows
+            text = await look("attention, next layer")
+            assert_tree_whole(app, text)
+            assert_panel_whole(app, screen.query_one("#attention"), text, style.ascii)
         if view == "temperature":
             check_temperature(screen.query_one("#temperature").text, screen.session)
     await pilot.press("escape")  # the overview was not open: back would leave; reopen below
