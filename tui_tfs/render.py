@@ -86,8 +86,8 @@ def heatmap(values: np.ndarray, rows: list[str] | None = None, cols: list[str] |
     `keep` (same shape, bool) marks visible cells; the others are drawn with the masked glyph,
     never with a shade, so a masked cell cannot be mistaken for a small weight. NaN is drawn
     as '?', Inf as '!'. `scale` defaults to zero-centred over the visible finite values; the
-    legend (above the map, wrapped at `legend_width` columns; the map's rows never wrap) names
-    it and gives both its ends.
+    legend (two lines, above the map) names it and gives both its ends; it wraps at
+    `legend_width` columns (the map's rows never wrap: they scroll).
     """
     v = np.atleast_2d(np.asarray(values))
     if v.ndim != 2:
@@ -102,7 +102,7 @@ def heatmap(values: np.ndarray, rows: list[str] | None = None, cols: list[str] |
     text = Text(no_wrap=True, overflow="crop")
     if legend:  # above the cells: read before them, and on screen however tall the map
         text.append(wrap(scale.legend(style, masked=keep is not None and not keep.all()),
-                         legend_width))
+                         legend_width, indent=2))
         text.append("\n")
     indent = " " * (label_w + 1 if label_w else 0)
     if col_labels and labels_down:
@@ -195,29 +195,41 @@ def cell_width(values: np.ndarray, least: int = 7) -> int:
 
 def number_grid(values: np.ndarray, rows: list[str] | None = None, cols: list[str] | None = None,
                 keep: np.ndarray | None = None, style: Style = Style(), width: int = 7,
-                max_label: int = 8) -> Text:
+                max_label: int = 8, max_width: int | None = None) -> Text:
     """The numbers of a 2-D array, aligned under their column labels; masked cells as the glyph.
-    Cells are `width` characters, or wider if a value needs more for 3 significant digits."""
+    Cells are `width` characters, or wider if a value needs more for 3 significant digits.
+    With `max_width`, columns that do not fit go in bands below ('columns 7-12 of 32'), so no
+    number is ever cut at the panel's edge."""
     v = np.atleast_2d(np.asarray(values, dtype=np.float64))
     width = cell_width(v if keep is None else v[np.asarray(keep, dtype=bool)], width)
     label_w = min(max_label, max((len(r) for r in rows), default=0)) if rows else 0
+    lead = label_w + 1 if label_w else 0
+    n_cols = v.shape[1]
+    per_band = n_cols if max_width is None else max(1, (max_width - lead + 1) // (width + 1))
     text = Text(no_wrap=True, overflow="crop")
-    if cols:
-        text.append(" " * (label_w + 1 if label_w else 0))
-        text.append(" ".join(fit_label(c, width, style).rjust(width) for c in cols), style="bold")
-        text.append("\n")
-    for i in range(v.shape[0]):
-        if label_w:
-            text.append(fit_label(rows[i], label_w, style).rjust(label_w) + " ", style="bold")
-        cells = []
-        for j in range(v.shape[1]):
-            if keep is not None and not keep[i, j]:
-                cells.append(MASKED[style.ascii].rjust(width))
-            else:
-                cells.append(fmt(float(v[i, j]), width))
-        text.append(" ".join(cells))
-        if i < v.shape[0] - 1:
+    for first in range(0, n_cols, per_band):
+        band = range(first, min(n_cols, first + per_band))
+        if per_band < n_cols:
+            if first:
+                text.append("\n\n")
+            text.append(f"columns {band.start + 1}-{band.stop} of {n_cols}\n", style="dim")
+        if cols:
+            text.append(" " * lead)
+            text.append(" ".join(fit_label(cols[j], width, style).rjust(width) for j in band),
+                        style="bold")
             text.append("\n")
+        for i in range(v.shape[0]):
+            if label_w:
+                text.append(fit_label(rows[i], label_w, style).rjust(label_w) + " ", style="bold")
+            cells = []
+            for j in band:
+                if keep is not None and not keep[i, j]:
+                    cells.append(MASKED[style.ascii].rjust(width))
+                else:
+                    cells.append(fmt(float(v[i, j]), width))
+            text.append(" ".join(cells))
+            if i < v.shape[0] - 1:
+                text.append("\n")
     return text
 
 
@@ -348,7 +360,7 @@ def temperature_table(row: np.ndarray, keep: np.ndarray | None, cols: list[str],
                       temperatures: tuple[float, ...] = TEMPERATURES,
                       current: float | None = None, width: int | None = None) -> Text:
     """One attention row's softmax at several temperatures: a shaded row and entropy per T.
-    The lines under the map wrap at `width` columns.
+    The lines around the map wrap at `width` columns.
 
     Lower temperature sharpens towards the largest score (entropy -> 0); higher spreads towards
     uniform over the visible keys (entropy -> log n).
@@ -362,7 +374,8 @@ def temperature_table(row: np.ndarray, keep: np.ndarray | None, cols: list[str],
     text = Text(no_wrap=True, overflow="crop")
     text.append(wrap(Text(f"query {query!s}: softmax(scores / T)", style="bold"), width, 2))
     text.append("\n")
-    text.append(heatmap(weights, labels, cols, keep2, style, scale=Scale.probability(), legend=False))
+    text.append(heatmap(weights, labels, cols, keep2, style, scale=Scale.probability(),
+                        legend_width=width))
     n_visible = int(keep.sum()) if keep is not None else len(row)
     text.append("\n")
     for t, w in zip(temps, weights):

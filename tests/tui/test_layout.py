@@ -43,8 +43,8 @@ def run(app, body, size):
 
 def _is_map_row(line: str, ascii: bool) -> bool:
     """A row of shade cells after an optional label: these scroll sideways, by design."""
-    glyphs = (set(POSITIVE_RAMP[ascii]) | set(NEGATIVE_RAMP[ascii]) | set(PROBABILITY_RAMP[ascii])
-              | set(MASKED[ascii]) | {"?", "!", " "})
+    glyphs = set(POSITIVE_RAMP[ascii] + NEGATIVE_RAMP[ascii] + PROBABILITY_RAMP[ascii]
+                 + MASKED[ascii]) | {"?", "!", " "}
     label, _, body = line.lstrip().partition(" ")  # labels are at most 8 columns
     return len(label) <= 8 and len(body.strip()) >= 3 and set(body) <= glyphs
 
@@ -68,6 +68,28 @@ def assert_panel_whole(app, panel, screen: str, ascii: bool) -> None:
             shown = rows[region.y + i - top][region.x:region.x + width].rstrip()
             assert shown == line.rstrip(), f"{panel.id}: line {i + 1} reads {shown!r} on " \
                                            f"screen, not {line.rstrip()!r}\n{screen}"
+
+
+def assert_tree_whole(app, screen: str) -> None:
+    """Every layer-tree leaf on screen shows its whole label ('attn_drop dropout' was cut to
+    'attn_drop dropou' at the tree's edge): a name with its op, or the name alone."""
+    tree = app.screen.query_one("#tree")
+    region = tree.content_region
+    rows = [row[region.x:region.x + region.width] for row in
+            screen.split("\n")[region.y:region.y + region.height]]
+    session = app.screen.session
+    for index, leaf in tree._leaves.items():
+        label = leaf.label.plain.strip()
+        name = label.split()[0].lstrip(">▶")
+        for row in rows:
+            words = row.split()
+            if any(w.lstrip(">▶") == name for w in words[:-1] + words[-1:]):
+                assert label in row or label.lstrip(">▶") in row, \
+                    f"tree label {label!r} cut: {row!r}\n{screen}"
+                op = session.trace.events[index].op
+                tail = row.rstrip().rstrip("▁▂▃▄▅▆▇█ ").split()[-1] if row.strip() else ""
+                assert tail in (name, op) or tail.lstrip(">▶") == name or name.endswith(
+                    ("…", "...")), f"tree row ends mid-word: {row!r}"
 
 
 def assert_status_whole(app, screen: str) -> None:
@@ -154,7 +176,12 @@ async def explorer_views(pilot, seen: dict) -> None:
 
     text = await look("tensor")
     assert_panel_whole(app, screen.query_one("#tensor"), text, style.ascii)
+    assert_tree_whole(app, text)
     check_stats(text, screen.session)
+    await pilot.press("v")  # the numbers behind the map: in bands, none cut at the edge
+    text = await look("tensor numbers")
+    assert_panel_whole(app, screen.query_one("#tensor"), text, style.ascii)
+    await pilot.press("v")
     formula = screen.query_one(FormulaPanel)
     assert formula.display
     for key, view in (("a", "attention"), ("A", "overview"), ("P", "positional"),
@@ -164,6 +191,10 @@ async def explorer_views(pilot, seen: dict) -> None:
         assert_panel_whole(app, screen.query_one(f"#{view}"), text, style.ascii)
         if view == "attention":
             assert f"[{screen.session.view.stage}]" in text
+            await pilot.press("y")  # the cursor deep in an attention layer: long tree rows
+            text = await look("attention, next layer")
+            assert_tree_whole(app, text)
+            assert_panel_whole(app, screen.query_one("#attention"), text, style.ascii)
         if view == "temperature":
             check_temperature(screen.query_one("#temperature").text, screen.session)
     await pilot.press("escape")  # the overview was not open: back would leave; reopen below
@@ -295,7 +326,7 @@ def test_a_broken_switch_shows_whatever_the_path(ascii):
 
 @pytest.mark.parametrize("ascii", [False, True], ids=["unicode", "ascii"])
 def test_small_terminal_one_panel_at_a_time_then_too_small(ascii):
-    """60x18: the view alone (z flips to the tree and back), the status line and footer
+    """60x18: the view alone (L flips to the tree and back), the status line and footer
     whole; 59x17 is too small; 120x40 grows the tree and the attention cells."""
     seen = {}
 
@@ -351,10 +382,9 @@ def test_notifications_leave_the_status_line_and_legends_alone():
         seen["after"] = after = screen_text(app)
         assert "new batch" in after and "second notice" in after
         assert_status_whole(app, after)
-        # the scale's legend, above the map: the line that names the scale, and its ends
         lines = app.screen.query_one("#attention").text.split("\n")
-        title = next(i for i, line in enumerate(lines) if "zero-centred" in line or "0..1" in line)
-        for legend in (lines[title].rstrip(), lines[title + 1].rstrip()):
-            assert any(legend in line for line in after.split("\n")), (legend, after)
+        title = next(i for i, line in enumerate(lines) if "fixed" in line or "zero-centred" in line)
+        for legend in lines[title:title + 2]:  # the scale's name, then both its ends
+            assert any(legend.rstrip() in line for line in after.split("\n")), after
 
     run(TfsApp("reverse", None, ascii=False), body, (80, 23))

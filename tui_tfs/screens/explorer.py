@@ -158,7 +158,7 @@ class ExplorerScreen(Screen[None]):
         expanded = self._formula_expanded
         tree = self.query_one(LayerTree)
         tree.display = tree_shown
-        tree.border_title = self.session.scenario.name + (" (Enter/z: view)" if compact else "")
+        tree.border_title = self.session.scenario.name + (" (Enter/L: view)" if compact else "")
         self.query_one("#right").display = not (compact and tree_shown)
         formula = self.query_one(FormulaPanel)
         was_shown = formula.display
@@ -202,7 +202,7 @@ class ExplorerScreen(Screen[None]):
         view.border_title = self._view_title()
 
     def _view_title(self) -> str:
-        flip = " (z: tree)" if self.compact else ""
+        flip = " (L: tree)" if self.compact else ""
         return {"tensor": "tensor", "attention": "attention map", "overview": "attention overview",
                 "grads": "gradient norms", "positional": "positional encoding",
                 "embedding": "embeddings", "temperature": "softmax temperature"}[self.view_name] + flip

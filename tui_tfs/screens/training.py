@@ -28,6 +28,7 @@ from scenarios import ScenarioError
 
 from ..messages import TrainingProgress, TrainingStopped
 from ..widgets.footer import FittingFooter
+from ..widgets.titles import fit_title
 from ..render import Style
 from ..session import Session
 from ..training import DIVERGED, RUNNING, TrainingController
@@ -121,6 +122,11 @@ class TrainingScreen(Screen[None]):
 
     def on_resize(self) -> None:
         self.app.check_size()
+        self.call_after_refresh(self._fit_titles)  # the boxes' new widths, after layout
+
+    def _fit_titles(self) -> None:
+        self._plot_title()
+        self._titles()
 
     def on_screen_resume(self) -> None:
         """Back from the explorer (or a dialog): train whatever model it left behind."""
@@ -159,15 +165,15 @@ class TrainingScreen(Screen[None]):
 
     def _plot_title(self) -> None:
         scale = "log" if self.log_scale else "linear"
-        title = f"loss: {self.session.scenario.name}, {scale} scale (y)"
-        self.query_one("#tr-plot").border_title = title
+        fit_title(self.query_one("#tr-plot"), f"loss: {self.session.scenario.name}, {scale} scale (y)",
+                  self.style)
 
     def _titles(self) -> None:
         titles = {"tr-predictions": "held-out predictions (1 | 2 layers | 3 generate)",
                   "tr-layers": "gradient norms per layer (2 | 1 predictions | 3 generate)",
                   "tr-generate": "generate (3 | g prompt, < > temp, k top-k, p top-p)"}
         switcher = self.query_one("#tr-views", ContentSwitcher)
-        switcher.border_title = titles[switcher.current or "tr-predictions"]
+        fit_title(switcher, titles[switcher.current or "tr-predictions"], self.style)
 
     # -- the training thread ------------------------------------------------------------------------
     def _train(self) -> None:

@@ -42,13 +42,13 @@ class AttentionView(TextPanel):
         text.append("queries down, keys across\n", style="dim")
         keep = amap.keep if amap.stage in ("masked", "weights") else None
         if v.numbers:
-            text.append(render.number_grid(amap.values, amap.rows, amap.cols, keep, style))
+            text.append(render.number_grid(amap.values, amap.rows, amap.cols, keep, style,
+                                           max_width=width))
         else:
             text.append(render.heatmap(amap.values, amap.rows, amap.cols, keep, style,
                                        scale=session.attention_scale(amap), legend_width=width,
                                        cell=self.cell_width(amap.cols, amap.rows)))
         return text
-
 
     def cell_width(self, cols: list[str] | None, rows: list[str] | None) -> int | None:
         """None (the map's own choice), or on a large terminal cells as wide as the panel
@@ -70,9 +70,8 @@ class AttentionOverview(TextPanel):
         stage = session.view.stage
         item = min(session.view.item, session.batch_size - 1)
         width = self.text_width
-        head = wrap(Text(f"all layers x heads, stage {stage}, item {item + 1}/{session.batch_size}",
-                         style="bold"), width, indent=2)
-        head.append("\n")
+        head = wrap(Text(f"all layers x heads, stage {stage}, item {item + 1}/"
+                         f"{session.batch_size}", style="bold"), width, indent=2) + Text("\n")
         current = session.attention_layer()
         scales, masked = [], False
         for path in paths:
@@ -103,7 +102,7 @@ class AttentionOverview(TextPanel):
                     text.append("\n")
         text.rstrip()
         # the legend under the title: every map's glyphs are read against it
-        legend = wrap(overview_scale(scales).legend(style, masked=masked), width)
+        legend = wrap(overview_scale(scales).legend(style, masked=masked), width, indent=2)
         return head + legend + Text("\n") + text
 
 

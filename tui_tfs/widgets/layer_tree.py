@@ -16,9 +16,10 @@ from engine.recorder import BACKWARD, FORWARD
 from engine.trace import path_parts
 
 from ..messages import EventPicked
-from ..render import Style
+from ..render import Style, fit_label
 
 ASCII_LINES = ("  ", "| ", "`-", "|-")
+GUIDE = 2  # columns of guide lines a level (guide_depth)
 
 
 class LayerTree(Tree[int]):
@@ -29,6 +30,7 @@ class LayerTree(Tree[int]):
         self.show_root = False
         self.guide_depth = 2
         self._leaves: dict[int, TreeNode[int]] = {}
+        self._levels: dict[int, int] = {}  # event index -> its leaf's level (guides before it)
         self._open: list[TreeNode[int]] = []
         self._current: int | None = None
         self._trace = None
@@ -41,19 +43,39 @@ class LayerTree(Tree[int]):
             self.ICON_NODE, self.ICON_NODE_EXPANDED = "+ ", "- "
             self.LINES = {"default": ASCII_LINES, "bold": ASCII_LINES, "double": ASCII_LINES}
 
+    def label_room(self, index: int) -> int | None:
+        """Columns left for event `index`'s label after its level's guides (2 a level) and the
+        scrollbar's column (kept free, so the scrollbar coming or going changes no label);
+        None before the tree has a width."""
+        width = self.size.width - self.styles.scrollbar_size_vertical
+        return width - GUIDE * self._levels.get(index, 0) if width > 0 else None
+
     def _leaf_label(self, event, current: bool) -> Text:
+        """'▶name op'; the op is left out, not cut, where the tree's width has no room for it,
+        and a name too long for the room ends in an ellipsis."""
         name = path_parts(event.path)[-1]
         mark = (">" if self._style.ascii else "▶") if current else " "
+        room = self.label_room(event.index)
+        if room is not None and len(mark) + len(name) > room:
+            name = fit_label(name, max(room - len(mark), 1), self._style)
         text = Text(f"{mark}{name}", style="reverse bold" if current else "")
-        if event.op != name:
+        if event.op != name and (room is None or text.cell_len + 1 + len(event.op) <= room):
             text.append(f" {event.op}", style="dim")
         return text
+
+    def on_resize(self) -> None:
+        """Labels again at the new width (the op comes back when there is room for it)."""
+        if self._trace is None:
+            return
+        for index, leaf in self._leaves.items():
+            leaf.set_label(self._leaf_label(self._trace.events[index], index == self._current))
 
     def load(self, trace) -> None:
         """Rebuild for a new trace."""
         self._trace = trace
         self.clear()
         self._leaves.clear()
+        self._levels.clear()
         self._open = []
         self._current = None
         phases = {FORWARD: "forward", BACKWARD: "backward"}
@@ -79,6 +101,7 @@ class LayerTree(Tree[int]):
                                       else ".".join(prefix.split(".")[-2:]), data=event.index)
                     stack.append((prefix, node))
                     parent = node
+                self._levels[event.index] = len(prefixes) + 1  # the phase's branch is level 0
                 self._leaves[event.index] = parent.add_leaf(self._leaf_label(event, False),
                                                             data=event.index)
 

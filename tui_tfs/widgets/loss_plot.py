@@ -25,6 +25,7 @@ from rich.text import Text
 from textual.widgets import Static
 
 from ..render import Style, flow
+from ..wrap import wrap
 from .loss_axis import YAxis, fit_axis
 
 HELD_OUT = "o"  # the held-out loss marker, in both modes: the legend shows the same character
@@ -131,7 +132,9 @@ def _empty(data: PlotData, width: int, height: int) -> Text:
         lines.append(f"a uniform guess scores ln(V) = {data.uniform:.3f}")
     if data.optimum is not None:
         lines.append(f"the best possible loss is {data.optimum:.3f}")
-    return Text("\n".join(lines[:height]), no_wrap=True, overflow="crop")
+    # wrapped to the box (a 60-column terminal gives it 31 columns), then as many lines as fit
+    wrapped = wrap(Text("\n".join(lines)), width, indent=2).split("\n", allow_blank=True)
+    return Text("\n", no_wrap=True, overflow="crop").join(wrapped[:height])
 
 
 def legend_text(data: PlotData, style: Style, width: int | None = None,

@@ -12,6 +12,7 @@ from rich.text import Text
 from textual.widgets import Static
 
 from ..render import Style, fit_label
+from ..wrap import wrap
 
 SPARK_UNICODE = "▁▂▃▄▅▆▇█"
 SPARK_ASCII = "_.-:=+*#"
@@ -91,8 +92,9 @@ def grad_history_text(controller, style: Style, width: int = 76) -> Text:
     logs = {g: np.log10(np.maximum(np.asarray(v, dtype=np.float64), 1e-12)) for g, v in groups.items()}
     finite = np.concatenate([v[np.isfinite(v)] for v in logs.values()] or [np.zeros(1)])
     lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
-    text.append(f"gradient norm per layer over steps 1..{controller.step}, log scale "
-                f"{10 ** lo:.0e}..{10 ** hi:.0e}, ! NaN\n", style="dim")
+    text.append(wrap(Text(f"gradient norm per layer over steps 1..{controller.step}, log scale "
+                          f"{10 ** lo:.0e}..{10 ** hi:.0e}, ! NaN", style="dim"), width, 2))
+    text.append("\n")
     for group, values in logs.items():
         text.append(f"{fit_label(group, label_w, style, keep_end=True):<{label_w}} ", style="bold")
         text.append(sparkline(values, spark_w, lo, hi, style))

@@ -52,7 +52,8 @@ class TensorView(TextPanel):
             keep = amap.keep if amap is not None and amap.keep is not None and \
                 amap.keep.shape == values.shape else None
         if session.view.numbers:
-            text.append(render.number_grid(values, rows, cols, keep, style))
+            text.append(render.number_grid(values, rows, cols, keep, style,
+                                           max_width=width))
         else:
             scale = session.tensor_scale(event, name, values, keep)
             vocab = cols is not None and cols == session.vocab_labels()

@@ -23,8 +23,8 @@ class PositionalView(TextPanel):
         width = self.text_width
         text.append(wrap(Text(what, style="bold"), width, indent=2))
         text.append("\n")
-        text.append(wrap(Text("positions down from 1 (p = row-1), dimensions across",
-                              style="dim"), width, indent=2))
+        text.append(wrap(Text("positions down from 1 (p = row-1), dims across", style="dim"),
+                         width, indent=2))
         text.append("\n")
         rows = [str(p + 1) for p in range(table.shape[0])]
         text.append(render.heatmap(table, rows, None, None, style, cell=1, legend_width=width))
@@ -65,7 +65,10 @@ class TemperatureView(TextPanel):
         q = min(session.view.query, amap.values.shape[0] - 1)
         keep = None if amap.keep is None else amap.keep[q]
         width = self.text_width
-        text.append(wrap(Text(f"{amap.path} head {amap.head + 1}, query row {q + 1} "
+        # the path on a line of its own, so "query row 2" is never broken by the wrap
+        text.append(wrap(Text(amap.path, style="dim"), width, indent=2))
+        text.append("\n")
+        text.append(wrap(Text(f"head {amap.head + 1}, query row {q + 1} "
                               f"(j/J row, +/- temperature)", style="dim"), width, indent=2))
         text.append("\n")
         text.append(render.temperature_table(amap.values[q], keep, amap.cols, amap.rows[q], style,
