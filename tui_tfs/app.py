@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 from rich.markup import escape
+from rich.text import Text
 
 import locale
 import os
@@ -21,10 +22,11 @@ from scenarios import ScenarioError
 
 from .messages import ScenarioPicked
 from .render import Style
-from .screens import ExplorerScreen, HelpScreen, PickerScreen, TooSmallScreen
+from .screens import ExplorerScreen, HelpScreen, PickerScreen, QuitScreen, TooSmallScreen
 from .screens.help import key_name
 from .screens.training import TrainingScreen
-from .session import Session
+from .session import Session, source_key
+from .training import TrainingController
 
 MIN_SIZE = (80, 24)  # the layout is drawn for 80x24; below it, a "make it larger" notice
 ASCII_TERMS = {"vt100", "vt102", "vt220", "vt52", "dumb", "ansi"}
@@ -61,15 +63,25 @@ class TfsApp(App[None]):
 
     TITLE = "tui-tfs"
     CSS_PATH = "app.tcss"
-    BINDINGS = [Binding("ctrl+c", "quit", "Quit", show=False)]
+    # Ctrl+C quits like q, asking first about unsaved training, on every screen: a priority
+    # binding, so neither the screen's "copy selected text" nor an input's copy takes it.
+    BINDINGS = [Binding("ctrl+c", "quit", "Quit", show=False, priority=True)]
 
     def __init__(self, scenario: str | None = None, path: str | None = None,
-                 ascii: bool | None = None, color: bool | None = None) -> None:
+                 ascii: bool | None = None, color: bool | None = None,
+                 session: Session | None = None) -> None:
+        """`session`: one opened already (by the command line, which reports a bad source
+        on stderr before the screen takes over); it opens first, as `scenario`/`path` would."""
         super().__init__()
         self.source = path or scenario  # what to open first, or None for the picker
         self.ascii = wants_ascii() if ascii is None else ascii
         self.style = Style(ascii=self.ascii, color=wants_color() if color is None else color)
-        self.session: Session | None = None
+        self.session: Session | None = None  # the one the explorer shows now
+        # every session opened, by source_key: reopening one from the picker returns to its
+        # model, trace, cursor and training, for the life of the app
+        self.sessions: dict[str, Session] = {}
+        if session is not None and self.source:
+            self.sessions[source_key(self.source)] = session
         self._too_small: TooSmallScreen | None = None
 
     def on_mount(self) -> None:
@@ -85,16 +97,25 @@ class TfsApp(App[None]):
 
     # -- scenarios ----------------------------------------------------------------------------------
     def open_scenario(self, source: str) -> bool:
-        """Open the explorer on a built-in name or a scenario file; a bad one is a notice."""
-        try:
-            session = Session.open(source, ascii=self.ascii)
-        except (ScenarioError, OSError, ValueError) as error:
-            self.notify(escape(str(error)), title="cannot open scenario", severity="error", timeout=10)
-            return False
+        """Open the explorer on a built-in name, a scenario file or a checkpoint: the session
+        opened before from the same source if there is one, else a new one; a bad source is a
+        notice naming it and the fix."""
+        key = source_key(source)
+        session = self.sessions.get(key)
+        if session is None:
+            try:
+                session = Session.open(source, ascii=self.ascii)
+            except (ScenarioError, OSError, ValueError) as error:  # CheckpointError, RunError
+                self.notify(escape(str(error)), title="cannot open", severity="error", timeout=10)
+                return False
+            self.sessions[key] = session
         self.session = session
         while isinstance(self.screen, ExplorerScreen):
             self.pop_screen()
         self.push_screen(ExplorerScreen(session, self.style))
+        if session.warning:
+            self.notify(escape(session.warning), title="weights not finite", severity="warning",
+                        timeout=30)
         return True
 
     def on_scenario_picked(self, message: ScenarioPicked) -> None:
@@ -133,13 +154,66 @@ class TfsApp(App[None]):
                                                                         "action")])]
         self.push_screen(HelpScreen(groups))
 
+    # -- quitting: never loses training without asking -------------------------------------------------
+    def unsaved_training(self) -> list[tuple[Session, TrainingController]]:
+        """(session, controller) of every run that trains now or took steps no checkpoint holds."""
+        found, seen = [], set()
+        for session in self.sessions.values():
+            c = session.training
+            if c is not None and id(c) not in seen and c.unsaved:
+                seen.add(id(c))
+                found.append((session, c))
+        return found
+
+    async def action_quit(self) -> None:
+        """q, Ctrl+C, Ctrl+Q and the palette's Quit: at once when nothing would be lost, else
+        one question: save and quit, quit without saving, or cancel."""
+        unsaved = self.unsaved_training()
+        if not unsaved:
+            self.exit()
+            return
+        if isinstance(self.screen, QuitScreen):
+            return  # asked already: the question stays until it is answered
+        lines = [f"{s.name}: step {c.step}" + (", training now" if c.running else "")
+                 + (f" (saved at step {c.saved_step})" if c.saved is not None else "")
+                 for s, c in unsaved]
+        saves_to = sorted({str(c.checkpoint_path) for _, c in unsaved})
+        self.push_screen(QuitScreen(lines, saves_to), self._quit_answered)
+
+    def _quit_answered(self, answer: str | None) -> None:
+        if answer == "quit":
+            self.exit()
+        elif answer == "save":
+            self.save_and_quit()
+
+    def save_and_quit(self) -> None:
+        """Pause and checkpoint every unsaved run (like the training screen's w), then quit,
+        saying where each went; a failed save says why and keeps the app open."""
+        saved = []
+        for session, c in self.unsaved_training():
+            c.request("pause")  # the save itself waits for the step in flight (the lock)
+            try:
+                path = c.save()
+            except (OSError, ValueError) as error:
+                self.notify(escape(f"{session.name}: {error}"), title="not saved; still open",
+                            severity="error", timeout=15)
+                return
+            saved.append(f"tui-tfs: saved {session.name} at step {c.step} to {path}")
+        self.exit(message=Text("\n".join(saved)))
+
     # -- command palette: every key of the screen, searchable ----------------------------------------
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
-        yield from super().get_system_commands(screen)
+        for command in super().get_system_commands(screen):
+            if command.title == "Quit":  # Textual's says "as soon as possible": ours may ask
+                command = SystemCommand("Quit", "Quit tui-tfs (q, Ctrl+C); asks first when "
+                                        "training is not saved", self.action_quit)
+            yield command
         seen = set()
         for key, active in screen.active_bindings.items():
             b = active.binding
             if not b.description or b.action in seen or active.node is self:
+                continue
+            if b.action == "screen.copy_text":  # Ctrl+C quits here; copying is the terminal's
                 continue
             seen.add(b.action)
             yield SystemCommand(b.tooltip or b.description, f"key {key_name(key)}",
@@ -165,7 +239,9 @@ class TfsApp(App[None]):
             self._too_small = None
 
 
-def run_explorer(scenario: str | None, path: str | None, ascii: bool | None) -> None:
-    """Run the app: on `scenario` (a built-in name) or `path` (a scenario file), else the picker.
-    `ascii` None picks ASCII automatically when the terminal cannot show Unicode."""
-    TfsApp(scenario, path, ascii).run()
+def run_explorer(scenario: str | None, path: str | None, ascii: bool | None,
+                 session: Session | None = None) -> None:
+    """Run the app: on `scenario` (a built-in name) or `path` (a scenario file or checkpoint),
+    else the picker; `session`, when given, is that source opened already. `ascii` None picks
+    ASCII automatically when the terminal cannot show Unicode."""
+    TfsApp(scenario, path, ascii, session=session).run()

@@ -23,6 +23,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
@@ -32,6 +33,7 @@ from scenarios import Scenario, ScenarioError, load_scenario, tokenizer_from_dic
 from scenarios.base import META_LAYOUT, META_SOURCE, META_TOKENIZER, META_TRAIN
 
 META_EXAMPLES = "scenario.examples"  # JSON list: default prompts for `generate`
+META_METRICS = "scenario.metrics"  # JSON {name: value}: held-out metrics at save time
 
 
 class RunError(ValueError):
@@ -175,10 +177,10 @@ def run(scenario: Scenario, trainer: Trainer, options: RunOptions, console: Cons
                 if log is not None:
                     _write_log(log, stats, result.metrics.get(metric) if stats.step % eval_every == 0 else None)
                 if stats.step % checkpoint_every == 0 or finished:
-                    result.checkpoint = save(scenario, trainer, options.out)
+                    result.checkpoint = save(scenario, trainer, options.out, result.metrics)
             if stop.requested and trainer.step_count > 0:
                 # stopped between steps: the state is whole, so this save loses nothing
-                result.checkpoint = save(scenario, trainer, options.out)
+                result.checkpoint = save(scenario, trainer, options.out, result.metrics)
                 result.interrupted = True
         except KeyboardInterrupt:  # the second Ctrl-C: stop now, keep the last checkpoint
             result.interrupted = True
@@ -190,10 +192,14 @@ def run(scenario: Scenario, trainer: Trainer, options: RunOptions, console: Cons
     return result
 
 
-def save(scenario: Scenario, trainer: Trainer, path: Path) -> Path:
-    """Checkpoint the model, the trainer's state and the scenario's metadata (atomically)."""
+def save(scenario: Scenario, trainer: Trainer, path: Path,
+         metrics: dict[str, float] | None = None) -> Path:
+    """Checkpoint the model, the trainer's state and the scenario's metadata (atomically);
+    `metrics`, the latest held-out evaluation, is stored for the picker to show."""
     metadata = scenario.checkpoint_metadata()
     metadata[META_EXAMPLES] = json.dumps(list(scenario.examples))
+    if metrics:
+        metadata[META_METRICS] = json.dumps({k: float(v) for k, v in metrics.items()})
     return save_checkpoint(path, trainer.model, extra_metadata=metadata,
                            optimizer_state=trainer.state(), step=trainer.step_count)
 
@@ -232,6 +238,57 @@ def open_checkpoint(path: str | Path) -> Trained:
     model.eval()
     return Trained(path, model, tokenizer, meta[META_LAYOUT], meta.get(META_SOURCE, "?"),
                    [e for e in examples if isinstance(e, str)], checkpoint.step)
+
+
+@dataclass
+class Reopened:
+    """A checkpoint reopened to explore and to train on from where it stopped."""
+
+    path: Path  # the checkpoint file
+    scenario: Scenario  # rebuilt from its source, with the run's own training settings
+    model: object  # the engine model, weights loaded
+    trainer_state: dict | None  # Trainer.state() as saved: step, optimizer moments, generators
+    step: int | None  # training step it was saved at
+    warning: str | None  # what is wrong with it but does not stop exploring (NaN/Inf weights)
+
+
+def reopen_checkpoint(path: str | Path) -> Reopened:
+    """Scenario, model and training state of a checkpoint written by `tui-tfs train` or the
+    training screen's w, checked like `--resume` checks it; weights that are not finite
+    open with a warning rather than an error (the explorer is where to look at them)."""
+    path = Path(path)
+    if not path.exists():
+        raise CheckpointError(f"{path}: no such file; check the path, or make one with: "
+                              f"tui-tfs train SCENARIO --out {path}")
+    checkpoint = load_checkpoint(path)
+    meta = checkpoint.metadata
+    if META_SOURCE not in meta or META_TOKENIZER not in meta:
+        raise CheckpointError(f"{path}: has no scenario metadata (source, tokenizer); it was not "
+                              f"written by `tui-tfs train` or the training screen, so it cannot "
+                              f"be explored")
+    try:
+        tokenizer = tokenizer_from_dict(json.loads(meta[META_TOKENIZER]))
+    except (ValueError, TypeError) as error:
+        raise CheckpointError(f"{path}: its scenario metadata is damaged: {error}") from None
+    model = model_from_checkpoint(checkpoint, path)
+    scenario = scenario_of(Trained(path, model, tokenizer, meta.get(META_LAYOUT, ""),
+                                   meta[META_SOURCE], [], checkpoint.step))
+    if META_TRAIN in meta:  # the run's own settings (steps, schedule), as --resume uses them
+        try:
+            scenario.train_config = train_config_from_dict(json.loads(meta[META_TRAIN]))
+        except (ValueError, TypeError) as error:
+            raise RunError(f"{path}: its stored training settings are unusable: {error}; "
+                           f"retrain it with tui-tfs train") from None
+    scenario.model_config = checkpoint.config
+    bad = [name for name, array in checkpoint.state_dict.items()
+           if array.dtype.kind == "f" and not np.isfinite(array).all()]
+    warning = None
+    if bad:
+        warning = (f"{path}: {len(bad)} of {len(checkpoint.state_dict)} weight tensors hold "
+                   f"NaN or Inf ({', '.join(bad[:2])}{', ...' if len(bad) > 2 else ''}); the "
+                   f"trace shows where they spread (x runs to the first). Train from an "
+                   f"earlier checkpoint instead")
+    return Reopened(path, scenario, model, checkpoint.optimizer_state, checkpoint.step, warning)
 
 
 def scenario_of(trained: Trained) -> Scenario:

@@ -69,7 +69,10 @@ class TrainingController:
     """One in-app training run of a scenario's model; see the module docstring."""
 
     def __init__(self, scenario, model, eval_every: int | None = None,
-                 checkpoint_path: str | Path | None = None) -> None:
+                 checkpoint_path: str | Path | None = None,
+                 trainer_state: dict[str, np.ndarray] | None = None) -> None:
+        """`trainer_state` (a checkpoint's Trainer.state()) resumes a saved run at its step,
+        with its optimizer moments and batch generator; ValueError if it does not fit."""
         self.scenario = scenario
         self.config = dataclasses.replace(scenario.train_config)  # this run's settings
         self.total_steps = self.config.steps  # the run ends here (the schedule's length)
@@ -79,8 +82,11 @@ class TrainingController:
         self.lock = threading.RLock()  # held for each step, evaluation and settings change
         self.model = model
         self.trainer = Trainer(model, self.config, self._draw)
+        if trainer_state:
+            self.trainer.load_state(trainer_state)
         self.state = READY
-        self.notice = "space starts training"  # one line: what happened last
+        self.notice = ("space starts training" if self.step == 0 else
+                       f"space resumes training at step {self.step}")  # what happened last
         self.history: list[StepStats] = []  # every step of this run
         self.layer_norms: dict[str, list[float]] = {}  # group -> gradient norm per step
         self.evaluations: list[Evaluation] = []
@@ -88,6 +94,7 @@ class TrainingController:
         self.last_batch: Batch | None = None  # the batch of the latest step
         self.diverged_at: StepStats | None = None  # the first non-finite step
         self.saved: Path | None = None
+        self.saved_step = self.step  # the step a checkpoint holds: nothing to lose before training
         self._request: str | None = None  # "pause" | "stop", read between steps
         self._gen_model = None  # a copy of the weights for generating while training runs
 
@@ -117,6 +124,11 @@ class TrainingController:
     @property
     def running(self) -> bool:
         return self.state == RUNNING
+
+    @property
+    def unsaved(self) -> bool:
+        """Training runs, or took steps no checkpoint holds: quitting now would lose them."""
+        return self.running or self.step != self.saved_step
 
     # -- the run ---------------------------------------------------------------------------------
     def _draw(self, rng: np.random.Generator) -> Batch:
@@ -253,7 +265,9 @@ class TrainingController:
         with self.lock:
             path = Path(path or self.checkpoint_path)
             path.parent.mkdir(parents=True, exist_ok=True)
-            self.saved = save(self.scenario, self.trainer, path)
+            metrics = self.evaluation.metrics if self.evaluation is not None else None
+            self.saved = save(self.scenario, self.trainer, path, metrics)
+            self.saved_step = self.step
             self.notice = f"saved step {self.step} to {self.saved}"
         return self.saved
 
