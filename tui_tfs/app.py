@@ -213,7 +213,7 @@ class TfsApp(App[None]):
             b = active.binding
             if not b.description or b.action in seen or active.node is self:
                 continue
-            if b.action == "screen.copy_text":  # Ctrl+C quits here; copying is the terminal's
+            if b.action in ("screen.copy_text", "copy"):  # Ctrl+C quits: copying is the terminal's
                 continue
             seen.add(b.action)
             yield SystemCommand(b.tooltip or b.description, f"key {key_name(key)}",

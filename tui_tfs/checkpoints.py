@@ -47,8 +47,8 @@ class CheckpointInfo:
     config: dict  # the model's config as stored (kind, n_layers, d_model, ...); may be empty
 
     def summary(self) -> str:
-        """"reverse, step 300, exact 98.0%": one line for the picker."""
-        parts = [self.scenario, "step ?" if self.step is None else f"step {self.step}"]
+        """"step 300, exact 98.0%": the step and the held-out number, short for the picker."""
+        parts = ["step ?" if self.step is None else f"step {self.step}"]
         metric = metric_text(self.metrics)
         if metric:
             parts.append(metric)
@@ -56,11 +56,12 @@ class CheckpointInfo:
 
 
 def metric_text(metrics: dict[str, float]) -> str:
-    """The one held-out number that says how well a model does, in words ("" if none)."""
+    """The one held-out number that says how well a model does ("" if none is stored):
+    exact match for tasks with one right answer, else the held-out loss."""
     if "exact_match" in metrics:
         return f"exact {metrics['exact_match']:.1%}"
     if "loss" in metrics:
-        return f"held-out loss {metrics['loss']:.4f}"
+        return f"loss {metrics['loss']:.4f}"
     return ""
 
 

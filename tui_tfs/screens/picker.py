@@ -25,7 +25,6 @@ from ..render import model_kind_label
 from ..session import source_key
 from .dialogs import PromptScreen
 
-LIST_WIDTH = 26  # the list's inner width (app.tcss #scenarios: 30 with border and padding)
 HEADING = "-checkpoints"  # the id of the checkpoints' heading (disabled: not a choice)
 
 
@@ -71,11 +70,6 @@ def checkpoint_card(info: CheckpointInfo) -> Text:
     text.append("Enter explores the trained model; t goes on training it from its step, with "
                 "its optimizer state. The training screen's w saves back to this file.\n")
     return text
-
-
-def _fit(text: str, width: int = LIST_WIDTH) -> str:
-    """`text` in `width` columns: whole, or cut with a marked ending ("...")."""
-    return text if len(text) <= width else text[:width - 3] + "..."
 
 
 class PickerScreen(Screen[None]):
@@ -128,10 +122,10 @@ class PickerScreen(Screen[None]):
                                                     f"  {model_kind_label(TASKS[name].kind)}"),
                                       name), id=name) for name in TASKS]
         if self.checkpoints:
-            entries.append(Option(Text(f"checkpoints in {CHECKPOINT_DIR}/", style="italic"),
+            entries.append(Option(Text(f"saved in {CHECKPOINT_DIR}/", style="italic"),
                                   id=HEADING, disabled=True))
-            entries += [Option(self._label(Text(_fit(info.path.name), style="bold"), key,
-                                           _fit(info.summary(), LIST_WIDTH - 2)), id=key)
+            entries += [Option(self._label(Text(info.path.name, style="bold"), key,
+                                           self._about(info)), id=key)
                         for key, info in self.checkpoints.items()]
         options.clear_options()
         options.add_options(entries)
@@ -140,27 +134,33 @@ class PickerScreen(Screen[None]):
         options.highlighted = ids.index(keep) if keep in ids else 0
         self._show_card(ids[options.highlighted])
 
+    @staticmethod
+    def _about(info: CheckpointInfo) -> str:
+        """Step and metric; the scenario too when the file's name does not say it."""
+        if info.path.stem == info.scenario:
+            return info.summary()
+        return f"{info.scenario}\n{info.summary()}"
+
     def _label(self, head: Text, source: str, detail: str = "") -> Text:
-        """An entry: its name, what it is, and what this app did with it so far."""
+        """An entry: its name, what it is, and what this app did with it so far. Lines
+        longer than the list wrap (OptionList): a number is never cut."""
         text = head.copy()
-        if detail:
-            text.append(f"\n  {detail}", style="dim")
+        for line in detail.splitlines():
+            text.append(f"\n  {line}", style="dim")
         mark = self._mark(source)
         if mark:
             text.append(f"\n  {mark}", style="bold")
         return text
 
     def _mark(self, source: str) -> str:
-        """"open", "trained to 120, not saved", "saved at 120": from the app's sessions."""
+        """"* open", "* step 120, not saved", "* step 120, saved": from the app's sessions."""
         session = getattr(self.app, "sessions", {}).get(source_key(source))
         if session is None:
             return ""
         c = session.training
         if c is None or (c.step == 0 and not c.running):
             return "* open"
-        if c.unsaved:
-            return _fit(f"* open, step {c.step}, not saved", LIST_WIDTH - 2)
-        return _fit(f"* open, step {c.step}, saved", LIST_WIDTH - 2)
+        return f"* step {c.step}, {'not saved' if c.unsaved else 'saved'}"
 
     def _highlighted(self) -> str | None:
         options = self.query_one("#scenarios", OptionList)
