@@ -12,6 +12,7 @@ import locale
 import os
 from collections.abc import Iterable, Mapping
 from functools import partial
+from pathlib import Path
 
 from textual.app import App, SystemCommand
 from textual.binding import Binding
@@ -151,7 +152,10 @@ class TfsApp(App[None]):
         groups = here + list(ExplorerScreen.GROUPS) + [("Scenario picker", PickerScreen.BINDINGS),
                                                 ("Everywhere", [Binding("ctrl+p", "", "Command "
                                                                         "palette: search every "
-                                                                        "action")])]
+                                                                        "action"),
+                                                                Binding("ctrl+c", "", "Quit (asks "
+                                                                        "first when training is "
+                                                                        "not saved)")])]
         self.push_screen(HelpScreen(groups))
 
     # -- quitting: never loses training without asking -------------------------------------------------
@@ -174,11 +178,11 @@ class TfsApp(App[None]):
             return
         if isinstance(self.screen, QuitScreen):
             return  # asked already: the question stays until it is answered
-        lines = [f"{s.name}: step {c.step}" + (", training now" if c.running else "")
-                 + (f" (saved at step {c.saved_step})" if c.saved is not None else "")
-                 for s, c in unsaved]
-        saves_to = sorted({str(c.checkpoint_path) for _, c in unsaved})
-        self.push_screen(QuitScreen(lines, saves_to), self._quit_answered)
+        paths = save_paths([c for _, c in unsaved])
+        lines = [f"  {s.name}: step {c.step}" + (", training now" if c.running else "")
+                 + (f" (saved: step {c.saved_step})" if c.saved is not None else "")
+                 + f"\n    s saves it to {path}" for (s, c), path in zip(unsaved, paths)]
+        self.push_screen(QuitScreen(lines), self._quit_answered)
 
     def _quit_answered(self, answer: str | None) -> None:
         if answer == "quit":
@@ -190,10 +194,11 @@ class TfsApp(App[None]):
         """Pause and checkpoint every unsaved run (like the training screen's w), then quit,
         saying where each went; a failed save says why and keeps the app open."""
         saved = []
-        for session, c in self.unsaved_training():
+        unsaved = self.unsaved_training()
+        for (session, c), path in zip(unsaved, save_paths([c for _, c in unsaved])):
             c.request("pause")  # the save itself waits for the step in flight (the lock)
             try:
-                path = c.save()
+                path = c.save(path)
             except (OSError, ValueError) as error:
                 self.notify(escape(f"{session.name}: {error}"), title="not saved; still open",
                             severity="error", timeout=15)
@@ -237,6 +242,24 @@ class TfsApp(App[None]):
             if self.screen is self._too_small:
                 self.pop_screen()
             self._too_small = None
+
+
+def save_paths(controllers: list[TrainingController]) -> list[Path]:
+    """Where each run saves on quitting: its own checkpoint path, unless an earlier run of the
+    list saves there too (the built-in reverse and a reopened checkpoints/reverse.safetensors
+    both default to it); then the first free `<name>-2.safetensors`, `-3` ..., so that no save
+    overwrites another."""
+    taken: set[Path] = set()
+    paths = []
+    for c in controllers:
+        base = Path(c.checkpoint_path)
+        path, n = base, 1  # its own file may be overwritten; a "-n" file that exists may not
+        while path.resolve() in taken or (n > 1 and path.exists()):
+            n += 1
+            path = base.with_name(f"{base.stem}-{n}{base.suffix}")
+        taken.add(path.resolve())
+        paths.append(path)
+    return paths
 
 
 def run_explorer(scenario: str | None, path: str | None, ascii: bool | None,

@@ -191,7 +191,8 @@ def test_the_quit_question_reads_whole_at_80x23(tmp_path, monkeypatch):
     text = seen["text"]
     assert len(text.splitlines()) == 23 and text.isascii()
     for line in ("Quit tui-tfs? This training is not saved:", "reverse: step 5",
-                 "s  Save and quit (to checkpoints/reverse.safetensors)",
+                 "s saves it to checkpoints/reverse.safetensors",
+                 "s  Save and quit",
                  "n  Quit without saving: the training is lost",
                  "c  Cancel: keep working (Esc)"):
         assert line in text, text
@@ -322,3 +323,39 @@ def test_non_finite_weights_open_with_a_warning_and_bad_files_name_the_fix(tmp_p
     assert "reverse.safetensors: 1 of" in text and "NaN or Inf" in text, text
     assert "picture.png: neither a" in seen["bad"], seen["bad"]
     assert "utf-8" not in seen["bad"]
+
+
+def test_saving_two_runs_that_share_a_file_on_quit_overwrites_neither(tmp_path, monkeypatch):
+    """The built-in reverse and the reopened checkpoints/reverse.safetensors both save to
+    that file by default: save-and-quit puts the second beside it, and says so."""
+    monkeypatch.chdir(tmp_path)
+    path, _, _ = trained_checkpoint(tmp_path / "checkpoints", steps=2)
+    app = TfsApp("reverse", None, ascii=False)
+    seen = {}
+
+    async def body(pilot):
+        await train(pilot, app, 3)
+        await press(pilot, "escape", "escape", "o")
+        app.screen.query_one("Input").value = "checkpoints/reverse.safetensors"
+        await press(pilot, "enter")
+        assert app.session.checkpoint is not None
+        c = app.session.training
+        c.total_steps = 4
+        await press(pilot, "ctrl+t", "space")
+        await until(pilot, lambda: not c.running)
+        await press(pilot, "q")
+        seen["dialog"] = screen_text(app)
+        await press(pilot, "s")
+
+    run(app, body)
+    lines = seen["dialog"].splitlines()
+
+    def row(needle: str) -> int:
+        return next(i for i, line in enumerate(lines) if needle in line)
+
+    assert row("s saves it to checkpoints/reverse.safetensors") == row("reverse: step 3") + 1
+    assert (row("s saves it to checkpoints/reverse-2.safetensors")
+            == row("reverse.safetensors: step 4") + 1), seen["dialog"]
+    assert load_checkpoint(path).step == 3  # the built-in run, saved first
+    assert load_checkpoint(tmp_path / "checkpoints" / "reverse-2.safetensors").step == 4
+    assert app.return_code == 0

@@ -41,7 +41,9 @@ def test_quitting_with_unsaved_training_asks_and_save_writes_the_checkpoint(tmp_
         tmux.keys("C-c")
         screen = tmux.wait_for("Quit tui-tfs?")
         assert screen.isascii(), screen
-        assert "training now" in screen and "s  Save and quit" in screen, screen
+        assert "training now" in screen, screen
+        assert "s saves it to checkpoints/reverse.safetensors" in screen, screen
+        assert "s  Save and quit" in screen, screen
         assert "n  Quit without saving" in screen and "c  Cancel" in screen, screen
         tmux.keys("Escape")  # cancel: training goes on
         first = _step(tmux.wait_for("RUNNING"))

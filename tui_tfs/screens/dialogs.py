@@ -142,12 +142,12 @@ class QuitScreen(ChoiceScreen):
     BINDINGS = [Binding("escape,c", "cancel", "Cancel: keep working"),
                 Binding("s", "answer('save')", "Save and quit"),
                 Binding("n", "answer('quit')", "Quit without saving")]
+    DEFAULT_CSS = "QuitScreen .dialog-title { width: 100%; }"  # a long path wraps, never cut
 
-    def __init__(self, unsaved: list[str], saves_to: list[str]) -> None:
-        where = ", ".join(saves_to)
-        title = ("Quit tui-tfs? This training is not saved:\n"
-                 + "\n".join(f"  {line}" for line in unsaved))
-        super().__init__(title, [(f"s  Save and quit (to {where})", "save"),
+    def __init__(self, unsaved: list[str]) -> None:
+        """`unsaved`: a line or two per run: its step, and where "save" writes it."""
+        title = "Quit tui-tfs? This training is not saved:\n" + "\n".join(unsaved)
+        super().__init__(title, [("s  Save and quit", "save"),
                                  ("n  Quit without saving: the training is lost", "quit"),
                                  ("c  Cancel: keep working (Esc)", None)])
 

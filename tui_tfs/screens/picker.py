@@ -5,6 +5,7 @@ by its path. Scenarios opened before are marked (open, trained, saved): opening 
 returns to where it was left, trained weights and all (the app keeps every session)."""
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import fields
 
@@ -196,7 +197,7 @@ class PickerScreen(Screen[None]):
     def action_open_file(self) -> None:
         def chosen(path: str | None) -> None:
             if path and path.strip():
-                self.post_message(ScenarioPicked(path.strip()))
+                self.post_message(ScenarioPicked(os.path.expanduser(path.strip())))
 
         self.app.push_screen(PromptScreen("Scenario file (.toml) or checkpoint (.safetensors) to "
                                           "open:", "my_task.toml or checkpoints/reverse.safetensors"),
