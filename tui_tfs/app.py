@@ -113,7 +113,10 @@ class TfsApp(App[None]):
         self.session = session
         while isinstance(self.screen, ExplorerScreen):
             self.pop_screen()
-        self.push_screen(ExplorerScreen(session, self.style))
+        explorer = ExplorerScreen(session, self.style)
+        self.push_screen(explorer)
+        if session.shown_view not in ("tensor", "overview"):  # where it was left
+            self.call_after_refresh(explorer.action_view, session.shown_view)
         if session.warning:
             self.notify(escape(session.warning), title="weights not finite", severity="warning",
                         timeout=30)
@@ -143,6 +146,7 @@ class TfsApp(App[None]):
         if screen.view_name == "overview":
             screen.close_overview()
         else:
+            screen.session.shown_view = screen.view_name
             self.pop_screen()
 
     def action_help(self) -> None:

@@ -68,6 +68,7 @@ class Session(SessionViews):
         self.training = None  # the TrainingController of this session, once training opened
         self.checkpoint = None  # the checkpoint file it was opened from, if any (a Path)
         self.warning: str | None = None  # shown when it opens: what is wrong with its weights
+        self.shown_view = "tensor"  # the explorer's view when it was left, to reopen on
         self.trace_example(0)
 
     # -- building ---------------------------------------------------------------------------------

@@ -77,7 +77,7 @@ def test_trained_weights_cursor_and_input_survive_the_picker():
         await press(pilot, "escape")  # back to the explorer, on the trained weights
         await press(pilot, "I")
         app.screen.query_one("Input").value = "the cat sat on the"
-        await press(pilot, "enter", "n", "n", "n")
+        await press(pilot, "enter", "n", "n", "n", "a")
         session = app.session
         seen["trained"] = session.trace.loss
         seen["weights"] = weights(session.model)
@@ -91,6 +91,7 @@ def test_trained_weights_cursor_and_input_survive_the_picker():
         seen["reopened"] = app.session.trace.loss
         seen["reopened_weights"] = weights(app.session.model)
         seen["reopened_place"] = (app.session.cursor.index, app.session.source)
+        seen["view"] = app.screen.view_name
         await press(pilot, "ctrl+t")
         seen["controller"] = (app.screen.controller is c, c.step)
         await press(pilot, "escape")
@@ -101,7 +102,7 @@ def test_trained_weights_cursor_and_input_survive_the_picker():
     assert seen["reopened"] == seen["trained"]
     for name, array in seen["weights"].items():
         np.testing.assert_array_equal(seen["reopened_weights"][name], array)
-    assert seen["reopened_place"] == seen["place"]
+    assert seen["reopened_place"] == seen["place"] and seen["view"] == "attention"
     assert seen["place"][0] == 3 and "the cat sat on the" in seen["place"][1]
     assert "step 30, not saved" in seen["picker"], seen["picker"]
     assert seen["controller"] == (True, 30)
@@ -160,6 +161,12 @@ def test_ctrl_c_asks_the_same_question_and_quits_at_once_when_nothing_is_lost(tm
         await press(pilot, "ctrl+c")  # asked already: the question stays
         assert asking(app) and app.return_code is None
         await press(pilot, "c")  # cancel
+        assert isinstance(app.screen, ExplorerScreen)
+        quit_command = next(c for c in app.get_system_commands(app.screen) if c.title == "Quit")
+        await quit_command.callback()  # the palette's Quit
+        await pilot.pause()
+        assert asking(app)
+        await press(pilot, "escape")
         assert isinstance(app.screen, ExplorerScreen)
         await press(pilot, "I", "ctrl+c")  # from a dialog (an input) too
         assert asking(app)
