@@ -3,8 +3,9 @@
 A checkpoint is a safetensors file: 8 bytes (little-endian u64) giving the length N of a JSON
 header, then the header (N bytes: tensor names, dtypes, shapes and offsets, and the
 "__metadata__" str -> str map), then the raw arrays. Reading the header alone gives the
-scenario, step and stored metric of a checkpoint in well under a millisecond, however large
-its weights: that is what the picker lists.
+scenario, step and stored metric of a checkpoint without reading its weights (reverse's
+0.5 MB file: 1.5 ms against 8 ms for a full load, on a busy 2-core machine): that is what the
+picker lists.
 
     kind_of("reverse")                       # "builtin"
     kind_of("checkpoints/reverse.safetensors")  # "checkpoint"
