@@ -72,9 +72,15 @@ class TrainingController:
                  checkpoint_path: str | Path | None = None,
                  trainer_state: dict[str, np.ndarray] | None = None) -> None:
         """`trainer_state` (a checkpoint's Trainer.state()) resumes a saved run at its step,
-        with its optimizer moments and batch generator; ValueError if it does not fit."""
+        with its optimizer moments and batch generator; ValueError if it does not fit. A run
+        saved complete (what `tui-tfs train` leaves) is stretched to twice its length, as
+        `tui-tfs train --resume --steps` would: the schedule is laid over the longer run."""
         self.scenario = scenario
         self.config = dataclasses.replace(scenario.train_config)  # this run's settings
+        saved_at = int(trainer_state.get("trainer.step", 0)) if trainer_state else 0
+        stretched = saved_at >= self.config.steps
+        if stretched:
+            self.config = dataclasses.replace(self.config, steps=saved_at + self.config.steps)
         self.total_steps = self.config.steps  # the run ends here (the schedule's length)
         self.eval_every = max(10, self.total_steps // 50) if eval_every is None else eval_every
         self.checkpoint_path = Path(checkpoint_path or Path("checkpoints") /
@@ -85,8 +91,10 @@ class TrainingController:
         if trainer_state:
             self.trainer.load_state(trainer_state)
         self.state = READY
-        self.notice = ("space starts training" if self.step == 0 else
-                       f"space resumes training at step {self.step}")  # what happened last
+        self.notice = ("space starts training" if self.step == 0 else  # what happened last
+                       f"space resumes training at step {self.step}" + (
+                           f" (its run was complete; now to step {self.total_steps})"
+                           if stretched else ""))
         self.history: list[StepStats] = []  # every step of this run
         self.layer_norms: dict[str, list[float]] = {}  # group -> gradient norm per step
         self.evaluations: list[Evaluation] = []

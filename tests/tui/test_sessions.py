@@ -287,11 +287,21 @@ def test_picker_lists_checkpoints_and_opens_them(tmp_path, monkeypatch):
         seen["card"] = screen_text(app)
         await press(pilot, "enter")
         seen["screen"], seen["session"] = app.screen, app.session
-        await press(pilot, "escape", "o")
+        c = app.session.training  # `train --steps 12` ran to its end: Ctrl+T goes on past it
+        seen["opened_at"] = c.step
+        await press(pilot, "ctrl+t")
+        seen["notice"] = screen_text(app)
+        await press(pilot, "space")
+        await until(pilot, lambda: c.step >= 14)
+        await press(pilot, "space")
+        await until(pilot, lambda: not c.running)
+        seen["trained_to"] = c.step
+        await press(pilot, "escape", "escape", "o")
         assert isinstance(app.screen, PromptScreen)
         app.screen.query_one("Input").value = str(path)
         await press(pilot, "enter")  # o with the same path: the same session
         seen["again"] = app.session
+        await press(pilot, "escape", "q", "n")
 
     run(app, body)
     assert "saved in checkpoints/" in seen["picker"]
@@ -300,8 +310,11 @@ def test_picker_lists_checkpoints_and_opens_them(tmp_path, monkeypatch):
     assert f"step 12, {exact}" in seen["picker"], seen["picker"]
     assert "a checkpoint of reverse" in seen["card"] and "step     12" in seen["card"]
     assert isinstance(seen["screen"], ExplorerScreen)
-    assert seen["session"].checkpoint.resolve() == path and seen["session"].training.step == 12
+    assert seen["session"].checkpoint.resolve() == path and seen["opened_at"] == 12
+    assert seen["trained_to"] >= 14
     assert seen["again"] is seen["session"]
+    assert "space resumes training at step 12 (its run was complete; now to step 24)" in \
+        seen["notice"], seen["notice"]
 
 
 def test_non_finite_weights_open_with_a_warning_and_bad_files_name_the_fix(tmp_path,
