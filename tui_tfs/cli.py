@@ -1,7 +1,7 @@
 """The `tui-tfs` command line: the explorer, and headless training, generation and evaluation.
 
     tui-tfs                              the explorer (scenario picker)
-    tui-tfs explore [SCENARIO_OR_PATH]   the explorer on a scenario
+    tui-tfs explore [SCENARIO_OR_PATH]   the explorer on a scenario or a checkpoint
     tui-tfs list                         the built-in scenarios
     tui-tfs show SCENARIO_OR_PATH        its description and every setting, as a scenario file
     tui-tfs train SCENARIO_OR_PATH       train with a progress bar; checkpoints; --resume
@@ -60,8 +60,10 @@ def build_parser() -> argparse.ArgumentParser:
                              "(default: automatic, from the terminal)")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    explore = commands.add_parser("explore", help="open the explorer on a scenario",
-                                  description="Open the Textual explorer.")
+    explore = commands.add_parser(
+        "explore", help="open the explorer on a scenario or a checkpoint",
+        description="Open the Textual explorer on a built-in scenario, a scenario file or a "
+        "checkpoint (it traces the trained model; Ctrl+T trains on from its step).")
     explore.add_argument("scenario", nargs="?", metavar="SCENARIO_OR_PATH",
                          help="built-in name, scenario file (.toml) or checkpoint "
                               "(.safetensors) (default: the picker)")

@@ -32,8 +32,9 @@ from engine.train import StepStats, Trainer, train_config_from_dict
 from scenarios import Scenario, ScenarioError, load_scenario, tokenizer_from_dict
 from scenarios.base import META_LAYOUT, META_SOURCE, META_TOKENIZER, META_TRAIN
 
+from .checkpoints import META_METRICS  # held-out metrics at save time, for the picker
+
 META_EXAMPLES = "scenario.examples"  # JSON list: default prompts for `generate`
-META_METRICS = "scenario.metrics"  # JSON {name: value}: held-out metrics at save time
 
 
 class RunError(ValueError):
