@@ -207,7 +207,7 @@ class TfsApp(App[None]):
                 self.notify(escape(f"{session.name}: {error}"), title="not saved; still open",
                             severity="error", timeout=15)
                 return
-            saved.append(f"tui-tfs: saved {session.name} at step {c.step} to {path}")
+            saved.append(f"tui-tfs: saved {session.name} at step {c.saved_step} to {path}")
         self.exit(message=Text("\n".join(saved)))
 
     # -- command palette: every key of the screen, searchable ----------------------------------------
