@@ -10,14 +10,27 @@ can never run code). It holds:
               "tui_tfs.step"   = "123"         training step, when given
               anything else                    the caller's extra_metadata (str -> str)
 
-Writes are atomic: the bytes go to a temporary file in the same directory, are flushed and
-fsynced, and then `os.replace` swaps it in, so a crash mid-save never leaves a half-written
-checkpoint under the real name.
+Writes are atomic: the bytes go to a temporary file in the same directory
+(".NAME.<pid>.<random>.tmp"), are flushed and fsynced, and then `os.replace` swaps it in, so a
+crash mid-save never leaves a half-written checkpoint under the real name. A process killed
+mid-save (kill -9) cannot remove its temporary file; the next save to the same name removes
+those whose process is gone. Only a new path or a regular file is ever replaced: a symlink,
+a directory or a device node is refused. Weights or optimizer state holding NaN/Inf are
+refused too, so a diverged run never overwrites a good checkpoint.
+
+Loading checks everything a file carries before anything is built, with the rules a scenario
+file obeys: the config's types and ranges, the size it describes (parameter count against the
+arrays stored, memory against a limit), the weights' dtype (the config's float type; never
+integer, bool or complex) and that they are finite, the optimizer state's dtypes and values.
+Any problem is one `CheckpointError` naming the file, what is wrong and what to do.
 """
 from __future__ import annotations
 
 import json
+import math
 import os
+import re
+import stat
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,7 +39,8 @@ import numpy as np
 import safetensors
 import safetensors.numpy
 
-from .config import ConfigError, ModelConfig, config_from_dict
+from .config import ConfigError, ModelConfig, config_from_dict, quote_value
+from .sizes import DEFAULT_MEMORY_LIMIT, format_bytes, model_bytes, parameter_count
 
 FORMAT_KEY = "tui_tfs.format"
 FORMAT_VERSION = "1"
@@ -49,6 +63,8 @@ class Checkpoint:
     optimizer_state: dict[str, np.ndarray] | None = None  # {key: array}, None if not saved
     step: int | None = None  # training step at save time, None if not saved
     metadata: dict[str, str] = field(default_factory=dict)  # the caller's extra_metadata
+    nonfinite: list[str] = field(default_factory=list)  # weights holding NaN/Inf (only when
+    #                                                     loaded with allow_nonfinite=True)
 
 
 def save_checkpoint(path: str | os.PathLike, model, extra_metadata: dict[str, str] | None = None,
@@ -57,34 +73,53 @@ def save_checkpoint(path: str | os.PathLike, model, extra_metadata: dict[str, st
     """Write `model` (and optional resumable state) to `path` atomically; returns the path.
 
     `optimizer_state` is any flat {key: array} dict, e.g. `Optimizer.state_dict()` or
-    `Trainer.state()`; it comes back unchanged as `Checkpoint.optimizer_state`.
+    `Trainer.state()`; it comes back unchanged as `Checkpoint.optimizer_state`. Raises
+    CheckpointError for NaN/Inf in what would be saved or a path that is not a regular file,
+    OSError when the file cannot be written; either way the file at `path` is left as it was.
     """
     path = Path(path)
+    check_writable_path(path)
     tensors = _tensors_to_save(model.state_dict(), optimizer_state)
+    bad = [name for name, array in tensors.items() if not _finite(array)]
+    if bad:
+        raise CheckpointError(f"{path}: not saved: {_names(bad)} hold NaN or Inf (training "
+                              f"diverged); the file at that path is left as it was")
     metadata = _metadata_to_save(model.config, extra_metadata, step)
     payload = safetensors.numpy.save(tensors, metadata=metadata)
     _write_atomically(path, payload)
     return path
 
 
-def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
-    """Read and check a checkpoint; any problem is one `CheckpointError` naming the file."""
+def load_checkpoint(path: str | os.PathLike, allow_nonfinite: bool = False,
+                    memory_limit: int = DEFAULT_MEMORY_LIMIT) -> Checkpoint:
+    """Read and check a checkpoint; any problem is one `CheckpointError` naming the file.
+
+    allow_nonfinite=True loads weights holding NaN/Inf (to look for where they came from)
+    and lists them in `Checkpoint.nonfinite`; by default they are refused. `memory_limit`
+    bounds the bytes the stored config may ask for.
+    """
     path = Path(path)
     metadata, tensors = _read_safetensors(path)
     if metadata.get(FORMAT_KEY) != FORMAT_VERSION:
         found = metadata.get(FORMAT_KEY)
         raise CheckpointError(
             f"{path}: a safetensors file, but not a tui-tfs checkpoint (metadata "
-            f"{FORMAT_KEY!r} is {found!r}, expected {FORMAT_VERSION!r}); save it with "
-            f"engine.checkpoint.save_checkpoint"
+            f"{FORMAT_KEY!r} is {quote_value(found)}, expected {FORMAT_VERSION!r}); save it "
+            f"with engine.checkpoint.save_checkpoint"
         )
     config = _decode_config(path, metadata.get(CONFIG_KEY))
     step = _decode_step(path, metadata.get(STEP_KEY))
     state = {k: v for k, v in tensors.items() if not k.startswith(OPTIMIZER_PREFIX)}
     optimizer = {k[len(OPTIMIZER_PREFIX):]: v for k, v in tensors.items()
                  if k.startswith(OPTIMIZER_PREFIX)}
+    nonfinite = _check_weights(path, config, state, memory_limit)
+    if nonfinite and not allow_nonfinite:
+        raise CheckpointError(f"{path}: the weights {_names(nonfinite)} hold NaN or Inf (the run "
+                              f"diverged before it was saved); retrain with a lower lr, or open "
+                              f"it in the explorer to see where the NaN starts")
+    _check_optimizer_state(path, optimizer)
     extra = {k: v for k, v in metadata.items() if not k.startswith(RESERVED_PREFIX)}
-    return Checkpoint(config, state, optimizer or None, step, extra)
+    return Checkpoint(config, state, optimizer or None, step, extra, nonfinite)
 
 
 def model_from_checkpoint(checkpoint: Checkpoint, path: str | os.PathLike = "<checkpoint>"):
@@ -143,10 +178,72 @@ def _metadata_to_save(config: ModelConfig, extra: dict[str, str] | None,
     return metadata
 
 
+def check_writable_path(path: Path) -> None:
+    """CheckpointError unless `path` is a new name or a regular file (not a symlink, a
+    directory, a device node...): saving replaces what is there."""
+    try:
+        info = os.lstat(path)
+    except FileNotFoundError:
+        return
+    except OSError as error:  # e.g. a path under a regular file: NotADirectoryError
+        raise CheckpointError(f"{path}: cannot be used as a checkpoint path: "
+                              f"{error.strerror or error}; give a file path in a folder") from None
+    if stat.S_ISLNK(info.st_mode):
+        raise CheckpointError(f"{path} is a symbolic link; saving would replace the link, not "
+                              f"its target: give the path of a regular file or a new one")
+    if stat.S_ISDIR(info.st_mode):
+        raise CheckpointError(f"{path} is a directory; give a file path such as "
+                              f"{path / 'model.safetensors'}")
+    if not stat.S_ISREG(info.st_mode):
+        raise CheckpointError(f"{path} is not a regular file (a device, a pipe or a socket); "
+                              f"give the path of a regular file or a new one")
+
+
+def temp_file_pattern(path: Path) -> re.Pattern:
+    """Names of the temporary files a save to `path` makes: .NAME.<pid>.<random>.tmp."""
+    return re.compile(re.escape(f".{path.name}.") + r"(?:(\d+)\.)?[A-Za-z0-9_]+\.tmp")
+
+
+def remove_stale_temp_files(path: Path) -> list[Path]:
+    """Delete temporary files of saves to `path` whose process is gone (killed mid-save);
+    returns what was removed. Files of a save still running in another process stay."""
+    directory = path.parent if str(path.parent) else Path(".")
+    pattern = temp_file_pattern(path)
+    removed = []
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return removed
+    for name in names:
+        match = pattern.fullmatch(name)
+        if match is None or (match.group(1) and _process_alive(int(match.group(1)))):
+            continue
+        try:
+            os.unlink(directory / name)
+            removed.append(directory / name)
+        except OSError:
+            pass  # gone already, or not ours to remove
+    return removed
+
+
+def _process_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True  # this process's own save (another thread) is not stale
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError, ValueError):
+        return True  # someone else's process, or not a pid we can ask about: leave it
+    return True
+
+
 def _write_atomically(path: Path, payload: bytes) -> None:
     """Temp file beside `path`, write, flush, fsync, then rename over `path` in one step."""
     directory = path.parent if str(path.parent) else Path(".")
-    fd, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
+    remove_stale_temp_files(path)
+    fd, temp_name = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp",
+                                     dir=directory)
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(payload)
@@ -185,23 +282,76 @@ def _decode_config(path: Path, text: str | None) -> ModelConfig:
         raise CheckpointError(f"{path}: metadata has no {CONFIG_KEY!r} entry; the file is incomplete")
     try:
         data = json.loads(text)
-    except json.JSONDecodeError as error:
+    except (json.JSONDecodeError, RecursionError) as error:
         raise CheckpointError(
-            f"{path}: metadata {CONFIG_KEY!r} is not valid JSON: {error}") from error
+            f"{path}: metadata {CONFIG_KEY!r} is not valid JSON: {quote_value(str(error), 80)}"
+        ) from None
     if not isinstance(data, dict):
         raise CheckpointError(f"{path}: metadata {CONFIG_KEY!r} must be a JSON object, "
                               f"got {type(data).__name__}")
     try:
         return config_from_dict(data)
     except (ConfigError, TypeError) as error:
-        raise CheckpointError(f"{path}: the saved model config is invalid: {error}") from error
+        raise CheckpointError(f"{path}: the saved model config is invalid: "
+                              f"{quote_value(str(error), 200)[1:-1]}") from None
 
 
 def _decode_step(path: Path, text: str | None) -> int | None:
     if text is None:
         return None
     try:
-        return int(text)
-    except ValueError as error:
+        step = int(text)
+    except ValueError:
+        step = -1
+    if not 0 <= step < 2**63:
         raise CheckpointError(
-            f"{path}: metadata {STEP_KEY!r} must be an integer, got {text!r}") from error
+            f"{path}: metadata {STEP_KEY!r} must be a whole number >= 0, got {quote_value(text)}")
+    return step
+
+
+def _check_weights(path: Path, config: ModelConfig, state: dict[str, np.ndarray],
+                   memory_limit: int) -> list[str]:
+    """Size, count and dtype of the stored weights against the config; returns the names of
+    the weights that hold NaN/Inf."""
+    need = model_bytes(config)
+    if need > memory_limit:
+        raise CheckpointError(f"{path}: its config describes a model needing about "
+                              f"{format_bytes(need)}, past the limit of {format_bytes(memory_limit)}; "
+                              f"the file is damaged or not meant for this machine")
+    stored = sum(int(array.size) for array in state.values())
+    expected = parameter_count(config)
+    if stored != expected:
+        raise CheckpointError(f"{path}: it stores {stored:,} weights but its config describes a "
+                              f"model of {expected:,}; the file is damaged (save it again)")
+    wrong = [name for name, array in state.items() if array.dtype != config.np_dtype]
+    if wrong:
+        found = state[wrong[0]].dtype
+        raise CheckpointError(f"{path}: the weights {_names(wrong)} are {found}, but its config "
+                              f"says {config.dtype}; the file is damaged or not ours")
+    return [name for name, array in state.items() if not _finite(array)]
+
+
+def _check_optimizer_state(path: Path, state: dict[str, np.ndarray]) -> None:
+    """Training state arrays hold real numbers (whether they fit a run, and are finite, is
+    checked when a run resumes from them: eval and generate do not need them)."""
+    for key, array in state.items():
+        if array.dtype.kind not in "fiu":
+            raise CheckpointError(f"{path}: training state {quote_value(key)} is {array.dtype}, "
+                                  f"not a number type; the file is damaged (train afresh)")
+
+
+def _finite(array: np.ndarray) -> bool:
+    """True for integer arrays and float arrays without NaN/Inf."""
+    array = np.asarray(array)
+    if array.dtype.kind in "iub":
+        return True
+    if array.dtype.kind not in "fc":
+        return False
+    with np.errstate(over="ignore", invalid="ignore"):
+        return bool(np.isfinite(array).all())
+
+
+def _names(names: list[str], shown: int = 3) -> str:
+    """"'a', 'b', 'c' and 4 more": a few names, each cut short, never a thousand."""
+    text = ", ".join(quote_value(n) for n in names[:shown])
+    return text + (f" and {len(names) - shown} more" if len(names) > shown else "")

@@ -69,8 +69,10 @@ def _is_causal(attention_path: str) -> bool:
 
 
 def _where(index: tuple[int, ...]) -> str:
-    b, h, i, j = (int(x) for x in index)
-    return f"batch {b}, head {h}, query {i}, key {j}"
+    """An attention cell (b, h, i, j) in words, counted from 1 as the screen counts."""
+    words = ("item", "head", "query", "key") if len(index) == 4 else (
+        ("item", "head", "query") if len(index) == 3 else ("item", "position"))
+    return ", ".join(f"{word} {int(i) + 1}" for word, i in zip(words, index))
 
 
 # -- attention and probabilities --------------------------------------------------------------
@@ -106,7 +108,7 @@ def check_softmax_rows(trace: Trace) -> list[Finding]:
         findings.append(Finding(
             "softmax_rows", False, ERROR,
             f"{event.path}: {int(bad.sum())} of {bad.size} rows do not sum to 1 (worst "
-            f"{float(sums[where]):.4g} at index {where}). {why}", event.index, event.path))
+            f"{float(sums[where]):.4g} at {_where(where)}). {why}", event.index, event.path))
     return findings or _passed("softmax_rows", f"all {len(events)} softmax outputs have rows "
                                                f"summing to 1 (max deviation {worst:.1e})")
 
@@ -196,7 +198,7 @@ def check_finite(trace: Trace) -> list[Finding]:
     where = ", ".join(f"{name!r} ({n} NaN, {i} Inf)" for name, (n, i) in bad.items())
     return [Finding(
         "finite", False, ERROR,
-        f"NaN/Inf first appears at event {first.index}, {first.phase} {first.path} "
+        f"NaN/Inf first appears at event {first.index + 1}, {first.phase} {first.path} "
         f"({first.op}), in {where}; {len(bad_events)} events hold NaN/Inf in all. Every op "
         f"after it reads poisoned numbers, so the loss and gradients are meaningless; look at "
         f"this op's inputs (a parameter, an overflow, a division by zero).",

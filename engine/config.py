@@ -5,6 +5,7 @@ combination into a `ConfigError` that names the field and the fix, before any ar
 """
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
@@ -74,27 +75,40 @@ class ModelConfig:
         """Raise ConfigError naming the first impossible field and how to fix it."""
         for name in ("vocab_size", "d_model", "n_heads", "d_ff", "n_layers", "max_len"):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ConfigError(f"{name} must be a positive integer, got {value!r}")
+            if not _is_int(value) or value < 1:
+                raise ConfigError(f"{name} must be a positive integer, got {quote_value(value)}")
         if self.d_model % self.n_heads:
+            # divisors up to 64 only: a loop up to d_model takes minutes for d_model = 10**9
+            small = [h for h in range(1, min(self.d_model, 64) + 1) if self.d_model % h == 0]
             raise ConfigError(
                 f"d_model ({self.d_model}) must be divisible by n_heads ({self.n_heads}); "
-                f"try n_heads in {[h for h in range(1, self.d_model + 1) if self.d_model % h == 0]}"
+                f"try n_heads in {small}"
             )
-        if not (isinstance(self.dropout, (int, float)) and 0.0 <= self.dropout < 1.0):
-            raise ConfigError(f"dropout must be in [0, 1), got {self.dropout!r}")
+        if not (_is_real(self.dropout) and 0.0 <= self.dropout < 1.0):
+            raise ConfigError(f"dropout must be in [0, 1), got {quote_value(self.dropout)}")
         _check_choice("activation", self.activation, ACTIVATIONS)
         _check_choice("norm", self.norm, NORM_PLACEMENTS)
         _check_choice("positional", self.positional, POSITIONALS)
         _check_choice("dtype", self.dtype, DTYPES)
-        if self.pad_id is not None and not (0 <= self.pad_id < self.vocab_size):
+        for name in ("scale_embedding", "tie_embeddings"):
+            if not isinstance(getattr(self, name), bool):
+                raise ConfigError(f"{name} must be true or false, got {quote_value(getattr(self, name))}")
+        if not isinstance(self.breaks, BreakSwitches):
+            raise ConfigError(f"breaks must be BreakSwitches, got {quote_value(self.breaks)}")
+        for name in self.breaks.__dataclass_fields__:
+            if not isinstance(getattr(self.breaks, name), bool):
+                raise ConfigError(f"breaks.{name} must be true or false, "
+                                  f"got {quote_value(getattr(self.breaks, name))}")
+        if self.pad_id is not None and not (_is_int(self.pad_id) and 0 <= self.pad_id < self.vocab_size):
             raise ConfigError(
-                f"pad_id ({self.pad_id}) must be a token id in [0, {self.vocab_size}) or None"
+                f"pad_id ({quote_value(self.pad_id)}) must be a token id in [0, {self.vocab_size}) or None"
             )
-        if not (self.ln_eps > 0):
-            raise ConfigError(f"ln_eps must be positive, got {self.ln_eps!r}")
-        if not (self.init_std > 0):
-            raise ConfigError(f"init_std must be positive, got {self.init_std!r}")
+        for name in ("ln_eps", "init_std"):
+            value = getattr(self, name)
+            if not (_is_real(value) and math.isfinite(value) and value > 0):
+                raise ConfigError(f"{name} must be a positive number (not inf or nan), got {quote_value(value)}")
+        if not _is_int(self.seed) or not 0 <= self.seed < 2**63:
+            raise ConfigError(f"seed must be a whole number from 0 to 2**63-1, got {quote_value(self.seed)}")
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able dict, with the family name under "kind"."""
@@ -125,25 +139,43 @@ CONFIG_KINDS: dict[str, type[ModelConfig]] = {
 
 def config_from_dict(data: dict[str, Any]) -> ModelConfig:
     """Rebuild a config from `to_dict()` output; unknown keys are an error, not ignored."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"a config must be a table of settings, got {quote_value(data)}")
     data = dict(data)
     kind = data.pop("kind", None)
-    if kind not in CONFIG_KINDS:
-        raise ConfigError(f"kind must be one of {sorted(CONFIG_KINDS)}, got {kind!r}")
+    if not isinstance(kind, str) or kind not in CONFIG_KINDS:
+        raise ConfigError(f"kind must be one of {sorted(CONFIG_KINDS)}, got {quote_value(kind)}")
     cls = CONFIG_KINDS[kind]
     known = {f.name for f in fields(cls)}
-    unknown = sorted(set(data) - known)
+    unknown = sorted(map(str, set(data) - known))
     if unknown:
-        raise ConfigError(f"unknown config field(s) {unknown}; known fields are {sorted(known)}")
+        raise ConfigError(f"unknown config field(s) {quote_value(unknown)}; known fields are {sorted(known)}")
     breaks = data.pop("breaks", None) or {}
+    if not isinstance(breaks, dict):
+        raise ConfigError(f"breaks must be a table of switches, got {quote_value(breaks)}")
     known_breaks = {f.name for f in fields(BreakSwitches)}
-    bad = sorted(set(breaks) - known_breaks)
+    bad = sorted(map(str, set(breaks) - known_breaks))
     if bad:
-        raise ConfigError(f"unknown break switch(es) {bad}; known are {sorted(known_breaks)}")
+        raise ConfigError(f"unknown break switch(es) {quote_value(bad)}; known are {sorted(known_breaks)}")
     config = cls(**data, breaks=BreakSwitches(**breaks))
     config.validate()
     return config
 
 
 def _check_choice(name: str, value: object, choices: tuple[str, ...]) -> None:
-    if value not in choices:
-        raise ConfigError(f"{name} must be one of {list(choices)}, got {value!r}")
+    if not isinstance(value, str) or value not in choices:
+        raise ConfigError(f"{name} must be one of {list(choices)}, got {quote_value(value)}")
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_real(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def quote_value(value: object, limit: int = 40) -> str:
+    """repr(value), cut to `limit` characters: a 1 MB value must not become a 1 MB message."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -81,13 +81,25 @@ class Optimizer:
                 f"got {sorted(state)}; "
                 f"was it saved by a different optimizer?"
             )
+        step = np.asarray(state["step"])
+        if step.shape != () or step.dtype.kind not in "iu" or not 0 <= int(step) < 2**63:
+            raise ValueError(f"{self.name} optimizer state 'step' must be one whole number >= 0, "
+                             f"got dtype {step.dtype} shape {step.shape}")
         for key in self.state_keys:
             buffer = getattr(self, key)
-            if np.shape(state[key]) != buffer.shape:
+            array = np.asarray(state[key])
+            if array.shape != buffer.shape:
                 raise ValueError(
-                    f"{self.name} optimizer state {key!r} has shape {np.shape(state[key])}, "
+                    f"{self.name} optimizer state {key!r} has shape {array.shape}, "
                     f"expected {buffer.shape}; was it saved for a model of another size?"
                 )
+            if array.dtype.kind != "f":
+                raise ValueError(f"{self.name} optimizer state {key!r} is {array.dtype}, "
+                                 f"not floating point; the saved state is damaged")
+            with np.errstate(invalid="ignore", over="ignore"):
+                if not np.isfinite(array).all():
+                    raise ValueError(f"{self.name} optimizer state {key!r} holds NaN or Inf; "
+                                     f"a run cannot go on from it")
         for key in self.state_keys:
             getattr(self, key)[...] = state[key]
         self.step_count = int(state["step"])
@@ -219,13 +231,16 @@ def clip_grad_norm(packed: PackedParams, max_norm: float, norm: float | None = N
 
 
 def _check_positive(name: str, value: float) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-        raise ValueError(f"{name} must be a positive number, got {value!r}")
+    if (isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0
+            or not math.isfinite(value)):
+        raise ValueError(f"{name} must be a positive number (not inf or nan), got {value!r}")
 
 
 def _check_non_negative(name: str, value: float) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
-        raise ValueError(f"{name} must be a number >= 0 (0 turns it off), got {value!r}")
+    if (isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0
+            or not math.isfinite(value)):
+        raise ValueError(f"{name} must be a number >= 0 (0 turns it off; not inf or nan), "
+                         f"got {value!r}")
 
 
 def _check_fraction(name: str, value: float) -> None:

@@ -68,8 +68,8 @@ def check_no_future_leak(model: Module | None, trace: Trace) -> list[Finding]:
     change, t, position = worst
     return [Finding(
         "future_leak", False, ERROR,
-        f"changing the decoder input token at position {t} changes the logits at position "
-        f"{position} (by up to {change:.3g}): earlier positions see later tokens. In training "
+        f"changing the decoder input token at position {t + 1} changes the logits at position "
+        f"{position + 1} (by up to {change:.3g}): earlier positions see later tokens. In training "
         f"the whole target is fed at once, so the model can read the answer; at generation "
         f"time the future does not exist yet, and what it learned falls apart. Check the "
         f"decoder self-attention: its causal mask, and the axis its softmax runs over.",

@@ -31,7 +31,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 
 import numpy as np
 
-from .config import ConfigError
+from .config import ConfigError, quote_value
 from .data_parallel import DataParallel
 from .layers import Dropout
 from .memory import keep_freed_memory
@@ -77,7 +77,7 @@ class TrainConfig:
         _choice("optimizer", self.optimizer, sorted(OPTIMIZERS))
         _positive("lr", self.lr)
         if not isinstance(self.betas, (tuple, list)) or len(self.betas) != 2:
-            raise ConfigError(f"betas must be a pair like (0.9, 0.98), got {self.betas!r}")
+            raise ConfigError(f"betas must be a pair like (0.9, 0.98), got {quote_value(self.betas)}")
         for i, beta in enumerate(self.betas):
             _fraction(f"betas[{i}]", beta)
         _positive("eps", self.eps)
@@ -92,11 +92,13 @@ class TrainConfig:
             raise ConfigError(f"warmup_steps ({self.warmup_steps}) must be below steps "
                               f"({self.steps}) for the cosine schedule")
         if not (_is_number(self.min_lr) and 0 <= self.min_lr <= self.lr):
-            raise ConfigError(f"min_lr must be in [0, lr={self.lr}], got {self.min_lr!r}")
+            raise ConfigError(f"min_lr must be in [0, lr={self.lr}], got {quote_value(self.min_lr)}")
         if self.clip_norm is not None:
             _positive("clip_norm", self.clip_norm)
         _fraction("label_smoothing", self.label_smoothing)
         _non_negative_int("seed", self.seed)
+        if self.seed >= 2**63:
+            raise ConfigError(f"seed must be below 2**63, got {quote_value(self.seed)}")
         _non_negative_int("eval_every", self.eval_every)
         _positive_int("shards", self.shards)
         if self.shards > self.batch_size:
@@ -109,10 +111,12 @@ class TrainConfig:
 
 def train_config_from_dict(data: dict) -> TrainConfig:
     """Rebuild from `to_dict()` output; unknown keys are an error, not ignored."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"training settings must be a table, got {quote_value(data)}")
     known = {f.name for f in fields(TrainConfig)}
-    unknown = sorted(set(data) - known)
+    unknown = sorted(map(str, set(data) - known))
     if unknown:
-        raise ConfigError(f"unknown training field(s) {unknown}; known fields are {sorted(known)}")
+        raise ConfigError(f"unknown training field(s) {quote_value(unknown)}; known fields are {sorted(known)}")
     data = dict(data)
     if isinstance(data.get("betas"), list):
         data["betas"] = tuple(data["betas"])
@@ -134,7 +138,10 @@ class StepStats:
     tokens_per_s: float
     accuracy: float  # fraction of counted tokens whose argmax is right
     layer_grad_norms: dict[str, float] = field(default_factory=dict)  # group -> norm, pre-clip
-    nonfinite: bool = False  # loss or gradient was NaN/Inf: the update was skipped
+    nonfinite: bool = False  # loss, gradient or updated weights were NaN/Inf: see `problem`
+    problem: str = ""  # what went non-finite, in words ("loss is nan"); "" on a good step
+    weights_of_step: int | None = None  # after a non-finite step: the step whose loss and
+    #                                     gradients the restored weights gave (finite ones)
     eval_loss: float | None = None  # held-out loss, on steps that evaluated
     eval_accuracy: float | None = None
 
@@ -161,6 +168,12 @@ class Trainer:
         self._groups = _group_ranges(model.packed.slices)  # group -> [(start, stop)]
         self._dropout_rngs = _dropout_generators(model)
         self.data_parallel = DataParallel(model, train_config.shards, self.loss_fn)
+        self._last_good: dict[str, np.ndarray] = {}  # weights and optimizer buffers (P,) as
+        #   they were before the latest update: a non-finite step puts them back
+        self._last_good_step: int | None = None  # the step those weights were measured at
+        self._last_good_count = 0  # the optimizer's step count then
+        self.failed_weights: np.ndarray | None = None  # (P,) the weights that went non-finite,
+        #   copied at the latest non-finite step before the good ones came back (for inspecting)
         keep_freed_memory()  # steps reuse the same memory instead of faulting in fresh pages
 
     def set_lr(self, lr: float) -> None:
@@ -183,24 +196,60 @@ class Trainer:
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
             result = self.data_parallel.step(self.model_inputs(batch), batch.tgt_out)
             grad_norm = self.model.packed.grad_norm()
+            layer_norms = self.layer_grad_norms()
         loss, correct, counted = result.loss, result.correct, result.tokens
-        layer_norms = self.layer_grad_norms()
         lr = self.schedule(step)
-        nonfinite = not (math.isfinite(loss) and math.isfinite(grad_norm))
-        if not nonfinite:
+        problem = _nonfinite_problem(loss, grad_norm)
+        if problem:
+            self._restore_last_good()
+        else:
+            self._keep_last_good()
             if self.config.clip_norm is not None:
                 clip_grad_norm(self.model.packed, self.config.clip_norm, norm=grad_norm)
-            self.optimizer.step(lr)
+            with np.errstate(over="ignore", invalid="ignore"):
+                self.optimizer.step(lr)
+            bad = [key for key, buffer in self._buffers().items() if not _all_finite(buffer)]
+            if bad:  # e.g. an lr so large the step overflows: weights must never hold NaN/Inf
+                problem = f"the update overflowed ({', '.join(bad)})"
+                self._restore_last_good()
         self.step_count = step
         seconds = time.perf_counter() - start  # the training work only, not the evaluation
         stats = StepStats(step=step, loss=loss, lr=lr, grad_norm=grad_norm, tokens=counted,
                           seconds=seconds, tokens_per_s=counted / seconds if seconds > 0 else 0.0,
                           accuracy=correct / counted if counted else 0.0,
-                          layer_grad_norms=layer_norms, nonfinite=nonfinite)
+                          layer_grad_norms=layer_norms, nonfinite=bool(problem), problem=problem,
+                          weights_of_step=self._last_good_step if problem else None)
         every = self.config.eval_every
         if every and self.eval_batches is not None and step % every == 0:
             stats.eval_loss, stats.eval_accuracy = self.evaluate(self.eval_batches())
         return stats
+
+    def _buffers(self) -> dict[str, np.ndarray]:
+        """The arrays an update changes: the packed weights and the optimizer's (P,) state."""
+        buffers = {"weights": self.model.packed.data}
+        for key in self.optimizer.state_keys:
+            buffers[key] = getattr(self.optimizer, key)
+        return buffers
+
+    def _keep_last_good(self) -> None:
+        """Copy the weights and moments before an update (into buffers allocated once)."""
+        for key, buffer in self._buffers().items():
+            kept = self._last_good.get(key)
+            if kept is None or kept.shape != buffer.shape:
+                kept = self._last_good[key] = np.empty_like(buffer)
+            np.copyto(kept, buffer)
+        self._last_good_step = self.step_count + 1
+        self._last_good_count = self.optimizer.step_count
+
+    def _restore_last_good(self) -> None:
+        """Undo the latest update: a non-finite loss or gradient says it went wrong (the
+        weights it made give NaN/Inf), so the weights of the last finite step come back."""
+        self.failed_weights = self.model.packed.data.copy()
+        if self._last_good_step is None:
+            return  # no update applied yet: the weights are the initial ones
+        for key, buffer in self._buffers().items():
+            np.copyto(buffer, self._last_good[key])
+        self.optimizer.step_count = self._last_good_count
 
     def forward(self, batch: Batch) -> np.ndarray:
         """Logits (B, T, V) for a batch, calling the model the way its kind expects."""
@@ -277,22 +326,52 @@ class Trainer:
         return state
 
     def load_state(self, state: dict[str, np.ndarray]) -> None:
-        """Restore `state()` output; the model's weights are loaded separately."""
+        """Restore `state()` output; the model's weights are loaded separately. Everything is
+        checked first (ValueError naming the problem), so a bad state changes nothing."""
         ours = {k: v for k, v in state.items() if k.startswith("trainer.")}
         expected = {"trainer.step", "trainer.rng"}
         expected |= {f"trainer.dropout_rng.{i}" for i in range(len(self._dropout_rngs))}
         if set(ours) != expected:
-            raise ValueError(f"trainer state must have keys {sorted(expected)}, got {sorted(ours)}; "
-                             f"was it saved from a model with the same dropout setting?")
+            raise ValueError(f"trainer state must have keys {sorted(expected)}, got "
+                             f"{quote_value(sorted(ours), 200)}; was it saved from a model with "
+                             f"the same dropout setting?")
+        step = np.asarray(state["trainer.step"])
+        if step.shape != () or step.dtype.kind not in "iu" or not 0 <= int(step) < 2**63:
+            raise ValueError(f"trainer.step must be one whole number >= 0, got dtype "
+                             f"{step.dtype} shape {step.shape}")
+        generators = [(self.rng, state["trainer.rng"])]
+        generators += [(g, state[f"trainer.dropout_rng.{i}"]) for i, g in enumerate(self._dropout_rngs)]
+        for _, array in generators:
+            _check_rng_array(array)
+        backup = self.optimizer.state_dict()
         self.optimizer.load_state_dict({k: v for k, v in state.items()
                                         if not k.startswith("trainer.")})
-        self.step_count = int(state["trainer.step"])
-        _rng_from_array(self.rng, state["trainer.rng"])
-        for i, generator in enumerate(self._dropout_rngs):
-            _rng_from_array(generator, state[f"trainer.dropout_rng.{i}"])
+        try:
+            for generator, array in generators:
+                _rng_from_array(generator, array)
+        except (ValueError, TypeError, OverflowError) as error:
+            self.optimizer.load_state_dict(backup)
+            raise ValueError(f"a saved random generator state is unusable: {error}") from None
+        self.step_count = int(step)
 
 
 # -- helpers ------------------------------------------------------------------------------------
+def _nonfinite_problem(loss: float, grad_norm: float) -> str:
+    """"" when both are finite, else what is wrong in words ("loss is nan")."""
+    if not math.isfinite(loss):
+        return f"loss is {loss}"
+    if not math.isfinite(grad_norm):
+        return f"gradient norm is {grad_norm}"
+    return ""
+
+
+def _all_finite(array: np.ndarray) -> bool:
+    """No NaN or Inf in `array`, in one pass and no temporary: a float64 sum of float32 values
+    cannot overflow, and any NaN or Inf makes the sum non-finite."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        return math.isfinite(float(np.sum(array, dtype=np.float64)))
+
+
 def _optimizer_settings(config: TrainConfig) -> dict:
     if config.optimizer == "sgd":
         return {"lr": config.lr, "momentum": config.momentum, "weight_decay": config.weight_decay}
@@ -347,6 +426,13 @@ def _rng_to_array(generator: np.random.Generator) -> np.ndarray:
                      state["has_uint32"], state["uinteger"]], dtype=np.uint64)
 
 
+def _check_rng_array(array: np.ndarray) -> None:
+    array = np.asarray(array)
+    if array.shape != (6,) or array.dtype != np.uint64:
+        raise ValueError(f"a saved generator state is 6 uint64 numbers, got dtype {array.dtype} "
+                         f"shape {array.shape}")
+
+
 def _rng_from_array(generator: np.random.Generator, array: np.ndarray) -> None:
     values = [int(v) for v in np.asarray(array, dtype=np.uint64)]
     if len(values) != 6:
@@ -363,30 +449,31 @@ def _is_number(value) -> bool:
 
 
 def _positive(name: str, value) -> None:
-    if not (_is_number(value) and value > 0):
-        raise ConfigError(f"{name} must be a positive number, got {value!r}")
+    if not (_is_number(value) and math.isfinite(value) and value > 0):
+        raise ConfigError(f"{name} must be a positive number (not inf or nan), got {quote_value(value)}")
 
 
 def _non_negative(name: str, value) -> None:
-    if not (_is_number(value) and value >= 0):
-        raise ConfigError(f"{name} must be a number >= 0 (0 turns it off), got {value!r}")
+    if not (_is_number(value) and math.isfinite(value) and value >= 0):
+        raise ConfigError(f"{name} must be a number >= 0 (0 turns it off; not inf or nan), "
+                          f"got {quote_value(value)}")
 
 
 def _fraction(name: str, value) -> None:
     if not (_is_number(value) and 0 <= value < 1):
-        raise ConfigError(f"{name} must be in [0, 1), got {value!r}")
+        raise ConfigError(f"{name} must be in [0, 1), got {quote_value(value)}")
 
 
 def _positive_int(name: str, value) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ConfigError(f"{name} must be a positive integer, got {value!r}")
+        raise ConfigError(f"{name} must be a positive integer, got {quote_value(value)}")
 
 
 def _non_negative_int(name: str, value) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ConfigError(f"{name} must be an integer >= 0, got {value!r}")
+        raise ConfigError(f"{name} must be an integer >= 0, got {quote_value(value)}")
 
 
 def _choice(name: str, value, choices: list[str]) -> None:
-    if value not in choices:
-        raise ConfigError(f"{name} must be one of {choices}, got {value!r}")
+    if not isinstance(value, str) or value not in choices:
+        raise ConfigError(f"{name} must be one of {choices}, got {quote_value(value)}")

@@ -19,6 +19,7 @@ length. Three layouts:
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import math
 import re
@@ -27,13 +28,14 @@ from typing import Any
 
 import numpy as np
 
-from engine.config import ConfigError, DecoderOnlyConfig, EncoderDecoderConfig, ModelConfig
+from engine.config import ConfigError, DecoderOnlyConfig, EncoderDecoderConfig, ModelConfig, quote_value
 from engine.loss import CrossEntropyLoss
 from engine.train import Batch, TrainConfig
 
 from .examples import DataError, Example, ExampleSplits, TextSplits
+from .limits import check_data, check_training, memory_limit
 from .overrides import ScenarioError, SettingError, apply_overrides
-from .tasks import TASKS, Task
+from .tasks import FILE_TASK_NAMES, Task, task_named
 from .tokenizers import Tokenizer, TokenizerError
 
 # Settings derived from the data; a file that sets them gets told why it cannot.
@@ -48,6 +50,7 @@ META_NAME = "scenario.name"
 META_TOKENIZER = "scenario.tokenizer"  # JSON of Tokenizer.to_dict()
 META_LAYOUT = "scenario.layout"  # "pairs" | "prompted" | "stream"
 META_TRAIN = "scenario.train_config"  # JSON of TrainConfig.to_dict(), for the record
+META_DATA = "scenario.data_sha256"  # digest of both splits: a user's data file may change
 
 
 @dataclass
@@ -112,7 +115,17 @@ class Scenario:
             META_TOKENIZER: json.dumps(self.tokenizer.to_dict()),
             META_LAYOUT: self.layout,
             META_TRAIN: json.dumps(self.train_config.to_dict()),
+            META_DATA: self.data_digest(),
         }
+
+    def data_digest(self) -> str:
+        """sha256 of the train and held-out splits, in order: equal digests, equal splits."""
+        if not hasattr(self, "_digest"):
+            parts = [self.data.train, self.data.held_out]
+            if self.layout != "stream":  # lists of examples; \x1f and \x1e never occur in them
+                parts = ["\x1e".join(f"{e.source}\x1f{e.target}" for e in part) for part in parts]
+            self._digest = hashlib.sha256("\x1d".join(parts).encode("utf-8")).hexdigest()
+        return self._digest
 
     # -- arrays -----------------------------------------------------------------------------------
     def _encode_split(self, split: str) -> list[tuple[np.ndarray, ...]] | np.ndarray:
@@ -178,7 +191,7 @@ class Scenario:
         batch = self._batch_for(text)
         longest = max(batch.tgt_in.shape[1], 0 if batch.src is None else batch.src.shape[1])
         if longest > self.model_config.max_len:
-            raise ScenarioError(f"{text!r} needs {longest} positions but the model reads at most "
+            raise ScenarioError(f"{quote_value(text)} needs {longest} positions but the model reads at most "
                                 f"max_len={self.model_config.max_len}: shorten it")
         return batch
 
@@ -197,10 +210,18 @@ class Scenario:
                 return Batch(src=None, tgt_in=np.asarray([ids]), tgt_out=np.asarray([tgt_out]))
             text = self.task.clean_input(text)
             answer = self.task.target_for(text)
+            if answer is None:  # a task with no rule (pairs): the data's answer, if it has one
+                answer = self._answers().get(text)
             example = Example(text, answer if answer is not None else "")
             return self.collate([self.encode_example(example)])
         except TokenizerError as error:
             raise ScenarioError(str(error)) from None
+
+    def _answers(self) -> dict[str, str]:
+        """source -> target over both splits (built on first use)."""
+        if not hasattr(self, "_answer_of"):
+            self._answer_of = {e.source: e.target for e in self.data.train + self.data.held_out}
+        return self._answer_of
 
     # -- measuring -------------------------------------------------------------------------------
     def evaluate(self, model, n: int | None = None) -> dict[str, float]:
@@ -286,15 +307,20 @@ def build_scenario(task: str, *, data: dict[str, Any] | None = None,
                    model: dict[str, Any] | None = None, train: dict[str, Any] | None = None,
                    name: str | None = None, summary: str | None = None,
                    description: str | None = None, examples: list[str] | None = None,
-                   source: str | None = None) -> Scenario:
-    """A scenario for `task` with optional overrides; raises ScenarioError naming the key."""
-    if task not in TASKS:
-        raise SettingError(f"scenario.task must be one of {', '.join(TASKS)}; got {task!r}",
-                           "scenario.task")
-    spec = TASKS[task]
+                   source: str | None = None, memory_limit_gib: float | None = None) -> Scenario:
+    """A scenario for `task` with optional overrides; raises ScenarioError naming the key.
+
+    What the settings ask for is estimated before the data or the model is made, and refused
+    past `memory_limit_gib` (default: scenarios.limits.memory_limit())."""
+    spec = task_named(task) if isinstance(task, str) else None
+    if spec is None:
+        raise SettingError(f"scenario.task must be one of {', '.join(FILE_TASK_NAMES)}; got "
+                           f"{quote_value(task)}", "scenario.task")
+    limit = memory_limit(memory_limit_gib)
     settings = apply_overrides(spec.settings_type(), data or {}, "data")
     try:
         settings.validate()
+        check_data(settings, limit)
         splits = spec.make_data(settings)
         tokenizer = spec.make_tokenizer(settings, splits)
     except DataError as error:
@@ -323,11 +349,13 @@ def build_scenario(task: str, *, data: dict[str, Any] | None = None,
         train["warmup_steps"] = steps // 10  # a short run keeps the warmup's share, not its length
     train_config = apply_overrides(TrainConfig(**spec.train_defaults), train, "train")
     _validate(train_config, "train")
+    check_training(settings, model_config, train_config, needed,
+                   needed if spec.layout == "pairs" else 0, limit)
 
     for text in examples or ():
         if not isinstance(text, str):
-            raise SettingError(f"scenario.examples must be a list of strings; {text!r} is not",
-                               "scenario.examples")
+            raise SettingError(f"scenario.examples must be a list of strings; "
+                               f"{quote_value(text)} is not", "scenario.examples")
     scenario = Scenario(
         name=name or spec.name, task=spec, settings=settings, tokenizer=tokenizer, data=splits,
         model_config=model_config, train_config=train_config,
@@ -335,16 +363,17 @@ def build_scenario(task: str, *, data: dict[str, Any] | None = None,
         examples=tuple(examples) if examples else spec.explorer_inputs, source=source or spec.name)
     # Every offered input encodes and fits max_len. The user's own examples must; the task's
     # are replaced by held-out ones when one of them does not (a user's text file, a small
-    # max_len), and those fit by construction.
-    if not examples and not all(_usable(scenario, text) for text in scenario.examples):
+    # max_len) or the task has none (pairs: the data is the file's), and those fit.
+    if not examples and not (scenario.examples
+                             and all(_usable(scenario, text) for text in scenario.examples)):
         scenario.examples = _examples_from_data(spec, splits, model_config.max_len)
     for text in scenario.examples:
         try:
             scenario.batch_for(text)
         except ScenarioError as error:
             fix = " or raise model.max_len" if "max_len" in str(error) else ""
-            raise SettingError(f"scenario.examples: {text!r} cannot be used: {error}{fix}",
-                               "scenario.examples") from None
+            raise SettingError(f"scenario.examples: {quote_value(text)} cannot be used: "
+                               f"{error}{fix}", "scenario.examples") from None
     return scenario
 
 

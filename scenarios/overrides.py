@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import reprlib
 import types
 import typing
 from typing import Any
@@ -41,7 +42,7 @@ def apply_overrides(base: Any, overrides: dict[str, Any], section: str,
     known = [f.name for f in dataclasses.fields(base)]
     changes: dict[str, Any] = {}
     for name, value in overrides.items():
-        key = f"{section}.{name}"
+        key = f"{section}.{short(name)}"
         if name in forbidden:
             raise SettingError(f"{key} cannot be set: {forbidden[name]}; remove it", key)
         if name not in known:
@@ -101,4 +102,22 @@ def _type_error(key: str, value: Any, expected: str) -> SettingError:
 def _describe(value: Any) -> str:
     kinds = {bool: "true/false", int: "a whole number", float: "a number", str: "a string",
              list: "a list", dict: "a table"}
-    return f"{kinds.get(type(value), type(value).__name__)} ({value!r})"
+    return f"{kinds.get(type(value), type(value).__name__)} ({short_repr(value)})"
+
+
+_REPR = reprlib.Repr()  # keyword arguments need Python 3.12
+_REPR.maxlevel, _REPR.maxdict, _REPR.maxlist = 2, 3, 3
+_REPR.maxstring = _REPR.maxother = _REPR.maxlong = 40
+
+
+def short_repr(value: Any) -> str:
+    """repr() of a value from a file, at most a few dozen characters and never recursing deep:
+    a 1 MB string or a list nested 1,000 deep must not become the message."""
+    return _REPR.repr(value)
+
+
+def short(name: Any, limit: int = 40) -> str:
+    """A key from a file as it appears in a message: control characters escaped (a message
+    stays one line), cut to `limit` characters."""
+    text = "".join(c if c.isprintable() else repr(c)[1:-1] for c in str(name)[: limit + 1])
+    return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -130,15 +130,17 @@ class Completion:
     text: str  # the model's continuation (or the encoder-decoder's output), specials dropped
     tokens: list[str] = field(default_factory=list)  # each generated token (labels)
     probs: list[float] = field(default_factory=list)  # probability each had when chosen
-    alternatives: list[list[tuple[str, float]]] = field(default_factory=list)  # most likely, per step
+    # per step, the likeliest tokens of the distribution the choice was drawn from, most likely
+    # first; only those with probability > 0, i.e. left by temperature, top-k and top-p
+    alternatives: list[list[tuple[str, float]]] = field(default_factory=list)
 
 
 def complete(model, tokenizer: Tokenizer, layout: str, prompt: str, *, max_tokens: int = 200,
              temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None,
-             greedy: bool = False, seed: int = 0) -> Completion:
+             greedy: bool = False, seed: int = 0, ascii_only: bool = False) -> Completion:
     """Continue `prompt` (lm) or translate it (seq2seq), each token the likeliest (`greedy`)
     or drawn from softmax(logits / temperature) cut to top-k / top-p; raises ScenarioError on
-    bad input."""
+    bad input. Token labels make whitespace visible, in ASCII with `ascii_only`."""
     try:
         prompt_ids = tokenizer.encode(prompt)
     except TokenizerError as error:
@@ -147,9 +149,13 @@ def complete(model, tokenizer: Tokenizer, layout: str, prompt: str, *, max_token
         steps = _generate(model, tokenizer, layout, prompt_ids, max_tokens, temperature, top_k,
                           top_p, greedy, np.random.default_rng(seed))
     ids = [s.token for s in steps]
-    return Completion(prompt, tokenizer.decode(ids), [tokenizer.label(i) for i in ids],
+
+    def label(token_id: int) -> str:
+        return tokenizer.label(token_id, ascii_only=ascii_only)
+
+    return Completion(prompt, tokenizer.decode(ids), [label(i) for i in ids],
                       [s.prob for s in steps],
-                      [[(tokenizer.label(i), p) for i, p in s.alternatives] for s in steps])
+                      [[(label(i), p) for i, p in s.alternatives if p > 0] for s in steps])
 
 
 def _generate(model, tokenizer: Tokenizer, layout: str, prompt_ids: list[int], max_tokens: int,

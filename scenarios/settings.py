@@ -15,6 +15,12 @@ def _positive(name: str, value: int) -> None:
         raise DataError(f"{name} must be at least 1, got {value}", key=name)
 
 
+def _seed(value: int) -> None:
+    # NumPy takes only seeds >= 0; the model and training seeds stop at 2**63 too
+    if not 0 <= value < 2**63:
+        raise DataError(f"seed must be a whole number from 0 to 2**63-1, got {value}", key="seed")
+
+
 @dataclass
 class DigitSettings:
     """Random digit strings (reverse, sort)."""
@@ -26,6 +32,7 @@ class DigitSettings:
     seed: int = 1234  # seeds the data (not the model: that is the training seed)
 
     def validate(self) -> None:
+        _seed(self.seed)
         _positive("min_len", self.min_len)
         _positive("train_size", self.train_size)
         _positive("test_size", self.test_size)
@@ -43,6 +50,7 @@ class PhraseSettings:
     seed: int = 1234  # seeds the split
 
     def validate(self) -> None:
+        _seed(self.seed)
         _positive("train_size", self.train_size)
         _positive("test_size", self.test_size)
 
@@ -57,6 +65,7 @@ class AdditionSettings:
     seed: int = 1234  # seeds the split
 
     def validate(self) -> None:
+        _seed(self.seed)
         _positive("digits", self.digits)
         if self.digits > 6:
             raise DataError(f"digits must be at most 6 (that is already 10^12 sums), got {self.digits}",
@@ -75,6 +84,7 @@ class SentenceSettings:
     seed: int = 1234  # seeds the sampling / split
 
     def validate(self) -> None:
+        _seed(self.seed)
         _positive("train_size", self.train_size)
         _positive("test_size", self.test_size)
 
@@ -89,6 +99,7 @@ class TextSettings:
     seed: int = 1234  # not used by the split (a cut), kept so every task has one
 
     def validate(self) -> None:
+        _seed(self.seed)
         if self.block_size < 2:
             raise DataError(f"block_size must be at least 2, got {self.block_size}", key="block_size")
         if not 0.0 < self.held_out_fraction < 0.5:

@@ -84,7 +84,8 @@ class DigitTask(Task):
     def make_data(self, settings: DigitSettings) -> ExampleSplits:
         rng = np.random.default_rng(settings.seed)
         lo, hi = settings.min_len, settings.max_len
-        space = sum(10**n for n in range(lo, hi + 1))
+        # capped: past 10**20 strings no split can run out (a sum of 10**100000 took minutes)
+        space = sum(10**n for n in range(lo, hi + 1)) if hi < 20 else 10**20
 
         def draw(r: np.random.Generator, k: int) -> list[str]:
             lengths = r.integers(lo, hi + 1, size=k)  # (k,)
@@ -341,3 +342,17 @@ _register(CharTask(
     model_defaults={**SMALL_MODEL, "d_model": 64, "d_ff": 256},
     train_defaults={**FAST_TRAIN, "steps": 1200, "batch_size": 32},
 ))
+
+
+# A scenario file may also name "pairs": its data is the file's own, so it is no built-in
+# scenario (scenarios/pairs.py, imported when asked for: it builds on Task).
+FILE_TASK_NAMES: tuple[str, ...] = (*TASKS, "pairs")
+
+
+def task_named(name: str) -> Task | None:
+    """The task a scenario file names: a built-in one, or "pairs"; None if there is none."""
+    if name == "pairs":
+        from .pairs import PAIRS
+
+        return PAIRS
+    return TASKS.get(name)

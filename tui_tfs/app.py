@@ -29,7 +29,9 @@ from .screens.training import TrainingScreen
 from .session import Session, source_key
 from .training import TrainingController
 
-MIN_SIZE = (80, 24)  # the layout is drawn for 80x24; below it, a "make it larger" notice
+FULL_SIZE = (80, 23)  # every panel at once: a standard 80x24 terminal inside tmux or screen
+MIN_SIZE = (60, 18)  # below FULL_SIZE, one panel at a time; below this, a "make it larger" notice
+LARGE_SIZE = (110, 34)  # a projector's terminal: wider tree, larger map cells, taller plot
 ASCII_TERMS = {"vt100", "vt102", "vt220", "vt52", "dumb", "ansi"}
 
 
@@ -152,14 +154,15 @@ class TfsApp(App[None]):
     def action_help(self) -> None:
         if isinstance(self.screen, HelpScreen):
             return
-        here = list(TrainingScreen.GROUPS) if isinstance(self.screen, TrainingScreen) else []
-        groups = here + list(ExplorerScreen.GROUPS) + [("Scenario picker", PickerScreen.BINDINGS),
-                                                ("Everywhere", [Binding("ctrl+p", "", "Command "
-                                                                        "palette: search every "
-                                                                        "action"),
-                                                                Binding("ctrl+c", "", "Quit (asks "
-                                                                        "first when training is "
-                                                                        "not saved)")])]
+        everywhere = [("Everywhere", [Binding("ctrl+p", "", "Command palette: search every "
+                                                            "action"),
+                                      Binding("ctrl+c", "", "Quit (asks first when training "
+                                                            "is not saved)")])]
+        if isinstance(self.screen, TrainingScreen):  # its own keys only: i, p, g, k, s differ
+            groups = list(TrainingScreen.GROUPS) + everywhere
+        else:
+            groups = list(ExplorerScreen.GROUPS) + [("Scenario picker", PickerScreen.BINDINGS)] \
+                + everywhere
         self.push_screen(HelpScreen(groups))
 
     # -- quitting: never loses training without asking -------------------------------------------------
@@ -233,9 +236,12 @@ class TfsApp(App[None]):
 
     # -- terminal size --------------------------------------------------------------------------------
     def check_size(self) -> None:
-        """Show the too-small notice below MIN_SIZE, and take it away when there is room.
-        Called on mount and by every screen's resize."""
+        """Pick the layout for the terminal's size: the full one from FULL_SIZE, a compact one
+        (one panel at a time) down to MIN_SIZE, below that the too-small notice; at LARGE_SIZE
+        the panels grow. Called on mount and by every screen's resize."""
         width, height = self.size
+        self.set_class(width < FULL_SIZE[0] or height < FULL_SIZE[1], "-compact")
+        self.set_class(width >= LARGE_SIZE[0] and height >= LARGE_SIZE[1], "-large")
         small = width < MIN_SIZE[0] or height < MIN_SIZE[1]
         if small and self._too_small is None:
             self._too_small = TooSmallScreen(MIN_SIZE, (width, height))
@@ -247,6 +253,15 @@ class TfsApp(App[None]):
                 self.pop_screen()
             self._too_small = None
 
+    @property
+    def compact(self) -> bool:
+        """True below FULL_SIZE: screens show one panel at a time."""
+        return self.has_class("-compact")
+
+    @property
+    def large(self) -> bool:
+        """True from LARGE_SIZE: maps draw larger cells."""
+        return self.has_class("-large")
 
 def save_paths(controllers: list[TrainingController]) -> list[Path]:
     """Where each run saves on quitting: its own checkpoint path, unless an earlier run of the

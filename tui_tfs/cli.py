@@ -8,12 +8,14 @@
     tui-tfs generate CHECKPOINT          continue a prompt (or translate an input)
     tui-tfs eval CHECKPOINT              held-out predictions beside the targets, and metrics
 
-Exit codes: 0 done, 2 a usage or input error (the message says what to fix), 130 stopped
-with Ctrl-C.
+Exit codes: 0 done, 2 a usage or input error (the message says what to fix), 3 training
+diverged (a loss or gradient went NaN/Inf; the checkpoint keeps its last finite weights),
+130 stopped with Ctrl-C.
 """
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 from pathlib import Path
@@ -22,7 +24,9 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-EXIT_OK, EXIT_USAGE, EXIT_INTERRUPTED = 0, 2, 130
+EXIT_OK, EXIT_USAGE, EXIT_DIVERGED, EXIT_INTERRUPTED = 0, 2, 3, 130
+MAX_TOKENS = 10_000  # --max-tokens bound: char-lm generation is not bounded by max_len
+TEMPERATURES = (0.01, 100.0)  # --temperature bounds: past them logits / T overflow or are noise
 
 
 def start_explorer(source: str | None, ascii_only: bool | None = None) -> int:
@@ -97,7 +101,10 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--checkpoint-every", type=_positive_int, metavar="N",
                        help="save a checkpoint every N steps (default: as --eval-every)")
     train.add_argument("--log", type=Path, metavar="CSV", help="also write every step's numbers to a CSV file")
-    train.add_argument("--threads", type=_positive_int, default=None, metavar="N",
+    train.add_argument("--memory-limit", type=_gib, metavar="GIB",
+                       help="refuse settings estimated to need more memory than this many GiB "
+                            "(default 4; raise it on purpose for a big model)")
+    train.add_argument("--threads", type=_threads, default=None, metavar="N",
                        help="threads the engine splits large operations (and shards) across "
                             "(default: one per core, at most 8; 1 turns splitting off)")
     train.add_argument("--shards", type=_positive_int, default=None, metavar="N",
@@ -112,13 +119,15 @@ def build_parser() -> argparse.ArgumentParser:
         "decode the input greedily unless --temperature, --top-k or --top-p asks for sampling.")
     generate.add_argument("checkpoint", type=Path, metavar="CHECKPOINT", help="a file saved by tui-tfs train")
     generate.add_argument("--prompt", help="text to start from (default: the scenario's first example)")
-    generate.add_argument("--temperature", type=_positive_float,
-                          help="below 1 plays safe, above 1 takes wilder guesses (default 1)")
+    generate.add_argument("--temperature", type=_temperature,
+                          help="below 1 plays safe, above 1 takes wilder guesses (default 1; "
+                               f"{TEMPERATURES[0]} to {TEMPERATURES[1]:g})")
     generate.add_argument("--top-k", type=_positive_int, help="sample only among the k likeliest tokens")
     generate.add_argument("--top-p", type=_probability,
                           help="sample only among the likeliest tokens whose probabilities reach p")
     generate.add_argument("--greedy", action="store_true", help="always take the likeliest token")
-    generate.add_argument("--max-tokens", type=_positive_int, default=200, help="at most this many (default 200)")
+    generate.add_argument("--max-tokens", type=_max_tokens, default=200,
+                          help=f"at most this many (default 200, at most {MAX_TOKENS:,})")
     generate.add_argument("--seed", type=_non_negative_int, default=0, help="seeds the sampling (default 0)")
     generate.add_argument("--explain", action="store_true",
                           help="show each token's probability and the alternatives")
@@ -128,35 +137,88 @@ def build_parser() -> argparse.ArgumentParser:
         description="Measure a trained model on its scenario's held-out split and show the "
         "first N predictions next to the right answers, wrong tokens marked.")
     evaluate.add_argument("checkpoint", type=Path, metavar="CHECKPOINT", help="a file saved by tui-tfs train")
-    evaluate.add_argument("--n", type=_positive_int, default=10, help="predictions to show (default 10)")
+    evaluate.add_argument("--n", type=_max_rows, default=10,
+                          help=f"predictions to show (default 10, at most {MAX_ROWS:,})")
     return parser
 
 
+MAX_ROWS = 10_000  # eval --n bound
+MAX_INT_FLAG = 10**9  # --steps, --eval-every ...: past this a run would not end in a lifetime
+
+
+def _whole(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, got {text[:40]!r}") from None
+
+
 def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    value = _whole(text)
+    if not 1 <= value <= MAX_INT_FLAG:
+        raise argparse.ArgumentTypeError(f"must be from 1 to {MAX_INT_FLAG:,}, got {text[:40]}")
     return value
 
 
 def _non_negative_int(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
+    value = _whole(text)
+    if not 0 <= value < 2**63:
+        raise argparse.ArgumentTypeError(f"must be from 0 to 2**63-1, got {text[:40]}")
     return value
 
 
-def _positive_float(text: str) -> float:
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be above 0, got {value}")
+def _real(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number, got {text[:40]!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a finite number, got {text[:40]}")
+    return value
+
+
+def _temperature(text: str) -> float:
+    value = _real(text)
+    low, high = TEMPERATURES
+    if not low <= value <= high:
+        raise argparse.ArgumentTypeError(
+            f"must be from {low} to {high:g}, got {text[:40]} (for always the likeliest token, "
+            f"use --greedy)")
+    return value
+
+
+def _max_tokens(text: str) -> int:
+    value = _whole(text)
+    if not 1 <= value <= MAX_TOKENS:
+        raise argparse.ArgumentTypeError(f"must be from 1 to {MAX_TOKENS:,}, got {text[:40]}")
+    return value
+
+
+def _gib(text: str) -> float:
+    value = _real(text)
+    if not 0 < value <= 1024**2:
+        raise argparse.ArgumentTypeError(f"must be a number of GiB above 0, got {text[:40]}")
+    return value
+
+
+def _threads(text: str) -> int:
+    value = _whole(text)
+    if not 1 <= value <= 64:
+        raise argparse.ArgumentTypeError(f"must be from 1 to 64, got {text[:40]}")
+    return value
+
+
+def _max_rows(text: str) -> int:
+    value = _whole(text)
+    if not 1 <= value <= MAX_ROWS:
+        raise argparse.ArgumentTypeError(f"must be from 1 to {MAX_ROWS:,}, got {text[:40]}")
     return value
 
 
 def _probability(text: str) -> float:
-    value = float(text)
+    value = _real(text)
     if not 0 < value <= 1:
-        raise argparse.ArgumentTypeError(f"must be in (0, 1], got {value}")
+        raise argparse.ArgumentTypeError(f"must be in (0, 1], got {text[:40]}")
     return value
 
 
@@ -235,9 +297,22 @@ def cmd_train(args, console: Console) -> int:
 
 
 def _train(args, console: Console) -> int:
+    from scenarios.limits import LIMIT_VARIABLE
+
     from .headless import RunOptions, prepare, run
     from .render import model_kind_label
 
+    if args.memory_limit is not None:  # read by scenarios.limits.memory_limit()
+        before = os.environ.get(LIMIT_VARIABLE)
+        os.environ[LIMIT_VARIABLE] = repr(args.memory_limit)
+        try:
+            args.memory_limit = None
+            return _train(args, console)
+        finally:
+            if before is None:
+                os.environ.pop(LIMIT_VARIABLE, None)
+            else:
+                os.environ[LIMIT_VARIABLE] = before
     name = Path(args.scenario).stem if args.scenario.endswith(".toml") else args.scenario
     out = args.out or Path("checkpoints") / f"{name}.safetensors"
     options = RunOptions(out=out, steps=args.steps, seed=args.seed, resume=args.resume,
@@ -259,6 +334,9 @@ def _train(args, console: Console) -> int:
     for note in notes:
         console.print(f"[dim]note: {note}[/]")
     result = run(scenario, trainer, options, console)
+    if result.diverged is not None:
+        print(_diverged_line(args, result, scenario.train_config.lr), file=sys.stderr, flush=True)
+        return EXIT_DIVERGED
     if result.interrupted:
         where = (f"last checkpoint: {result.checkpoint} (step {_step_of(result.checkpoint)}); "
                  f"continue with: tui-tfs train {args.scenario} --out {out} --resume"
@@ -270,6 +348,16 @@ def _train(args, console: Console) -> int:
     console.print(f"next: tui-tfs eval {result.checkpoint}")
     console.print(f"      tui-tfs generate {result.checkpoint}")
     return EXIT_OK
+
+
+def _diverged_line(args, result, lr: float) -> str:
+    """One line: which step went non-finite, what is on disk, what to change."""
+    stats = result.diverged
+    kept = (f"{result.checkpoint} still holds step {result.checkpoint_step} (finite weights, "
+            f"not overwritten)" if result.checkpoint_step is not None
+            else f"nothing was written to {args.out or 'the checkpoint'}")
+    return (f"tui-tfs train: diverged at step {stats.step}: {stats.problem}; training stopped, "
+            f"{kept}; lower the learning rate (train.lr is {lr:g}) and train again")
 
 
 def _step_of(path: Path) -> str:
@@ -312,12 +400,14 @@ def cmd_generate(args, console: Console) -> int:
 
 def cmd_eval(args, console: Console) -> int:
     from .headless import open_checkpoint, scenario_of
+    from .prediction_rows import marked_output, prediction_rows
+    from .render import Style
 
     trained = open_checkpoint(args.checkpoint)
     scenario = scenario_of(trained)
     metrics = scenario.evaluate(trained.model)
     predictions = scenario.predictions(trained.model, args.n)
-    tick, cross = ("✓", "✗") if (console.encoding or "").lower().startswith("utf") else ("ok", "X")
+    ascii_only = not (console.encoding or "").lower().startswith("utf")
     word_level = scenario.tokenizer.kind == "word"
     sep = " " if word_level else ""
     teacher_forced = predictions and predictions[0].teacher_forced
@@ -327,21 +417,11 @@ def cmd_eval(args, console: Console) -> int:
         table.add_column("input")
     table.add_column("target")
     table.add_column("model's next-token guesses" if teacher_forced else "model")
-    table.add_column("")
-    for i, p in enumerate(predictions, 1):
-        marked = Text()
-        for k, token in enumerate(p.output_tokens):
-            good = k < len(p.target_tokens) and p.target_tokens[k] == token
-            marked.append(_show(token, word_level) + (sep if k < len(p.output_tokens) - 1 else ""),
-                          style="green" if good else "bold red")
-        target = sep.join(_show(t, word_level) for t in p.target_tokens)
-        if teacher_forced:  # no single right continuation: count the guesses that were right
-            hits = sum(a == b for a, b in zip(p.target_tokens, p.output_tokens))
-            verdict = f"{hits}/{len(p.target_tokens)}"
-        else:
-            verdict = tick if p.correct else cross
-        row = [str(i)] + ([] if teacher_forced else [p.source]) + [target, marked, verdict]
-        table.add_row(*row)
+    table.add_column("")  # right / wrong, or how many next-token guesses were right
+    style = Style(ascii=ascii_only)
+    for row in prediction_rows(predictions, word_level, style):
+        cells = [str(row.number)] + ([] if teacher_forced else [row.source])
+        table.add_row(*cells, sep.join(row.target), marked_output(row, style, sep), row.verdict)
     plural = "s" if len(predictions) != 1 else ""
     console.print(f"[bold]{scenario.name}[/], step {trained.step}: the first {len(predictions)} distinct "
                   f"held-out example{plural}")
@@ -352,11 +432,6 @@ def cmd_eval(args, console: Console) -> int:
                else f" ({min(len(scenario.data.held_out), scenario.task.eval_size)})")
     console.print(f"held-out{counted}: {_metrics_line(metrics)}")
     return EXIT_OK
-
-
-def _show(token: str, word_level: bool) -> str:
-    """A token as it reads in a table row: newlines drawn, so rows stay rows."""
-    return token if word_level else token.replace("\n", "⏎")
 
 
 def _metrics_line(metrics: dict[str, float]) -> str:

@@ -10,27 +10,37 @@ bit for bit, and the scenario's metadata (its source, tokenizer, layout) so `gen
 Ctrl-C: the first press asks the loop to stop after the current step; the run then saves a
 checkpoint (written atomically by the engine: a temporary file renamed into place) and exits
 130. A second press stops at once, keeping the last complete checkpoint as it is.
+
+Faults lose nothing: the checkpoint path and the log are checked before the first step (a
+directory, a symlink, a device, a folder that cannot be written are refused); a save that
+fails (disk full, permissions) stops the run with one message and leaves the previous
+checkpoint as it was; a step whose loss or gradients go NaN/Inf stops the run (`diverged`)
+without saving, so the checkpoint on disk keeps its last finite weights. A resumed run's CSV
+log loses the rows after the checkpoint's step, which the run then repeats.
 """
 from __future__ import annotations
 
 import csv
 import dataclasses
 import json
+import os
 import signal
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from engine.checkpoint import Checkpoint, CheckpointError, load_checkpoint, model_from_checkpoint, save_checkpoint
+from engine.checkpoint import (Checkpoint, CheckpointError, check_writable_path, load_checkpoint,
+                               model_from_checkpoint, remove_stale_temp_files, save_checkpoint)
 from engine.train import StepStats, Trainer, train_config_from_dict
 from scenarios import Scenario, ScenarioError, load_scenario, tokenizer_from_dict
-from scenarios.base import META_LAYOUT, META_SOURCE, META_TOKENIZER, META_TRAIN
+from scenarios.base import META_DATA, META_LAYOUT, META_SOURCE, META_TOKENIZER, META_TRAIN
+from scenarios.limits import memory_limit
 
 from .checkpoints import META_METRICS  # held-out metrics at save time, for the picker
 
@@ -65,6 +75,9 @@ class RunResult:
     metrics: dict[str, float]  # the last held-out evaluation
     losses: list[float]  # training loss of every step this run took
     seconds: float  # wall time of the loop
+    diverged: StepStats | None = None  # the step whose loss/gradients went NaN/Inf: the run
+    #                                    stopped there without saving
+    checkpoint_step: int | None = None  # the step the checkpoint on disk holds
 
 
 def prepare(source: str, options: RunOptions) -> tuple[Scenario, Trainer, list[str]]:
@@ -74,6 +87,9 @@ def prepare(source: str, options: RunOptions) -> tuple[Scenario, Trainer, list[s
     Everything is checked before training starts: a bad scenario or an incompatible
     checkpoint is a RunError / ScenarioError with the fix, never a half-built run.
     """
+    check_output(options.out)
+    if options.log is not None:
+        check_log(options.log)
     scenario = load_scenario(source)
     notes: list[str] = []
     previous = _previous_checkpoint(scenario, options) if options.resume else None
@@ -90,8 +106,9 @@ def prepare(source: str, options: RunOptions) -> tuple[Scenario, Trainer, list[s
         # resume with the run's own training settings (steps, schedule), not today's defaults
         try:
             scenario.train_config = train_config_from_dict(json.loads(previous.metadata[META_TRAIN]))
-        except (ValueError, TypeError) as error:
-            raise RunError(f"{options.out}: its stored training settings are unusable: {error}") from None
+        except (ValueError, TypeError, RecursionError) as error:
+            raise RunError(f"{options.out}: its stored training settings are unusable: "
+                           f"{str(error)[:200]}; it cannot be resumed (train to a new --out)") from None
     changes: dict[str, int] = {} if seed is None else {"seed": seed}
     if options.steps is not None:
         changes["steps"] = options.steps
@@ -131,10 +148,11 @@ def _previous_checkpoint(scenario: Scenario, options: RunOptions) -> Checkpoint:
     if not options.out.exists():
         raise RunError(f"--resume: there is no checkpoint at {options.out} yet; train without "
                        f"--resume first, or give its path with --out")
-    previous = load_checkpoint(options.out)
+    previous = load_checkpoint(options.out, memory_limit=memory_limit())
+    check_scenario_metadata(options.out, previous)
     trained_on = previous.metadata.get(META_SOURCE)
     if trained_on != scenario.source:
-        raise RunError(f"{options.out} was trained on {trained_on!r}, not {scenario.source!r}; "
+        raise RunError(f"{options.out} was trained on {str(trained_on)[:80]!r}, not {scenario.source!r}; "
                        f"resume it with that scenario or train to a new --out")
     return previous
 
@@ -146,9 +164,9 @@ def run(scenario: Scenario, trainer: Trainer, options: RunOptions, console: Cons
     eval_every = options.eval_every or max(1, total // 10)
     checkpoint_every = options.checkpoint_every or eval_every
     metric = scenario.primary_metric
-    result = RunResult(done_before, False, options.out if options.resume else None, {}, [], 0.0)
-    options.out.parent.mkdir(parents=True, exist_ok=True)
-    log = _open_log(options.log, options.resume)
+    result = RunResult(done_before, False, options.out if options.resume else None, {}, [], 0.0,
+                       checkpoint_step=done_before if options.resume else None)
+    log = _open_log(options.log, done_before if options.resume else None)
 
     stop = _StopFlag()
     start = time.perf_counter()
@@ -164,6 +182,11 @@ def run(scenario: Scenario, trainer: Trainer, options: RunOptions, console: Cons
         try:
             while trainer.step_count < total and not stop.requested:
                 stats = trainer.step()
+                if stats.nonfinite:  # stop; the checkpoint on disk keeps its finite weights
+                    result.diverged = stats
+                    if log is not None:
+                        _write_log(log, stats, None)
+                    break
                 result.losses.append(stats.loss)
                 tokens += stats.tokens
                 elapsed = time.perf_counter() - start
@@ -178,10 +201,10 @@ def run(scenario: Scenario, trainer: Trainer, options: RunOptions, console: Cons
                 if log is not None:
                     _write_log(log, stats, result.metrics.get(metric) if stats.step % eval_every == 0 else None)
                 if stats.step % checkpoint_every == 0 or finished:
-                    result.checkpoint = save(scenario, trainer, options.out, result.metrics)
-            if stop.requested and trainer.step_count > 0:
+                    _save_during_run(scenario, trainer, options.out, result)
+            if stop.requested and trainer.step_count > 0 and result.diverged is None:
                 # stopped between steps: the state is whole, so this save loses nothing
-                result.checkpoint = save(scenario, trainer, options.out, result.metrics)
+                _save_during_run(scenario, trainer, options.out, result)
                 result.interrupted = True
         except KeyboardInterrupt:  # the second Ctrl-C: stop now, keep the last checkpoint
             result.interrupted = True
@@ -191,6 +214,60 @@ def run(scenario: Scenario, trainer: Trainer, options: RunOptions, console: Cons
     result.steps_done = trainer.step_count
     result.seconds = time.perf_counter() - start
     return result
+
+
+def _save_during_run(scenario: Scenario, trainer: Trainer, path: Path, result: RunResult) -> None:
+    """save(), with a failure turned into a RunError that says what is still on disk."""
+    try:
+        result.checkpoint = save(scenario, trainer, path, result.metrics)
+        result.checkpoint_step = trainer.step_count
+    except (OSError, CheckpointError) as error:
+        reason = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
+        kept = (f"the previous checkpoint (step {result.checkpoint_step}) is intact"
+                if result.checkpoint_step is not None else "no checkpoint had been written yet")
+        raise RunError(f"cannot write the checkpoint {path} at step {trainer.step_count}: "
+                       f"{reason}; {kept}") from None
+
+
+def check_output(path: Path) -> None:
+    """RunError unless a checkpoint can be written at `path`: a new name or a regular file,
+    in a folder that exists (made if missing) and takes a new file. Checked before training,
+    not at the first checkpoint 10% into the run."""
+    try:
+        check_writable_path(path)
+        directory = path.parent if str(path.parent) else Path(".")
+        directory.mkdir(parents=True, exist_ok=True)
+        remove_stale_temp_files(path)  # of a run killed mid-save
+        fd, probe = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp",
+                                     dir=directory)
+        os.close(fd)
+        os.unlink(probe)
+    except CheckpointError as error:
+        raise RunError(f"--out {error}") from None
+    except OSError as error:
+        raise RunError(f"--out {path}: cannot write a checkpoint there: "
+                       f"{error.strerror or error}; choose another --out") from None
+
+
+def check_log(path: Path) -> None:
+    """RunError unless the CSV log can be written at `path` (its folder is made if missing)."""
+    try:
+        info = os.lstat(path)
+    except FileNotFoundError:
+        info = None
+    except OSError as error:
+        raise RunError(f"--log {path}: {error.strerror or error}; give a file path in a folder") from None
+    if info is not None and not os.path.isfile(path):
+        raise RunError(f"--log {path} is not a regular file (a directory?); give a file name "
+                       f"such as {path / 'log.csv'}" if os.path.isdir(path) else
+                       f"--log {path} is not a regular file; give a new file name")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if not os.access(path.parent, os.W_OK) or (info is not None and not os.access(path, os.W_OK)):
+            raise PermissionError(13, "permission denied")
+    except OSError as error:
+        raise RunError(f"--log {path}: cannot write there: {error.strerror or error}; "
+                       f"choose another --log") from None
 
 
 def save(scenario: Scenario, trainer: Trainer, path: Path,
@@ -217,28 +294,61 @@ class Trained:
     source: str  # scenario built-in name or file path
     examples: list[str]  # the scenario's example inputs
     step: int | None  # training step it was saved at
+    nonfinite: list[str] = dataclasses.field(default_factory=list)  # weights holding NaN/Inf
+    #                                       (only with open_checkpoint(allow_nonfinite=True))
+    data_digest: str | None = None  # sha256 of the splits it was trained on (older files: None)
 
 
-def open_checkpoint(path: str | Path) -> Trained:
-    """Model and tokenizer from a checkpoint written by `tui-tfs train`."""
+def open_checkpoint(path: str | Path, allow_nonfinite: bool = False) -> Trained:
+    """Model and tokenizer from a checkpoint written by `tui-tfs train`.
+
+    allow_nonfinite=True opens weights that hold NaN/Inf (for the explorer, where a user goes
+    to find where a NaN starts; `Trained.nonfinite` names them) instead of refusing them.
+    """
     path = Path(path)
     if not path.exists():  # said here, in the command's words: the engine's names a function
         raise CheckpointError(f"{path}: no such file; check the path, or make one with: "
                               f"tui-tfs train SCENARIO --out {path}")
-    checkpoint = load_checkpoint(path)  # CheckpointError names the file and the problem
+    checkpoint = load_checkpoint(path, allow_nonfinite, memory_limit())  # CheckpointError: why
+    tokenizer, layout, examples = check_scenario_metadata(path, checkpoint)
+    model = model_from_checkpoint(checkpoint, path)
+    model.eval()
+    return Trained(path, model, tokenizer, layout, checkpoint.metadata.get(META_SOURCE, "?"),
+                   examples, checkpoint.step, checkpoint.nonfinite,
+                   checkpoint.metadata.get(META_DATA))
+
+
+LAYOUT_KINDS = {"pairs": "encoder_decoder", "prompted": "decoder_only", "stream": "decoder_only"}
+
+
+def check_scenario_metadata(path: Path, checkpoint: Checkpoint):
+    """(tokenizer, layout, examples) from a checkpoint's scenario metadata, checked against its
+    model: a layout the model kind can run, a vocabulary of the model's size."""
     meta = checkpoint.metadata
     if META_TOKENIZER not in meta or META_LAYOUT not in meta:
         raise CheckpointError(f"{path}: has no scenario metadata (tokenizer, layout); it was not "
                               f"written by `tui-tfs train`, so its token ids cannot be read")
+    layout = meta[META_LAYOUT]
+    if LAYOUT_KINDS.get(layout) != checkpoint.config.kind:
+        raise CheckpointError(f"{path}: its layout {layout[:40]!r} does not fit its "
+                              f"{checkpoint.config.kind} model (expected one of "
+                              f"{[k for k, v in LAYOUT_KINDS.items() if v == checkpoint.config.kind]}); "
+                              f"the file is damaged (train it again)")
     try:
-        tokenizer = tokenizer_from_dict(json.loads(meta[META_TOKENIZER]))
+        data = json.loads(meta[META_TOKENIZER])
+        if not isinstance(data, dict):
+            raise TypeError(f"the tokenizer must be a JSON object, not {type(data).__name__}")
+        tokenizer = tokenizer_from_dict(data)
         examples = json.loads(meta.get(META_EXAMPLES, "[]"))
-    except (ValueError, TypeError) as error:
-        raise CheckpointError(f"{path}: its scenario metadata is damaged: {error}") from None
-    model = model_from_checkpoint(checkpoint, path)
-    model.eval()
-    return Trained(path, model, tokenizer, meta[META_LAYOUT], meta.get(META_SOURCE, "?"),
-                   [e for e in examples if isinstance(e, str)], checkpoint.step)
+        if not isinstance(examples, list):
+            raise TypeError(f"the examples must be a JSON list, not {type(examples).__name__}")
+    except (ValueError, TypeError, KeyError, AttributeError, RecursionError) as error:
+        raise CheckpointError(f"{path}: its scenario metadata is damaged: "
+                              f"{str(error)[:120]}; train it again") from None
+    if tokenizer.vocab_size != checkpoint.config.vocab_size:
+        raise CheckpointError(f"{path}: its tokenizer has {tokenizer.vocab_size} tokens but its "
+                              f"model {checkpoint.config.vocab_size}; the file is damaged")
+    return tokenizer, layout, [e for e in examples if isinstance(e, str)]
 
 
 @dataclass
@@ -261,19 +371,15 @@ def reopen_checkpoint(path: str | Path) -> Reopened:
     if not path.exists():
         raise CheckpointError(f"{path}: no such file; check the path, or make one with: "
                               f"tui-tfs train SCENARIO --out {path}")
-    checkpoint = load_checkpoint(path)
+    checkpoint = load_checkpoint(path, allow_nonfinite=True, memory_limit=memory_limit())
+    tokenizer, layout, examples = check_scenario_metadata(path, checkpoint)
     meta = checkpoint.metadata
-    if META_SOURCE not in meta or META_TOKENIZER not in meta:
-        raise CheckpointError(f"{path}: has no scenario metadata (source, tokenizer); it was not "
-                              f"written by `tui-tfs train` or the training screen, so it cannot "
-                              f"be explored")
-    try:
-        tokenizer = tokenizer_from_dict(json.loads(meta[META_TOKENIZER]))
-    except (ValueError, TypeError) as error:
-        raise CheckpointError(f"{path}: its scenario metadata is damaged: {error}") from None
+    if META_SOURCE not in meta:
+        raise CheckpointError(f"{path}: has no scenario source; it was not written by "
+                              f"`tui-tfs train` or the training screen, so it cannot be explored")
     model = model_from_checkpoint(checkpoint, path)
-    scenario = scenario_of(Trained(path, model, tokenizer, meta.get(META_LAYOUT, ""),
-                                   meta[META_SOURCE], [], checkpoint.step))
+    scenario = scenario_of(Trained(path, model, tokenizer, layout, meta[META_SOURCE], examples,
+                                   checkpoint.step, checkpoint.nonfinite, meta.get(META_DATA)))
     if META_TRAIN in meta:  # the run's own settings (steps, schedule), as --resume uses them
         try:
             scenario.train_config = train_config_from_dict(json.loads(meta[META_TRAIN]))
@@ -281,8 +387,7 @@ def reopen_checkpoint(path: str | Path) -> Reopened:
             raise RunError(f"{path}: its stored training settings are unusable: {error}; "
                            f"retrain it with tui-tfs train") from None
     scenario.model_config = checkpoint.config
-    bad = [name for name, array in checkpoint.state_dict.items()
-           if array.dtype.kind == "f" and not np.isfinite(array).all()]
+    bad = checkpoint.nonfinite
     warning = None
     if bad:
         warning = (f"{path}: {len(bad)} of {len(checkpoint.state_dict)} weight tensors hold "
@@ -302,6 +407,12 @@ def scenario_of(trained: Trained) -> Scenario:
     if scenario.tokenizer.vocab != trained.tokenizer.vocab:
         raise RunError(f"{trained.path}: the scenario {trained.source!r} now has a different "
                        f"vocabulary than when this model was trained (its data changed); "
+                       f"retrain it, or restore the old data")
+    if trained.data_digest is not None and trained.data_digest != scenario.data_digest():
+        # same vocabulary, other split (a pairs file with lines added): held-out numbers would
+        # count examples the model was trained on
+        raise RunError(f"{trained.path}: the data of {trained.source!r} changed since this model "
+                       f"was trained, so its held-out split is not the one it was measured on; "
                        f"retrain it, or restore the old data")
     return scenario
 
@@ -347,14 +458,37 @@ def _eval_line(stats: StepStats, metrics: dict[str, float], scenario: Scenario) 
     return line
 
 
-def _open_log(path: Path | None, append: bool):
+LOG_HEADER = ["step", "loss", "lr", "grad_norm", "tokens_per_s", "held_out"]
+
+
+def _open_log(path: Path | None, resumed_at: int | None):
+    """The CSV log, fresh; or, resuming from step `resumed_at`, the existing one with the rows
+    after that step dropped (a crash after the last checkpoint wrote steps the run repeats)."""
     if path is None:
         return None
-    fresh = not (append and path.exists())
-    handle = path.open("a" if not fresh else "w", newline="", encoding="utf-8")
-    if fresh:
-        csv.writer(handle).writerow(["step", "loss", "lr", "grad_norm", "tokens_per_s", "held_out"])
+    kept: list[list[str]] = []
+    if resumed_at is not None and path.is_file():
+        kept = _log_rows_up_to(path, resumed_at)
+    try:
+        handle = path.open("w", newline="", encoding="utf-8")
+    except OSError as error:
+        raise RunError(f"--log {path}: cannot write there: {error.strerror or error}") from None
+    writer = csv.writer(handle)
+    writer.writerow(LOG_HEADER)
+    writer.writerows(kept)
     return handle
+
+
+def _log_rows_up_to(path: Path, step: int) -> list[list[str]]:
+    """The data rows of a log we wrote whose step is at most `step` (none if it is not ours)."""
+    try:
+        with path.open(newline="", encoding="utf-8") as handle:
+            rows = list(csv.reader(handle))
+    except (OSError, UnicodeDecodeError, csv.Error):
+        return []
+    if not rows or rows[0] != LOG_HEADER:
+        return []
+    return [row for row in rows[1:] if row and row[0].isdigit() and int(row[0]) <= step]
 
 
 def _write_log(handle, stats: StepStats, held: float | None) -> None:

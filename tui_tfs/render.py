@@ -1,9 +1,11 @@
 """Pure renderers: NumPy arrays in, Rich `Text` out. No Textual, no terminal.
 
 Every value is carried by a glyph, so a map reads the same without colour (NO_COLOR, 16-colour
-terminals) and in ASCII-only mode; colour only adds emphasis on top.
+terminals) and in ASCII-only mode; colour only adds emphasis on top. A `Scale` (shading.py)
+says how values become glyphs; the legend above a map names it and gives both its ends.
 
-    heatmap(values, rows=tokens, cols=tokens, keep=mask, style=Style(ascii=False, color=True))
+    heatmap(values, rows=tokens, cols=tokens, keep=mask, style=Style(ascii=False, color=True),
+            scale=Scale.probability())       # default: zero-centred over the visible values
     number_grid(values, rows, cols)          # the numbers behind a map
     stats_text(stats, width=47)               # shape, dtype, min .. Inf, wrapped to the width
     flow(fields, width)                       # short fields in the fewest, evenest lines
@@ -18,9 +20,9 @@ from itertools import combinations
 import numpy as np
 from rich.text import Text
 
-UNICODE_RAMP = " ░▒▓█"  # low -> high
-ASCII_RAMP = " .:-=+*#%@"
-MASKED = {False: "×", True: "x"}  # a cell the query may not see: distinct from any weight
+from .shading import MASKED, Scale
+from .wrap import wrap
+
 NAN_GLYPH = "?"
 INF_GLYPH = "!"
 BAR = {False: "█", True: "#"}
@@ -40,79 +42,80 @@ class Style:
     ascii: bool = False  # ASCII-only glyphs
     color: bool = True  # add colour on top of the glyphs
 
-    @property
-    def ramp(self) -> str:
-        return ASCII_RAMP if self.ascii else UNICODE_RAMP
 
 
-def _glyph_index(level: float, ramp: str) -> int:
-    """level in [0, 1] -> index into `ramp`; any level above 0 gets at least the first mark."""
-    if level <= 0:
-        return 0
-    return max(1, min(len(ramp) - 1, int(math.ceil(level * (len(ramp) - 1) - 1e-9))))
+
+def ellipsis_mark(style: Style, width: int) -> str:
+    """The mark of cut text: '…', or '...' in ASCII ('~' where a label has under 4 columns)."""
+    if not style.ascii:
+        return ELLIPSIS[False]
+    return "..." if width >= 4 else ELLIPSIS[True]
+
+
+PRINTABLE = {False: str.maketrans({"\n": "⏎", "\t": "⇥"}),
+             True: str.maketrans({"\n": "~", "\t": "~"})}
 
 
 def fit_label(label: str, width: int, style: Style, keep_end: bool = False) -> str:
     """`label` cut to `width` characters (with an ellipsis mark when cut); `keep_end` cuts the
-    start instead, for dotted paths whose end says the most."""
+    start instead, for dotted paths whose end says the most. A newline or tab in a token
+    (char-lm's vocabulary) is drawn as a glyph ('~' in ASCII, as the predictions table does),
+    so it cannot break a map's row."""
+    label = label.translate(PRINTABLE[style.ascii])
     if width <= 0:
         return ""
     if len(label) <= width:
         return label
     if width == 1:
         return label[-1] if keep_end else label[0]
+    mark = ellipsis_mark(style, width)
     if keep_end:
-        return ELLIPSIS[style.ascii] + label[-(width - 1):]
-    return label[: width - 1] + ELLIPSIS[style.ascii]
-
-
-def _levels(values: np.ndarray, vmin: float | None, vmax: float | None,
-            keep: np.ndarray | None) -> tuple[np.ndarray, float, float]:
-    """Values scaled to [0, 1] over the finite, visible cells; returns (levels, lo, hi)."""
-    v = values.astype(np.float64, copy=False)
-    visible = np.isfinite(v) if keep is None else (np.isfinite(v) & keep)
-    finite = v[visible]
-    lo = float(finite.min()) if vmin is None and finite.size else (vmin if vmin is not None else 0.0)
-    hi = float(finite.max()) if vmax is None and finite.size else (vmax if vmax is not None else 1.0)
-    span = hi - lo
-    with np.errstate(invalid="ignore"):
-        levels = np.zeros_like(v) if span <= 0 else np.clip((v - lo) / span, 0.0, 1.0)
-    if span <= 0:
-        levels = np.where(np.isfinite(v), 0.5 if hi != 0 else 0.0, 0.0)
-    return levels, lo, hi
-
-
-def _cell_color(value: float, level: float, signed: bool) -> str:
-    if signed:
-        return "red" if value > 0 else ("blue" if value < 0 else "")
-    return "bright_white" if level > 0.75 else ("yellow" if level > 0.4 else "")
+        return mark + label[-(width - len(mark)):]
+    return label[: width - len(mark)] + mark
 
 
 def heatmap(values: np.ndarray, rows: list[str] | None = None, cols: list[str] | None = None,
             keep: np.ndarray | None = None, style: Style = Style(), cell: int | None = None,
-            vmin: float | None = None, vmax: float | None = None,
-            max_label: int = 8, legend: bool = True) -> Text:
+            scale: Scale | None = None, max_label: int = 8, legend: bool = True,
+            labels_down: bool = False, legend_width: int | None = None) -> Text:
     """A 2-D array as shaded cells, row labels down the side and column labels across the top.
+    `labels_down` writes each column label downwards (a vocabulary: many columns, some labels
+    long), so cells stay two characters wide and every label still reads whole up to
+    `max_label` characters.
 
     `keep` (same shape, bool) marks visible cells; the others are drawn with the masked glyph,
     never with a shade, so a masked cell cannot be mistaken for a small weight. NaN is drawn
-    as '?', Inf as '!'. The shade scale runs over the visible finite values (or vmin..vmax).
+    as '?', Inf as '!'. `scale` defaults to zero-centred over the visible finite values; the
+    legend (above the map, wrapped at `legend_width` columns; the map's rows never wrap) names
+    it and gives both its ends.
     """
     v = np.atleast_2d(np.asarray(values))
     if v.ndim != 2:
         raise ValueError(f"heatmap needs a 1-D or 2-D array, got shape {np.shape(values)}")
     n_rows, n_cols = v.shape
-    ramp = style.ramp
-    levels, lo, hi = _levels(v, vmin, vmax, keep)
-    signed = lo < 0 < hi
+    scale = scale or Scale.zero_centred(v, keep)
     col_labels = cols if cols is not None else None
     if cell is None:
         widest = max((len(c) for c in col_labels), default=1) if col_labels else 1
-        cell = max(2, min(widest + 1, 6)) if col_labels else 1
+        cell = (2 if labels_down else max(2, min(widest + 1, 6))) if col_labels else 1
     label_w = min(max_label, max((len(r) for r in rows), default=0)) if rows else 0
     text = Text(no_wrap=True, overflow="crop")
-    if col_labels:
-        text.append(" " * (label_w + 1 if label_w else 0))
+    if legend:  # above the cells: read before them, and on screen however tall the map
+        text.append(wrap(scale.legend(style, masked=keep is not None and not keep.all()),
+                         legend_width))
+        text.append("\n")
+    indent = " " * (label_w + 1 if label_w else 0)
+    if col_labels and labels_down:
+        down = [fit_label(label, max_label, style) for label in col_labels]
+        height = max(len(label) for label in down)
+        for k in range(height):  # labels end on the row above the cells
+            text.append(indent)
+            for label in down:
+                pad = height - len(label)
+                text.append((label[k - pad] if k >= pad else " ").ljust(cell), style="bold")
+            text.append("\n")
+    elif col_labels:
+        text.append(indent)
         for label in col_labels:
             text.append(fit_label(label, cell - 1 if cell > 1 else 1, style).ljust(cell),
                         style="bold")
@@ -130,27 +133,11 @@ def heatmap(values: np.ndarray, rows: list[str] | None = None, cols: list[str] |
             elif math.isinf(value):
                 glyph, color = INF_GLYPH, "bold magenta"
             else:
-                level = float(levels[i, j])
-                glyph = ramp[_glyph_index(level, ramp)]
-                color = _cell_color(value, level, signed)
+                glyph, color = scale.glyph(value, style), scale.color(value)
             body = glyph * (cell - 1) + " " if cell > 1 else glyph
             text.append(body, style=color if style.color else "")
         if i < n_rows - 1:
             text.append("\n")
-    if legend:
-        text.append("\n")
-        text.append(scale_legend(lo, hi, style, masked=keep is not None and not keep.all()))
-    return text
-
-
-def scale_legend(lo: float, hi: float, style: Style, masked: bool = False) -> Text:
-    """'░ low  █ high' with the numbers, and the masked glyph when masked cells are shown."""
-    ramp = style.ramp
-    text = Text(no_wrap=True, overflow="crop")
-    # the lowest value draws as ramp[0] (a blank in the Unicode ramp), the highest as ramp[-1]
-    text.append(f"'{ramp[0]}' {lo:.3g} .. '{ramp[-1]}' {hi:.3g}", style="dim")
-    if masked:
-        text.append(f"  '{MASKED[style.ascii]}' masked", style="dim")
     return text
 
 
@@ -288,6 +275,7 @@ def bars(labels: list[str], values: list[float | None], style: Style = Style(),
     """A horizontal bar per label, length by value (log scale by default); None = not yet known.
 
     The number is printed beside each bar, so the bar is a glance and the number the fact.
+    Each line is `label_w + 1 + width + 1 + BAR_VALUE_W` columns at most (`bars_layout`).
     """
     known = [v for v in values if v is not None and math.isfinite(v) and v > 0]
     text = Text(no_wrap=True, overflow="crop")
@@ -317,6 +305,22 @@ def bars(labels: list[str], values: list[float | None], style: Style = Style(),
     return text
 
 
+BAR_VALUE_W = 8  # a norm as `bars` prints it (.3g of a value >= 0): "9.68e-05", "1.23e+04"
+
+
+def bars_layout(labels: list[str], room: int | None, most_label: int = 24,
+                most_bar: int = 60) -> tuple[int, int]:
+    """(label_w, bar width) so a `bars` line fills `room` columns with its number whole: the
+    label column as wide as the longest label (up to `most_label`, down to 10 when room is
+    short), the bar taking the rest (4 at least)."""
+    widest = max((len(label) for label in labels), default=0)
+    if room is None:
+        return min(widest, most_label), 22
+    label_w = max(min(widest, most_label, room - BAR_VALUE_W - 2 - 12), min(widest, 10))
+    bar_w = min(most_bar, max(4, room - label_w - 2 - BAR_VALUE_W - 1))
+    return label_w, bar_w
+
+
 def softmax(row: np.ndarray, temperature: float = 1.0, keep: np.ndarray | None = None) -> np.ndarray:
     """softmax(row / temperature) over the kept entries; masked entries get exactly 0."""
     z = np.asarray(row, dtype=np.float64) / temperature
@@ -342,8 +346,9 @@ TEMPERATURES = (0.25, 0.5, 1.0, 2.0, 4.0)
 def temperature_table(row: np.ndarray, keep: np.ndarray | None, cols: list[str],
                       query: str, style: Style = Style(),
                       temperatures: tuple[float, ...] = TEMPERATURES,
-                      current: float | None = None) -> Text:
+                      current: float | None = None, width: int | None = None) -> Text:
     """One attention row's softmax at several temperatures: a shaded row and entropy per T.
+    The lines under the map wrap at `width` columns.
 
     Lower temperature sharpens towards the largest score (entropy -> 0); higher spreads towards
     uniform over the visible keys (entropy -> log n).
@@ -355,14 +360,16 @@ def temperature_table(row: np.ndarray, keep: np.ndarray | None, cols: list[str],
     labels = [f"T={t:g}" + ("*" if current is not None and t == current else "") for t in temps]
     keep2 = None if keep is None else np.broadcast_to(keep, weights.shape)
     text = Text(no_wrap=True, overflow="crop")
-    text.append(f"query {query!s}: softmax(scores / T)\n", style="bold")
-    text.append(heatmap(weights, labels, cols, keep2, style, vmin=0.0, vmax=1.0, legend=False))
+    text.append(wrap(Text(f"query {query!s}: softmax(scores / T)", style="bold"), width, 2))
+    text.append("\n")
+    text.append(heatmap(weights, labels, cols, keep2, style, scale=Scale.probability(), legend=False))
     n_visible = int(keep.sum()) if keep is not None else len(row)
     text.append("\n")
     for t, w in zip(temps, weights):
         top = int(np.argmax(w))
-        text.append(f"T={t:<5g} entropy {entropy(w):.3f} nats  max {w[top]:.3f} at "
-                    f"{fit_label(cols[top], 8, style)}\n")
-    text.append(f"uniform over {n_visible} keys: entropy {math.log(max(n_visible, 1)):.3f}",
-                style="dim")
+        text.append(wrap(f"T={t:<5g} entropy {entropy(w):.3f} nats  max {w[top]:.3f} at "
+                         f"{fit_label(cols[top], 8, style)}", width, 8))
+        text.append("\n")
+    text.append(wrap(Text(f"uniform over {n_visible} keys: entropy "
+                          f"{math.log(max(n_visible, 1)):.3f}", style="dim"), width, 2))
     return text

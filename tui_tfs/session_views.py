@@ -1,10 +1,11 @@
 """What the explorer's views show of the current event, and the choices behind it.
 
 `ViewState` holds the choices (which tensor, its gradient or not, batch item, head, attention
-stage, query row, temperature); `SessionViews`, mixed into `Session`, answers the views'
-questions from the session's trace and cursor: which tensors an event recorded and which one
-is shown, a 2-D slice of it with token labels, the gradient counterpart of a tensor, the
-attention map at the cursor, the positional and embedding tables. None of it changes the trace.
+stage, query row, temperature, one shade scale shared across maps or not); `SessionViews`, mixed
+into `Session`, answers the views' questions from the session's trace and cursor: which tensors
+an event recorded and which one is shown, a 2-D slice of it with token (or vocabulary) labels,
+the gradient counterpart of a tensor, the attention map at the cursor and its shade scale, the
+positional and embedding tables. None of it changes the trace.
 """
 from __future__ import annotations
 
@@ -16,8 +17,12 @@ from engine.layers.embedding import sinusoid_table
 from engine.recorder import FORWARD, Event
 from engine.trace import ATTENTION_STAGES, AttentionMap
 
+from .shading import Scale
+
 STAGES = tuple(ATTENTION_STAGES)  # scores, scaled, masked, weights
 ATTENTION_TENSORS = {"scores", "scaled", "masked", "weights", "keep"}  # (.., T, S) maps
+PROBABILITY_TENSORS = {"weights", "probs"}  # softmax outputs: shaded on the fixed 0..1 scale
+SHARED_ATTENTION = "shared across heads/layers"
 
 
 class SessionError(ValueError):
@@ -37,6 +42,7 @@ class ViewState:
     attention_path: str | None = None  # attention layer shown when the cursor is not in one
     query: int = 0  # query row for the temperature view
     temperature: float = 1.0
+    shared_scale: bool = False  # one shade scale across heads and layers (and a tensor's slices)
 
 
 class SessionViews:
@@ -100,20 +106,22 @@ class SessionViews:
         """A 2-D view of a tensor for display: (values, row labels, col labels, what was cut).
 
         4-D (B,H,*,*) -> [item, head]; 3-D (B,*,*) -> [item]; 1-D -> one row; 0-D -> 1x1.
-        Rows are labelled with tokens when their count matches a token sequence of the event.
+        Rows are labelled with tokens when their count matches a token sequence of the event;
+        at the output head and the loss, an axis over the vocabulary (V) with its tokens.
         """
         a = np.asarray(event.tensors[name])
         v = self.view
         where = ""
         if a.ndim == 4:
             item, head = min(v.item, a.shape[0] - 1), min(v.head, a.shape[1] - 1)
-            a, where = a[item, head], f"[item {item}, head {head}]"
+            a, where = a[item, head], (f"[item {item + 1}/{a.shape[0]}, "
+                                       f"head {head + 1}/{a.shape[1]}]")
         elif a.ndim == 3:
             item = min(v.item, a.shape[0] - 1)
-            a, where = a[item], f"[item {item}]"
+            a, where = a[item], f"[item {item + 1}/{a.shape[0]}]"
         elif a.ndim == 2 and name in ("ids", "targets"):
             item = min(v.item, a.shape[0] - 1)
-            a, where = a[item:item + 1], f"[item {item}]"
+            a, where = a[item:item + 1], f"[item {item + 1}/{a.shape[0]}]"
         elif a.ndim > 4:
             a = a.reshape(-1, a.shape[-1])
         if a.ndim == 0:
@@ -125,12 +133,37 @@ class SessionViews:
         base = name[2:] if name.startswith("d_") else name
         if base in ATTENTION_TENSORS or (event.op == "dropout" and "attn_drop" in event.path):
             cols = self._key_labels(event, a.shape[1])
+        vocab = self.vocab_labels()
+        if _over_vocabulary(event, name):
+            if a.shape[1] == len(vocab):  # logits, probabilities, their gradients, W (D, V), b
+                cols = vocab
+            elif a.shape[0] == len(vocab):  # a tied head's embedding gradient (V, D)
+                rows = vocab
         if name in ("weight", "grad.weight") and event.op == "embedding":
-            rows = list(self.scenario.tokenizer.vocab)
+            rows = vocab
         if name in ("ids", "targets"):
             cols = self._tgt(v.item) if a.shape[1] == len(self._tgt(v.item)) else None
             rows = None
         return a, rows, cols, where
+
+    def vocab_labels(self) -> list[str]:
+        """The vocabulary as tokens read standing alone (whitespace made visible)."""
+        tok = self.scenario.tokenizer
+        return [tok.label(i, ascii_only=self.ascii) for i in range(len(tok.vocab))]
+
+    def tensor_scale(self, event: Event, name: str, values: np.ndarray,
+                     keep: np.ndarray | None) -> Scale:
+        """The shade scale of the shown slice `values`: 0..1 fixed for softmax outputs, else
+        zero-centred over the slice, or over every item and head of the tensor when shared."""
+        probabilities = name in PROBABILITY_TENSORS
+        whole = np.asarray(event.tensors[name])
+        if not self.view.shared_scale or whole.ndim < 3:
+            return Scale.for_values(values, keep, probabilities)
+        whole_keep = None
+        if keep is not None and "keep" in event.tensors:
+            whole_keep = np.broadcast_to(event.tensors["keep"], whole.shape)
+        scope = "shared across items/heads" if whole.ndim == 4 else "shared across items"
+        return Scale.for_values(whole, whole_keep, probabilities, scope)
 
     def _src(self, item: int) -> list[str] | None:
         tokens = self.trace.src_tokens
@@ -216,6 +249,27 @@ class SessionViews:
         self.view.temperature = float(min(16.0, max(1 / 16, self.view.temperature * factor)))
         return self.view.temperature
 
+    def attention_scale(self, amap: AttentionMap) -> Scale:
+        """The shade scale of an attention map: 0..1 fixed for softmax weights; else zero-centred
+        over this map, or, when shared, over every layer and head of this batch item."""
+        keep = amap.keep if amap.stage in ("masked", "weights") else None
+        probabilities = amap.stage == "weights"
+        if not self.view.shared_scale:
+            return Scale.for_values(amap.values, keep, probabilities)
+        # the overview asks once per map: take the layers x heads pass once per trace and stage
+        cached = getattr(self, "_shared_attention_scale", None)
+        if cached is not None and cached[0] is self.trace and cached[1] == (amap.stage, amap.batch):
+            return cached[2]
+        visible = []
+        for path in self.trace.attention_paths:
+            for head in range(self.model.config.n_heads):
+                other = self.attention_map(path, amap.stage, head)
+                shown = other.keep if keep is not None and other.keep is not None else None
+                visible.append(other.values[shown] if shown is not None else other.values.ravel())
+        scale = Scale.for_values(np.concatenate(visible), None, probabilities, SHARED_ATTENTION)
+        self._shared_attention_scale = (self.trace, (amap.stage, amap.batch), scale)
+        return scale
+
     # -- other views ----------------------------------------------------------------------------------
     def positional_table(self, length: int | None = None) -> tuple[np.ndarray, str]:
         """(L, D) positional vectors and what they are: the sinusoids, or the learned table."""
@@ -236,4 +290,11 @@ class SessionViews:
         name = f"{prefix}tok_emb.weight"
         if name not in state:
             name = next(n for n in state if n.endswith("tok_emb.weight"))
-        return state[name], list(self.scenario.tokenizer.vocab), name
+        return state[name], self.vocab_labels(), name
+
+
+def _over_vocabulary(event: Event, name: str) -> bool:
+    """Whether a tensor of `event` has an axis over the vocabulary: the output head's logits,
+    weights and bias (not its input x, of width D) and every tensor of the loss."""
+    at_head = event.path.rsplit(".", 1)[-1] == "lm_head"
+    return (at_head and name not in ("x", "d_x")) or event.path.split(".")[0] == "loss"

@@ -207,14 +207,16 @@ class TrainingController:
             self.layer_norms.setdefault(group, []).append(norm)
 
     def _diverge(self, stats: StepStats) -> None:
-        what = "loss" if not math.isfinite(stats.loss) else "gradient norm"
-        value = stats.loss if what == "loss" else stats.grad_norm
-        self.markers.append(Marker(stats.step, "nan", f"{what} {value}"))
+        # the trainer has already put back the weights and moments of the last finite step
+        problem = stats.problem or "loss or gradient is not finite"
+        self.markers.append(Marker(stats.step, "nan", problem))
         if self.diverged_at is None:
             self.diverged_at = stats
         self.state = DIVERGED
-        self.notice = (f"diverged at step {stats.step}: {what} is {value}; the update was "
-                       f"skipped, the last good weights are kept")
+        # one status line of under 80 columns
+        kept = (f"weights of step {stats.weights_of_step} kept" if stats.weights_of_step
+                else "initial weights kept")
+        self.notice = f"diverged at step {stats.step}: {problem}; update undone, {kept}"
 
     def evaluate(self) -> Evaluation:
         """Held-out metrics and the predictions table, now (in the calling thread)."""
@@ -279,6 +281,17 @@ class TrainingController:
             self.notice = f"saved step {self.step} to {self.saved}"
         return self.saved
 
+    def diverged_model(self):
+        """A copy of the model holding the weights that gave the non-finite step (the live
+        model has the last good ones back), to find the first NaN in; None if none."""
+        failed = self.trainer.failed_weights
+        if failed is None:
+            return None
+        with self.lock:
+            model = build_model(self.model.config)
+            model.packed.data[...] = failed
+        return model
+
     # -- generating -------------------------------------------------------------------------------
     def generation_model(self):
         """A private copy of the current weights, taken between two steps, to generate from
@@ -291,9 +304,10 @@ class TrainingController:
         return self._gen_model
 
     def generate(self, prompt: str, temperature: float = 1.0, top_k: int | None = None,
-                 top_p: float | None = None, seed: int = 0, max_tokens: int = 48) -> Completion:
+                 top_p: float | None = None, seed: int = 0, max_tokens: int = 48,
+                 ascii_only: bool = False) -> Completion:
         """Sample from the current weights, with the odds of every choice. Raises
         scenarios.ScenarioError for a bad prompt."""
         return complete(self.generation_model(), self.scenario.tokenizer, self.scenario.layout,
                         prompt, max_tokens=max_tokens, temperature=temperature, top_k=top_k,
-                        top_p=top_p, seed=seed)
+                        top_p=top_p, seed=seed, ascii_only=ascii_only)

@@ -160,9 +160,13 @@ def test_invalid_config(tmp_path, change, message):
 def test_weights_that_do_not_fit_the_config(tmp_path):
     model = small_model()
     tensors = model.state_dict()
-    tensors.pop("tok_emb.weight")
-    path = write(tmp_path, safetensors.numpy.save(tensors, metadata={
-        FORMAT_KEY: "1", CONFIG_KEY: json.dumps(model.config.to_dict())}))
-    load_checkpoint(path)  # readable on its own
+    tensors["renamed"] = tensors.pop("tok_emb.weight")
+    meta = {FORMAT_KEY: "1", CONFIG_KEY: json.dumps(model.config.to_dict())}
+    path = write(tmp_path, safetensors.numpy.save(tensors, metadata=meta))
+    load_checkpoint(path)  # readable on its own: as many numbers as the config describes
     with pytest.raises(CheckpointError, match=r"bad\.safetensors: weights do not fit.*tok_emb\.weight"):
         load_model(path)
+    del tensors["renamed"]  # fewer numbers than the config describes: refused before building
+    path = write(tmp_path, safetensors.numpy.save(tensors, metadata=meta))
+    with pytest.raises(CheckpointError, match=r"bad\.safetensors: it stores [\d,]+ weights but"):
+        load_checkpoint(path)

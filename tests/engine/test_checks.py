@@ -161,7 +161,8 @@ def test_no_causal_mask_is_flagged_in_every_decoder_self_attention_and_nowhere_e
     assert all("future" in f.message for f in check_masked_zero(trace))
     leak = failures(check_no_future_leak(model, trace))
     assert len(leak) == 1 and leak[0].severity == "error"
-    assert "position 0" in leak[0].message  # the very first position already sees the future
+    # the very first position already sees the future; positions are counted from 1
+    assert "logits at position 1 " in leak[0].message
     # a clean decoder-only model has no mask event without padding, but is still causal
     clean = build("decoder_only", pad_id=None)
     clean_trace, _ = record(clean)
@@ -202,9 +203,11 @@ def test_softmax_rows_catch_a_distribution_that_does_not_sum_to_one():
     trace, _ = record(build())
     probs = events_of(trace, "output_softmax")[0]
     probs.tensors["probs"] = probs.tensors["probs"] * np.float32(0.98)
+    probs.tensors["probs"][1, 2] *= np.float32(0.5)  # the worst row: item 2, position 3
     found = failures(check_softmax_rows(trace))
     assert [f.event_index for f in found] == [probs.index]
     assert "loss.softmax" in found[0].message
+    assert "at item 2, position 3)" in found[0].message  # counted from 1
 
 
 def test_no_residual_is_flagged_at_every_residual_add():
@@ -248,7 +251,7 @@ def test_masked_zero_catches_weight_on_a_padded_key():
     found = failures(check_masked_zero(trace))
     assert [(f.path, f.event_index) for f in found] == [("encoder.blocks.0.self_attn",
                                                          event.index)]
-    assert "batch 1, head 0, query 2, key 4" in found[0].message
+    assert "item 2, head 1, query 3, key 5" in found[0].message  # counted from 1
 
 
 def test_masked_zero_skips_a_row_with_nothing_to_see():
@@ -273,6 +276,8 @@ def test_finite_names_the_first_event_with_an_injected_nan():
     first = trace.events[found[0].event_index]
     assert (first.phase, first.path) == (FORWARD, "decoder.blocks.1.ffn.fc1")
     assert "'w' (1 NaN, 0 Inf)" in found[0].message
+    # events are numbered from 1, as the explorer's status line and tree number them
+    assert f"first appears at event {found[0].event_index + 1}," in found[0].message
     assert not failures(check_finite(record(build())[0]))
 
 

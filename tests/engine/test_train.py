@@ -92,20 +92,42 @@ def test_group_of():
     assert group_of("encoder.ln_f.beta") == "encoder.ln_f"
 
 
-def test_nonfinite_step_is_flagged_and_skipped():
-    config = TrainConfig(steps=20, optimizer="sgd", lr=1e30, clip_norm=None, seed=3)
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+def test_nonfinite_step_puts_back_the_weights_of_the_last_finite_step(optimizer):
+    """lr = 1e30 makes weights of ~1e29 that are finite but give a NaN loss at the next step:
+    that step is skipped and the update before it undone, moments and step count included."""
+    config = TrainConfig(steps=20, optimizer=optimizer, lr=1e30, clip_norm=None, seed=3)
     trainer = Trainer(enc_dec(), config, copy_batch())
-    good_weights, good_steps = trainer.model.packed.data.copy(), 0
+    measured = []  # (weights, optimizer state) before each step: what its loss was measured at
     for _ in range(20):
+        measured.append((trainer.model.packed.data.copy(), trainer.optimizer.state_dict()))
         stats = trainer.step()
         if stats.nonfinite:
             break
-        good_weights, good_steps = trainer.model.packed.data.copy(), trainer.optimizer.step_count
     assert stats.nonfinite, "a learning rate of 1e30 should blow up within 20 steps"
-    assert not (math.isfinite(stats.loss) and math.isfinite(stats.grad_norm))
-    assert np.array_equal(trainer.model.packed.data, good_weights)
-    assert trainer.optimizer.step_count == good_steps
+    assert stats.problem and stats.weights_of_step is not None and stats.weights_of_step < stats.step
+    weights, optimizer_state = measured[stats.weights_of_step - 1]
+    assert np.array_equal(trainer.model.packed.data, weights)
+    for key, value in trainer.optimizer.state_dict().items():
+        np.testing.assert_array_equal(value, optimizer_state[key])
+    assert np.isfinite(trainer.model.packed.data).all()
+    assert np.abs(trainer.model.packed.data).max() < 1e3  # not the ruined ~1e29 weights
     assert trainer.step_count == stats.step  # the step still counts
+    again = trainer.step()  # the same weights give a finite loss again
+    assert math.isfinite(again.loss)
+
+
+def test_an_update_that_overflows_the_weights_is_undone():
+    """AdamW's decay factor 1 - lr * wd = -1e40 overflows float32: the loss and gradients are
+    finite, the update makes Inf/NaN weights; they never stay in the model."""
+    config = TrainConfig(steps=5, optimizer="adamw", lr=1e30, weight_decay=1e10)
+    trainer = Trainer(enc_dec(), config, copy_batch())
+    before = trainer.model.packed.data.copy()
+    stats = trainer.step()
+    assert math.isfinite(stats.loss) and math.isfinite(stats.grad_norm)
+    assert stats.nonfinite and "overflowed (weights" in stats.problem and stats.weights_of_step == 1
+    assert np.array_equal(trainer.model.packed.data, before)
+    assert trainer.optimizer.step_count == 0
 
 
 @pytest.mark.parametrize("optimizer", ["adam", "sgd"])
@@ -168,6 +190,17 @@ def test_batch_must_fit_the_model_kind():
     ({"clip_norm": -1.0}, "clip_norm must be a positive number"),
     ({"label_smoothing": 1.0}, r"label_smoothing must be in \[0, 1\)"),
     ({"eval_every": -1}, "eval_every must be an integer >= 0"),
+    ({"lr": math.inf}, r"lr must be a positive number \(not inf or nan\)"),
+    ({"lr": math.nan}, "lr must be a positive number"),
+    ({"eps": math.inf}, "eps must be a positive number"),
+    ({"weight_decay": math.inf}, "weight_decay must be a number >= 0"),
+    ({"clip_norm": math.inf}, "clip_norm must be a positive number"),
+    ({"betas": (0.9, math.nan)}, r"betas\[1\] must be in \[0, 1\)"),
+    ({"momentum": math.nan}, r"momentum must be in \[0, 1\)"),
+    ({"min_lr": math.nan}, "min_lr must be in"),
+    ({"seed": -1}, "seed must be an integer >= 0"),
+    ({"seed": 2**64}, "seed must be below 2"),
+    ({"lr": "x" * 10**6}, r"lr must be a positive number .{0,80}$"),
 ])
 def test_train_config_errors_name_the_field(change, message):
     with pytest.raises(ConfigError, match=message):

@@ -255,7 +255,7 @@ def test_missing_checkpoint_says_which_command_makes_one(capsys, tmp_path, comma
 def test_bad_option_values_are_usage_errors(capsys):
     with pytest.raises(SystemExit) as info:
         main(["train", "copy", "--steps", "0"])
-    assert info.value.code == 2 and "must be at least 1" in capsys.readouterr().err
+    assert info.value.code == 2 and "must be from 1 to" in capsys.readouterr().err
 
 
 # -- Ctrl-C ------------------------------------------------------------------------------------------------

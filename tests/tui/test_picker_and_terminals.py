@@ -119,7 +119,7 @@ def test_too_small_terminal_shows_a_message_then_recovers():
     seen = {}
 
     async def shrink_and_grow(pilot):
-        await pilot.resize_terminal(60, 18)
+        await pilot.resize_terminal(59, 17)
         await pilot.pause()
         seen["small"] = (pilot.app.screen, screen_text(pilot.app))
         await pilot.resize_terminal(80, 24)
@@ -129,7 +129,7 @@ def test_too_small_terminal_shows_a_message_then_recovers():
     drive(TfsApp("reverse", None, ascii=False), shrink_and_grow)
     screen, text = seen["small"]
     assert isinstance(screen, TooSmallScreen)
-    assert "Make the terminal larger" in text and "80 x 24" in text and "60 x 18" in text
+    assert "Make the terminal larger" in text and "60 x 18" in text and "59 x 17" in text
     assert isinstance(seen["big"], ExplorerScreen)
 
 

@@ -2,7 +2,8 @@
 import numpy as np
 
 from tui_tfs import render
-from tui_tfs.render import ASCII_RAMP, UNICODE_RAMP, Style
+from tui_tfs.render import Style
+from tui_tfs.shading import NEGATIVE_RAMP, POSITIVE_RAMP, PROBABILITY_RAMP, Scale
 
 
 def test_heatmap_labels_and_ramp_ends():
@@ -10,19 +11,110 @@ def test_heatmap_labels_and_ramp_ends():
     text = render.heatmap(values, ["a", "b"], ["x", "y"], legend=False).plain
     lines = text.splitlines()
     assert lines[0].split() == ["x", "y"]
-    assert lines[1].startswith("a ") and UNICODE_RAMP[-1] in lines[1]
+    assert lines[1].startswith("a ") and POSITIVE_RAMP[False][-1] in lines[1]
     assert lines[1].split()[1] == "" or lines[1][2] == " "  # the minimum is the blank shade
+
+
+def cells(text: str, row: int, n: int, label_w: int = 1, cell: int = 2) -> list[str]:
+    """The glyphs of the first n cells of heatmap line `row` (labels `label_w` wide)."""
+    line = text.splitlines()[row]
+    return [line[label_w + 1 + cell * j] for j in range(n)]
+
+
+STYLES = [Style(), Style(color=False), Style(ascii=True, color=False)]
+
+
+def test_a_zero_gradient_draws_blank_and_the_sign_reads_without_colour():
+    """A gradient row of exact zeros (a prompt position the loss ignores) next to a row with a
+    large negative and a small positive entry: zeros blank, never the darkest shade; -x and +x
+    differ in glyph, in every mode; the size still orders within a sign."""
+    grads = np.array([[0.0, 0.0, 0.0, 0.0],
+                      [-0.3144, 0.0344, 0.3144, -0.0344]])
+    for style in STYLES:
+        text = render.heatmap(grads, ["p", "q"], ["a", "b", "c", "d"], style=style).plain
+        assert cells(text, 3, 4) == [" "] * 4, (style, text)  # under the legend and labels
+        big_neg, small_pos, big_pos, small_neg = cells(text, 4, 4)
+        assert " " not in (big_neg, small_pos, big_pos, small_neg)
+        assert big_neg != big_pos and small_neg != small_pos
+        positive, negative = POSITIVE_RAMP[style.ascii], NEGATIVE_RAMP[style.ascii]
+        assert (big_pos, big_neg) == (positive[-1], negative[-1])
+        assert (small_pos, small_neg) == (positive[0], negative[0])
+        assert not set(POSITIVE_RAMP[style.ascii]) & set(NEGATIVE_RAMP[style.ascii])
+
+
+def test_an_all_positive_tensor_is_still_centred_on_zero():
+    """Its smallest value is not drawn blank (as a min..max scale would): only zero is."""
+    text = render.heatmap(np.array([[2.0, 4.0, 0.0]]), style=Style(color=False)).plain
+    row = text.splitlines()[2]
+    assert row[0] == POSITIVE_RAMP[False][1] and row[1] == POSITIVE_RAMP[False][-1]
+    assert row[2] == " "
+
+
+def test_probabilities_on_a_fixed_scale_with_more_than_four_steps():
+    weights = np.array([[0.001, 0.24, 0.759]])
+    for style in STYLES:
+        text = render.heatmap(weights, ["q"], ["a", "b", "c"], style=style,
+                              scale=Scale.probability()).plain
+        tiny, quarter, most = cells(text, 3, 3)
+        assert len({tiny, quarter, most, " "}) == 4, (style, text)
+        assert len(PROBABILITY_RAMP[style.ascii]) - 1 > 4
+        # fixed, not stretched over the map: the largest weight here is not the darkest step
+        assert most != PROBABILITY_RAMP[style.ascii][-1]
+    assert Scale.probability().glyph(0.0, Style()) == " "
+
+
+def test_a_broken_softmax_is_not_clipped_onto_the_probability_scale():
+    scale = Scale.for_values(np.array([[-0.2, 1.4]]), probabilities=True)
+    assert scale.kind == "zero-centred" and scale.limit == 1.4
+    assert Scale.for_values(np.array([[0.0, 1.0]]), probabilities=True).kind == "probability"
+
+
+def test_the_legend_names_the_scale_and_both_ends():
+    grads = np.array([[-0.042, 0.01]])
+    for style in STYLES:
+        legend = render.heatmap(grads, style=style).plain.splitlines()[:2]  # above the map
+        pm = "+-" if style.ascii else "±"
+        assert legend[0] == f"zero-centred {pm}0.042 over this map"
+        neg, pos = NEGATIVE_RAMP[style.ascii][::-1], POSITIVE_RAMP[style.ascii]
+        assert legend[1] == f"-0.042 {neg} 0 {pos} +0.042"
+        shared = Scale.zero_centred(grads, scope="shared across heads/layers")
+        assert render.heatmap(grads, style=style, scale=shared).plain.splitlines()[0] == \
+            f"zero-centred {pm}0.042 shared across heads/layers"
+        legend = render.heatmap(np.array([[0.5]]), style=style,
+                                scale=Scale.probability()).plain.splitlines()[:2]
+        assert legend == ["0..1 fixed, 8 steps of 0.125",
+                          f"0 {PROBABILITY_RAMP[style.ascii][1:]} 1"]
+
+
+def test_a_shared_scale_changes_a_small_maps_glyphs():
+    small = np.array([[0.1, -0.1]])
+    own = render.heatmap(small, style=Style(color=False), legend=False).plain
+    shared = render.heatmap(small, style=Style(color=False), legend=False,
+                            scale=Scale(limit=1.0, scope="shared")).plain
+    assert own != shared and own[0] == POSITIVE_RAMP[False][-1]
+
+
+def test_column_labels_written_down_keep_cells_narrow_and_labels_whole():
+    vocab = ["<pad>", "<s>", "0", "1"]
+    text = render.heatmap(np.array([[0.1, 0.2, 0.3, 0.4]]), ["x"], vocab, style=Style(),
+                          scale=Scale.probability(), labels_down=True, legend=False).plain
+    lines = text.splitlines()
+    header = lines[:5]  # as tall as the longest label
+    columns = ["".join(line[2 + 2 * j] for line in header).strip() for j in range(4)]
+    assert columns == vocab
+    assert lines[5] == "x " + "".join(g + " " for g in "▁▂▃▄")
 
 
 def test_masked_cells_differ_from_small_weights():
     values = np.array([[1.0, 0.0], [0.001, 0.999]])
     keep = np.array([[True, False], [True, True]])
     for style, masked in ((Style(), "×"), (Style(ascii=True), "x")):
-        text = render.heatmap(values, ["q1", "q2"], ["k1", "k2"], keep, style, vmin=0, vmax=1).plain
-        rows = text.splitlines()[1:3]
+        text = render.heatmap(values, ["q1", "q2"], ["k1", "k2"], keep, style,
+                              scale=Scale.probability()).plain
+        rows = text.splitlines()[3:5]  # the legend's two lines and the labels above
         assert masked in rows[0]
         assert masked not in rows[1]  # a tiny weight is a shade (or blank), never the mask glyph
-        assert "masked" in text.splitlines()[-1]
+        assert text.splitlines()[1].endswith(f"{masked} masked")
 
 
 def test_ascii_mode_is_pure_ascii():
@@ -35,7 +127,7 @@ def test_ascii_mode_is_pure_ascii():
     text += render.temperature_table(np.array([1.0, 2.0, 3.0]), None, ["a", "b", "c"], "q",
                                      Style(ascii=True)).plain
     assert text.isascii()
-    assert set(ASCII_RAMP[1:]) & set(text)
+    assert set(POSITIVE_RAMP[True]) & set(text) and set(NEGATIVE_RAMP[True]) & set(text)
 
 
 def test_no_color_means_no_styles():
@@ -121,3 +213,17 @@ def test_bars_mark_unknown_values():
     text = render.bars(["a", "b", "c"], [0.01, None, 1.0]).plain.splitlines()
     assert "not reached" in text[1]
     assert text[2].count("█") > text[0].count("█")
+
+
+def test_an_all_zero_map_says_so_and_draws_blank():
+    text = render.heatmap(np.zeros((2, 3)), ["a", "b"], style=Style(color=False)).plain
+    assert text.splitlines()[:2] == ["zero-centred over this map: every value is 0", "0 blank"]
+    assert [line[2:].strip() for line in text.splitlines()[2:]] == ["", ""]
+
+
+def test_legend_glyphs_take_their_map_colours_and_none_without_colour():
+    legend = Scale(limit=1.0).legend(Style())
+    styles = {legend.plain[span.start:span.end]: str(span.style) for span in legend.spans}
+    assert styles[NEGATIVE_RAMP[False][::-1]] == "blue" and styles[POSITIVE_RAMP[False]] == "red"
+    assert all(str(span.style) == "dim" for span in Scale(limit=1.0).legend(
+        Style(color=False)).spans)

@@ -67,7 +67,7 @@ def test_3d_and_4d_slices_follow_item_and_head():
     s.view.item, s.view.head = 2, 3
     values, rows, cols, where = s.tensor_slice(s.event, "weights")
     assert np.array_equal(values, s.event.tensors["weights"][2, 3])
-    assert "item 2" in where and "head 3" in where
+    assert where == "[item 3/4, head 4/4]"  # counted from 1 on screen
     assert rows == s.trace.src_tokens[2]
 
 
@@ -141,3 +141,26 @@ def test_a_short_max_len_still_opens_on_an_example_and_refuses_long_input():
     assert s.source == f"example 1/3: {scenario.examples[0]!r}"
     with pytest.raises(ScenarioError, match="needs 6 positions.*max_len=4: shorten it"):
         s.trace_text("31415")
+
+
+def test_shared_scale_spans_the_whole_tensor_and_every_attention_map():
+    s = Session.open("reverse")
+    s.new_batch()
+    s.find("path", "decoder.blocks.0.self_attn.scale")
+    s.view.tensor, s.view.head = "scores", 1
+    values, _, _, _ = s.tensor_slice(s.event, "scores")
+    own = s.tensor_scale(s.event, "scores", values, None)
+    assert own.limit == pytest.approx(float(np.abs(values).max()))
+    s.view.shared_scale = True
+    shared = s.tensor_scale(s.event, "scores", values, None)
+    assert shared.limit == pytest.approx(float(np.abs(s.event.tensors["scores"]).max()))
+    assert shared.limit > own.limit and shared.scope == "shared across items/heads"
+    # attention maps: one limit for every layer and head of the item, the mask's fill left out
+    amap = s.attention_map(stage="masked")
+    limit = max(float(np.abs(m.values[m.keep] if m.keep is not None else m.values).max())
+                for path in s.trace.attention_paths for h in range(s.model.config.n_heads)
+                for m in [s.attention_map(path, "masked", h)])
+    assert s.attention_scale(amap).limit == pytest.approx(limit) and limit < 1e3
+    assert s.attention_scale(s.attention_map(stage="weights")).kind == "probability"
+    s.view.shared_scale = False
+    assert s.attention_scale(amap).limit < limit

@@ -93,7 +93,7 @@ def test_real_terminal_reversal_attention():
         right = [line[29:] for line in screen.splitlines()]  # the tree is 28 columns wide
         assert any(re.match(r"\s*3 1 4 1 5\s", part) for part in right), screen  # keys across
         rows = [m.group(1) for part in right
-                if (m := re.match(r"\s*(<s>|\d) ([ ░▒▓█] ){5}", part))]
+                if (m := re.match(r"\s*(<s>|\d) ([ ▁▂▃▄▅▆▇█] ){5}", part))]  # weights, 0..1
         assert rows == ["<s>", "5", "1", "4", "1", "3"], screen  # queries down: the reversal
         assert "forward 68/237" in screen
         tmux.keys("q")

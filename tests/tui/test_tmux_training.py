@@ -42,9 +42,9 @@ def test_real_terminal_trains_reversal_and_shows_plot_and_metrics():
         assert re.search(r"tokens/s\s+[\d,]+", screen), screen
         assert re.search(r"exact\s+\d+% @\d+", screen), screen
         plot = [line[:53] for line in screen.splitlines()[:12]]
-        assert any(re.match(r"│\s*\d\.\d┤", line) for line in plot), screen  # y-axis ticks
+        assert any(re.match(r"│\s*\d\.\d+[┤┼]", line) for line in plot), screen  # y-axis ticks
         assert sum(any("\u2800" <= ch <= "\u28ff" for ch in line) for line in plot) >= 2, screen
-        assert any(re.search(r"input\s+prediction\s+target", line) for line in screen.splitlines())
+        assert any(re.search(r"input\s+target\s+model", line) for line in screen.splitlines())
         time.sleep(1.5)
         assert _step(tmux.screen()) > first  # it keeps training while we read
         tmux.keys("Space")

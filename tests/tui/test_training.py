@@ -3,6 +3,7 @@ settings changed between steps, divergence, saving, generation, and the plot's c
 from __future__ import annotations
 
 import re
+import math
 import threading
 import time
 
@@ -116,16 +117,20 @@ def test_divergence_pauses_and_keeps_the_last_good_weights(reverse):
     c.set_lr(1e30)
     c.total_steps = 50
     assert c.start()
-    good = None
+    measured = {}  # step -> the weights its loss was measured at
     while c.state == RUNNING:
-        good = c.model.state_dict()
+        measured[c.step + 1] = c.model.state_dict()
         c.run_for(0.0)  # one step at a time
     assert c.state == DIVERGED and c.diverged_at is not None
     assert c.diverged_at.nonfinite and c.step == c.diverged_at.step
+    kept = c.diverged_at.weights_of_step
+    assert kept is not None and kept < c.step
     for name, value in c.model.state_dict().items():
-        np.testing.assert_array_equal(value, good[name])  # the update was skipped
+        np.testing.assert_array_equal(value, measured[kept][name])  # the bad updates undone
+        assert np.isfinite(value).all() and np.abs(value).max() < 1e3
+    assert math.isfinite(c.trainer.step().loss)  # the kept weights really are good ones
     assert any(m.kind == "nan" for m in c.markers)
-    assert "diverged" in c.notice and "last good weights" in c.notice
+    assert "diverged" in c.notice and f"weights of step {kept} kept" in c.notice
 
 
 def test_save_writes_a_checkpoint_the_cli_reads(reverse, tmp_path):
@@ -264,3 +269,50 @@ def test_generation_columns_fit_word_alternatives_whole():
     for token, alts in list(zip(g.tokens, g.alternatives))[:4]:  # 16-column cells: 4 fit
         for alt, q in [(t, q) for t, q in alts if t != token][:3]:
             assert f"{alt} {q:.2f}" in text, text
+
+
+@pytest.mark.parametrize("top_k, top_p", [(1, None), (3, None), (None, 0.5)])
+def test_generation_alternatives_are_only_tokens_the_sampler_could_pick(top_k, top_p):
+    """top-k 1 once listed `<pad> 0.00 <s> 0.00` as the alternatives: every alternative now
+    has a probability above zero, and top-k k leaves at most k tokens per step."""
+    scenario = load_scenario("tiny-lm")
+    g = controller(scenario, eval_every=0).generate("the cat sat on", top_k=top_k, top_p=top_p)
+    assert g.alternatives and all(q > 0 for alts in g.alternatives for _, q in alts)
+    if top_k is not None:
+        assert all(len(alts) <= top_k for alts in g.alternatives)
+    text = generation_text(g, "settings", Style(ascii=True)).plain
+    assert " 0.00" not in text, text
+    if top_k == 1:
+        assert "alt1" not in text and "no alternatives" in text, text
+
+
+def test_generated_text_is_wrapped_whole_never_cut():
+    """A long char-lm sample reads whole in a narrow panel: its lines, joined, give it back."""
+    scenario = load_scenario("char-lm")
+    g = controller(scenario, eval_every=0).generate("It is a truth universally acknowledged",
+                                                    max_tokens=120)
+    for width in (40, 76):
+        lines = generation_text(g, "settings", Style(ascii=True), width=width).plain.splitlines()
+        assert all(len(line) <= width for line in lines), lines
+        body = lines[1:next(i for i, line in enumerate(lines) if line.startswith("tok "))]
+        assert "".join(body) == f"{g.prompt!r} -> {g.text!r}", lines
+
+
+def test_generation_panel_in_ascii_mode_is_ascii():
+    """char-lm's labels make whitespace visible (␣ ⏎); ASCII mode asks for _ and \\n instead."""
+    scenario = load_scenario("char-lm")
+    c = controller(scenario, eval_every=0)
+    g = c.generate("It was the best of times", max_tokens=200, ascii_only=True)
+    labels = g.tokens + [t for alts in g.alternatives for t, _ in alts]
+    assert all(label.isascii() for label in labels), sorted(set(labels))
+    assert "_" in labels  # a space was among the choices: the test has something to check
+    assert generation_text(g, "settings", Style(ascii=True)).plain.isascii()
+
+
+def test_small_probabilities_never_read_as_zero():
+    """An alternative with p = 0.004 could be picked: it reads 4e-3, not 0.00."""
+    from scenarios import Completion
+
+    g = Completion("the cat", "sat", ["sat"], [0.62], [[("sat", 0.62), ("on", 0.004)]])
+    text = generation_text(g, "settings", Style(ascii=True)).plain
+    assert "on 4e-3" in text and "0.00" not in text, text

@@ -19,6 +19,7 @@ from tui_tfs.screens.training import TrainingScreen
 from tui_tfs.training import DIVERGED, PAUSED, RUNNING, TrainingController
 
 pytestmark = pytest.mark.timeout(180)
+ascii_quote = ascii  # the builtin: the tests below use `ascii` for a parameter
 
 
 async def until(pilot, condition, timeout: float = 60.0) -> None:
@@ -67,7 +68,7 @@ def test_start_plot_metrics_pause_resume(make_app):
         paused_at = c.step
         text = screen_text(app)
         assert "PAUSED" in text and re.search(rf"step +{paused_at} / 20000", text)
-        assert "input" in text and "prediction" in text and "target" in text
+        assert re.search(r"#  input +target +model", text), text
         await pilot.pause(0.3)
         assert c.step == paused_at  # paused means paused
         await pilot.press("space")
@@ -184,7 +185,7 @@ def test_divergence_pauses_says_so_and_opens_the_first_bad_event(make_app):
         await until(pilot, lambda: c.state == DIVERGED)
         await pilot.pause(0.3)
         text = screen_text(app)
-        assert "Training diverged at step" in text and "last good weights" in text
+        assert "Training diverged at step" in text and "weights of step 1 kept" in text
         assert all(np.isfinite(v).all() for v in c.model.state_dict().values())
         await pilot.press("enter")  # "Open the explorer at the first bad event"
         await until(pilot, lambda: isinstance(app.screen, ExplorerScreen))
@@ -304,5 +305,69 @@ def test_picker_t_opens_training(make_app):
         await pilot.pause()
         assert isinstance(app.screen, TrainingScreen)
         assert app.screen.session.scenario.name == "reverse"
+
+    run(app, body)
+
+
+@pytest.mark.parametrize("ascii", [False, True], ids=["unicode", "ascii"])
+def test_top_k_1_lists_no_alternatives_and_the_sample_reads_whole(make_app, ascii):
+    """With top-k 1 the panel once offered `<pad> 0.00 <s> 0.00` as alternatives, and a long
+    sample ran off the panel's edge; in ASCII mode it showed char-lm's space as ␣."""
+    app = make_app("char-lm", ascii=ascii, color=not ascii)
+
+    async def body(pilot):
+        await open_training(pilot, app)
+        await pilot.press("g")
+        await pilot.pause()
+        app.screen.query_one("#prompt").value = "It was the best of times, it was the worst of times"
+        await pilot.press("enter")
+        await pilot.pause(0.3)
+        if ascii:
+            assert screen_text(app).isascii(), screen_text(app)
+        await pilot.press("k")  # top-k 1
+        await pilot.pause(0.3)
+        text = screen_text(app)
+        generated = app.screen.generated
+        assert "top-k 1" in text and " 0.00" not in text and "alt1" not in text, text
+        bar = "|" if ascii else "│"
+        rows = [line[line.find(bar) + 1:line.rfind(bar)].rstrip(" ▁▂▃▄▅▆▇█").strip()
+                for line in text.splitlines()]
+        start = next(i for i, row in enumerate(rows) if row.startswith("'It was"))
+        end = next(i for i, row in enumerate(rows) if row.startswith("tok "))
+        assert end - start >= 2, text  # the sample needed more than one line: it is wrapped
+        shown = re.sub(r"\s", "", "".join(rows[start:end]))
+        quote = ascii_quote if ascii else repr
+        assert shown == re.sub(r"\s", "", f"{quote(generated.prompt)} -> {quote(generated.text)}"), text
+
+    run(app, body)
+
+
+@pytest.mark.parametrize("ascii", [False, True], ids=["unicode", "ascii"])
+def test_help_lists_only_the_training_keys_and_the_footer_shows_it(make_app, ascii):
+    """The training screen's help once mixed in the explorer's keys, which mean other things
+    there (i, p, g, k, s), and its footer had no room for `?`."""
+    from textual.widgets import Static
+
+    from tui_tfs.screens.help import HelpScreen, key_name
+
+    app = make_app("reverse", ascii=ascii, color=not ascii)
+
+    async def body(pilot):
+        await open_training(pilot, app)
+        footer = screen_text(app).splitlines()[-1]
+        assert "? Help" in footer, footer
+        await pilot.press("question_mark")
+        await pilot.pause()
+        assert isinstance(app.screen, HelpScreen)
+        help_text = app.screen.query_one("#help-body", Static).content.plain
+        keys = [line.split()[0] for line in help_text.splitlines()
+                if line.startswith("  ") and line.strip()]
+        expected = [key_name(b.key) for b in TrainingScreen.BINDINGS if b.description]
+        assert len(keys) == len(set(keys)), keys  # no key listed twice
+        assert sorted(keys) == sorted(expected + ["Ctrl+P"]), keys
+        explorer_only = {b.tooltip or b.description for b in ExplorerScreen.BINDINGS
+                         if b.description} - {b.tooltip or b.description
+                                              for b in TrainingScreen.BINDINGS}
+        assert not [d for d in explorer_only if d in help_text], help_text
 
     run(app, body)

@@ -14,7 +14,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
-from textual.widgets import ContentSwitcher, Footer
+from textual.widgets import ContentSwitcher
 
 from scenarios import ScenarioError
 
@@ -24,6 +24,7 @@ from ..session import Session, SessionError
 from ..widgets import (AttentionOverview, AttentionView, EmbeddingView, FormulaPanel,
                        GradNormView, LayerTree, PositionalView, StatusLine, TemperatureView,
                        TensorView)
+from ..widgets.footer import FittingFooter
 from .dialogs import ChoiceScreen, PromptScreen, ReportScreen
 
 VIEWS = ("tensor", "attention", "overview", "grads", "positional", "embedding", "temperature")
@@ -60,10 +61,16 @@ VIEW_BINDINGS = [
     Binding("E", "view('embedding')", "Token embeddings", show=False),
     Binding("T", "view('temperature')", "Softmax temperature on one row", show=False),
     Binding("f", "toggle_formula", "Show/hide the formula panel", show=False),
+    Binding("F", "expand_formula", "Formula panel: the whole explanation <-> the view",
+            show=False),
+    Binding("L", "toggle_tree", "Layer tree: show/hide (small terminal: tree <-> view)",
+            show=False),
     Binding("right_square_bracket", "tensor(1)", "Next tensor of this event", show=False),
     Binding("left_square_bracket", "tensor(-1)", "Previous tensor of this event", show=False),
     Binding("G", "toggle_gradient", "Switch tensor <-> its gradient", show=False),
     Binding("v", "toggle_numbers", "Numbers <-> shades", show=False),
+    Binding("z", "toggle_shared_scale",
+            "Shade scale: each map its own <-> one shared across heads/layers", show=False),
     Binding("m", "cycle('item', 1)", "Next batch item", show=False),
     Binding("M", "cycle('item', -1)", "Previous batch item", show=False),
     Binding("h", "cycle('head', 1)", "Next head", show=False),
@@ -98,6 +105,12 @@ class ExplorerScreen(Screen[None]):
         self.session = session
         self.style = style
         self._before_overview = "tensor"  # the view the overview (A) was opened from
+        # None: as the terminal's size suggests (all panels from 80x23, one below); else the
+        # user's choice with `L` / `f`
+        self._tree_shown: bool | None = None
+        self._formula_shown: bool | None = None
+        self._formula_expanded = False  # `F`: the formula panel takes the right column
+        self._was_compact = False  # the layout the choices above were made in
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="main"):
@@ -113,17 +126,51 @@ class ExplorerScreen(Screen[None]):
                     yield EmbeddingView(id="embedding")
                     yield TemperatureView(id="temperature")
         yield StatusLine(id="status")
-        yield Footer(compact=True)
+        yield FittingFooter()
 
     def on_resize(self) -> None:
         self.app.check_size()
+        self.apply_layout()
 
     def on_mount(self) -> None:
         tree = self.query_one(LayerTree)
         tree.use_style(self.style)
         tree.border_title = self.session.scenario.name
+        self.apply_layout()
         self.reload()
         tree.focus()
+
+    # -- which panels show ----------------------------------------------------------------------------
+    @property
+    def compact(self) -> bool:
+        """Below 80x23: one panel at a time (the tree or the view), the formula folded away."""
+        return bool(getattr(self.app, "compact", False))
+
+    def apply_layout(self) -> None:
+        """Show the panels the size and the user's `L`, `f`, `F` choices ask for. In the compact
+        layout the tree and the right column take turns; the formula is off unless asked."""
+        compact = self.compact
+        if compact != self._was_compact:  # L and f choices belong to the layout they were made in
+            self._tree_shown = self._formula_shown = None
+            self._was_compact = compact
+        tree_shown = (not compact) if self._tree_shown is None else self._tree_shown
+        formula_shown = (not compact) if self._formula_shown is None else self._formula_shown
+        expanded = self._formula_expanded
+        tree = self.query_one(LayerTree)
+        tree.display = tree_shown
+        tree.border_title = self.session.scenario.name + (" (Enter/z: view)" if compact else "")
+        self.query_one("#right").display = not (compact and tree_shown)
+        formula = self.query_one(FormulaPanel)
+        was_shown = formula.display
+        formula.display = formula_shown or expanded
+        formula.set_class(expanded, "-expanded")
+        self.query_one("#views").display = not expanded
+        if formula.display and not was_shown and self.is_mounted:
+            formula.show(self.session, self.style)
+        if not tree.display and tree.has_focus:
+            self.query_one(f"#{self.view_name}").focus()
+        self.set_class(compact, "-compact")
+        self.query_one(f"#{self.view_name}").border_title = self._view_title()
 
     # -- drawing ------------------------------------------------------------------------------------
     @property
@@ -138,6 +185,8 @@ class ExplorerScreen(Screen[None]):
 
     def on_screen_resume(self) -> None:
         """Back from training (or a dialog): redraw if the trace was re-recorded meanwhile."""
+        if self.is_mounted:
+            self.apply_layout()  # the terminal may have been resized meanwhile
         if getattr(self, "_shown_trace", None) is not self.session.trace and self.is_mounted:
             self.reload()
 
@@ -153,13 +202,16 @@ class ExplorerScreen(Screen[None]):
         view.border_title = self._view_title()
 
     def _view_title(self) -> str:
+        flip = " (z: tree)" if self.compact else ""
         return {"tensor": "tensor", "attention": "attention map", "overview": "attention overview",
                 "grads": "gradient norms", "positional": "positional encoding",
-                "embedding": "embeddings", "temperature": "softmax temperature"}[self.view_name]
+                "embedding": "embeddings", "temperature": "softmax temperature"}[self.view_name] + flip
 
     # -- messages up --------------------------------------------------------------------------------
     def on_event_picked(self, message: EventPicked) -> None:
         self.session.goto(message.index)
+        if self.compact and self.query_one(LayerTree).display:
+            self.action_toggle_tree()  # one panel at a time: the picked event's view
         self.refresh_views()
 
     # -- stepping -----------------------------------------------------------------------------------
@@ -286,9 +338,11 @@ class ExplorerScreen(Screen[None]):
         for idx, a, n, r in zip(result.indices, result.analytic, result.numeric,
                                 result.rel_error):
             floored = "*" if abs(a) + abs(n) < result.floor else ""
-            text.append(f"{str(tuple(int(i) for i in idx)):<14}{a:>12.4g}{n:>12.4g}"
+            element = "(" + ", ".join(str(int(i) + 1) for i in idx) + ")"
+            text.append(f"{element:<14}{a:>12.4g}{n:>12.4g}"
                         f"{r:>10.2g}{floored}\n")
-        text.append(f"\n{result.note}\n", style="dim")
+        text.append(f"\nelement: (row, column) in the parameter, counted from 1\n{result.note}\n",
+                    style="dim")
         self.app.push_screen(ReportScreen("Gradient check", text))
 
     # -- views --------------------------------------------------------------------------------------
@@ -304,8 +358,31 @@ class ExplorerScreen(Screen[None]):
 
     def action_toggle_formula(self) -> None:
         formula = self.query_one(FormulaPanel)
-        formula.display = not formula.display
+        self._formula_shown = not formula.display
+        self._formula_expanded = False
+        self.apply_layout()
         self.refresh_views()
+
+    def action_expand_formula(self) -> None:
+        """The formula panel with the whole explanation in the view's place, or back."""
+        self._formula_expanded = not self._formula_expanded
+        if self.compact and self._formula_expanded:
+            self._tree_shown = False  # the right column holds the formula
+        self.apply_layout()
+        self.refresh_views()
+        if self._formula_expanded:
+            self.query_one(FormulaPanel).focus()
+
+    def action_toggle_tree(self) -> None:
+        """Show or hide the layer tree; in the compact layout, the tree or the view."""
+        tree = self.query_one(LayerTree)
+        self._tree_shown = not tree.display
+        self.apply_layout()
+        if tree.display:
+            tree.focus()
+            self.refresh_views()
+        else:
+            self.query_one(f"#{self.view_name}").focus()
 
     def action_tensor(self, step: int) -> None:
         self.session.cycle_tensor(step)
@@ -323,6 +400,13 @@ class ExplorerScreen(Screen[None]):
 
     def action_toggle_numbers(self) -> None:
         self.session.view.numbers = not self.session.view.numbers
+        self.refresh_views()
+
+    def action_toggle_shared_scale(self) -> None:
+        v = self.session.view
+        v.shared_scale = not v.shared_scale
+        self.notify("one shade scale across heads and layers" if v.shared_scale
+                    else "each map on its own shade scale", title="shade scale")
         self.refresh_views()
 
     def action_cycle(self, what: str, step: int) -> None:

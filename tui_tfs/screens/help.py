@@ -32,6 +32,12 @@ def bindings_text(groups: list[tuple[str, list[Binding]]]) -> Text:
     return text
 
 
+NAVIGATION = ("Tab and Shift+Tab move the focus between panels (the tree, the formula panel, "
+              "the view); arrows, PgUp/PgDn, Home/End scroll the focused panel when its text is "
+              "larger than the panel (a bar on its edge shows there is more), also this help. "
+              "Below 80x23 one panel shows at a time: L flips between the tree and the view.")
+
+
 class HelpScreen(ModalScreen[None]):
     BINDINGS = [Binding("escape,question_mark,q", "close", "Close help"), QUIT_KEY]
 
@@ -41,8 +47,9 @@ class HelpScreen(ModalScreen[None]):
 
     def compose(self) -> ComposeResult:
         with VerticalScroll(classes="dialog help", id="help-scroll"):
-            yield Static(Text("Keys (Esc or ? closes; Ctrl+P searches them)\n\n", style="bold")
-                         + bindings_text(self._groups), id="help-body")
+            yield Static(Text("Keys (Esc or ? closes; Ctrl+P searches them)\n", style="bold")
+                         + Text(NAVIGATION + "\n\n") + bindings_text(self._groups),
+                         id="help-body")
 
     def on_mount(self) -> None:
         self.query_one("#help-scroll").focus()

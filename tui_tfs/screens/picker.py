@@ -14,7 +14,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
-from textual.widgets import Footer, OptionList, Static
+from textual.widgets import OptionList, Static
 from textual.widgets.option_list import Option
 
 from engine.config import ModelConfig
@@ -22,6 +22,7 @@ from scenarios.tasks import TASKS
 
 from ..checkpoints import CHECKPOINT_DIR, CheckpointInfo, list_checkpoints
 from ..messages import ScenarioPicked
+from ..widgets.footer import FittingFooter
 from ..render import model_kind_label
 from ..session import source_key
 from .dialogs import PromptScreen
@@ -96,7 +97,7 @@ class PickerScreen(Screen[None]):
             yield OptionList(id="scenarios")
             with VerticalScroll(id="card-scroll"):
                 yield Static(id="card")
-        yield Footer(compact=True)
+        yield FittingFooter()
 
     def on_resize(self) -> None:
         self.app.check_size()

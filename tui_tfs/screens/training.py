@@ -22,11 +22,12 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
-from textual.widgets import ContentSwitcher, Footer, Static
+from textual.widgets import ContentSwitcher, Static
 
 from scenarios import ScenarioError
 
 from ..messages import TrainingProgress, TrainingStopped
+from ..widgets.footer import FittingFooter
 from ..render import Style
 from ..session import Session
 from ..training import DIVERGED, RUNNING, TrainingController
@@ -41,7 +42,8 @@ TOP_P = (None, 0.5, 0.9, 0.95)
 
 RUN_BINDINGS = [
     Binding("space", "toggle_run", "Start/Pause", show=True, tooltip="Start, pause or resume training"),
-    Binding("s", "stop", "Stop", show=True, tooltip="Stop the run (held-out check; space trains on)"),
+    # Not in the footer (80 columns hold the others and ?): help and the palette list it.
+    Binding("s", "stop", "Stop", show=False, tooltip="Stop the run (held-out check; space trains on)"),
     Binding("i", "inspect", "Inspect", show=True,
             tooltip="Pause and open the explorer on the current batch with the live weights"),
     Binding("w", "save", "Save", show=True, tooltip="Save a checkpoint (like tui-tfs train)"),
@@ -51,6 +53,7 @@ RUN_BINDINGS = [
     Binding("B", "break_switch", "Toggle a break-it switch (between steps)", show=False),
 ]
 VIEW_BINDINGS = [
+    Binding("y", "toggle_log", "Loss plot: log or linear y axis", show=False),
     Binding("1", "view('tr-predictions')", "Held-out predictions", show=False),
     Binding("2", "view('tr-layers')", "Per-layer gradient norms over time", show=False),
     Binding("3", "view('tr-generate')", "Generation panel", show=False),
@@ -92,6 +95,7 @@ class TrainingScreen(Screen[None]):
         self.prompt: str | None = None
         self.temperature, self.top_k, self.top_p = 1.0, None, None
         self.generated = None
+        self.log_scale = True  # the loss plot's y axis (y toggles)
         self._notice: str | None = None  # what the status line shows
         self._stop = threading.Event()  # set: the training thread ends before its next step
 
@@ -107,10 +111,10 @@ class TrainingScreen(Screen[None]):
             with VerticalScroll(id="tr-generate"):
                 yield GenerationPanel()
         yield Static(id="tr-status")
-        yield Footer(compact=True)
+        yield FittingFooter()
 
     def on_mount(self) -> None:
-        self.query_one("#tr-plot").border_title = f"loss: {self.session.scenario.name}"
+        self._plot_title()
         self.query_one("#tr-metrics").border_title = "now"
         self._titles()
         self.refresh_all()
@@ -139,7 +143,7 @@ class TrainingScreen(Screen[None]):
 
     def refresh_all(self, evaluated: bool = True) -> None:
         c = self.controller
-        self.query_one(LossPlot).show(self.plot_data(), self.style)
+        self.query_one(LossPlot).show(self.plot_data(), self.style, self.log_scale)
         self.query_one(MetricsPanel).show(c, self.style)
         view = self.query_one("#tr-views", ContentSwitcher).current
         if evaluated:
@@ -152,6 +156,11 @@ class TrainingScreen(Screen[None]):
         if self._notice != c.notice:
             self._notice = c.notice
             status.update(c.notice, layout=False)
+
+    def _plot_title(self) -> None:
+        scale = "log" if self.log_scale else "linear"
+        title = f"loss: {self.session.scenario.name}, {scale} scale (y)"
+        self.query_one("#tr-plot").border_title = title
 
     def _titles(self) -> None:
         titles = {"tr-predictions": "held-out predictions (1 | 2 layers | 3 generate)",
@@ -212,7 +221,9 @@ class TrainingScreen(Screen[None]):
 
         self.app.push_screen(ChoiceScreen(
             f"Training diverged at step {s.step}: loss {s.loss}, gradient norm {s.grad_norm}. "
-            f"Training is paused; the last good weights are kept.",
+            f"Training is paused; the update was undone and "
+            + (f"the weights of step {s.weights_of_step}, the last finite loss, are kept."
+               if s.weights_of_step else "the initial weights are kept."),
             [("Open the explorer at the first bad event", "explore"),
              ("Stay here (lower the learning rate with -, then space)", "stay")]), chosen)
 
@@ -242,11 +253,14 @@ class TrainingScreen(Screen[None]):
     def open_inspector(self, at_nan: bool = False) -> None:
         """The explorer on the live model and the latest training batch (forward + backward)."""
         c = self.controller
+        # at a NaN: the weights that gave it (the live model has the last good ones back)
+        failed = c.diverged_model() if at_nan else None
         with c.lock:
-            s = Session(c.scenario, c.model, c.trainer.loss_fn, ascii=self.style.ascii)
+            s = Session(c.scenario, failed or c.model, c.trainer.loss_fn, ascii=self.style.ascii)
             batch = c.last_batch if c.last_batch is not None else c.scenario.next_batch(
                 np.random.default_rng(0))
-            s.record(batch, f"training batch of step {c.step} (live weights)")
+            which = "the weights that went non-finite" if failed else "live weights"
+            s.record(batch, f"training batch of step {c.step} ({which})")
         if at_nan and not _first_nonfinite(s):
             self.notify("this batch gives no NaN/Inf on the current weights", title="inspect")
         self.inspecting = s
@@ -310,6 +324,12 @@ class TrainingScreen(Screen[None]):
         self.query_one("#tr-views", ContentSwitcher).current = name
         self._titles()
         self.refresh_all()
+        self.call_after_refresh(self.refresh_all)  # again at the panel's laid-out width
+
+    def action_toggle_log(self) -> None:
+        self.log_scale = not self.log_scale
+        self._plot_title()
+        self.refresh_all(False)
 
     def _settings(self) -> str:
         k = "off" if self.top_k is None else str(self.top_k)
@@ -335,7 +355,8 @@ class TrainingScreen(Screen[None]):
         else:
             try:
                 self.generated = self.controller.generate(self.prompt, self.temperature,
-                                                          self.top_k, self.top_p)
+                                                          self.top_k, self.top_p,
+                                                          ascii_only=self.style.ascii)
             except (ScenarioError, ValueError) as error:
                 self.notify(escape(str(error)), title="generate", severity="error", timeout=8)
         self.action_view("tr-generate")

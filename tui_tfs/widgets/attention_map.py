@@ -11,6 +11,8 @@ from rich.text import Text
 
 from .. import render
 from ..render import Style
+from ..shading import ZERO_CENTRED, Scale
+from ..wrap import wrap
 from .panel import TextPanel
 
 
@@ -28,20 +30,34 @@ class AttentionView(TextPanel):
             return text
         v = session.view
         heads = session.model.config.n_heads
-        text.append(_layer_title(amap.path) + "\n", style="bold")
+        width = self.text_width
+        text.append(wrap(Text(_layer_title(amap.path), style="bold"), width, indent=2))
         stages = "  ".join(f"[{s}]" if s == amap.stage else s for s in ("scores", "scaled",
                                                                         "masked", "weights"))
         item = f"item {amap.batch + 1}/{session.batch_size} " if session.batch_size > 1 else ""
-        text.append(f"head {amap.head + 1}/{heads} {item}| {stages}\n", style="dim")
+        text.append("\n")
+        text.append(wrap(Text(f"head {amap.head + 1}/{heads} {item}| {stages}", style="dim"),
+                         width, indent=2))
+        text.append("\n")
         text.append("queries down, keys across\n", style="dim")
         keep = amap.keep if amap.stage in ("masked", "weights") else None
-        vmin, vmax = (0.0, 1.0) if amap.stage == "weights" else (None, None)
         if v.numbers:
             text.append(render.number_grid(amap.values, amap.rows, amap.cols, keep, style))
         else:
             text.append(render.heatmap(amap.values, amap.rows, amap.cols, keep, style,
-                                       vmin=vmin, vmax=vmax))
+                                       scale=session.attention_scale(amap), legend_width=width,
+                                       cell=self.cell_width(amap.cols, amap.rows)))
         return text
+
+
+    def cell_width(self, cols: list[str] | None, rows: list[str] | None) -> int | None:
+        """None (the map's own choice), or on a large terminal cells as wide as the panel
+        allows, up to 8 columns: a map a class can read on a projector."""
+        width = self.text_width
+        if not getattr(self.app, "large", False) or not cols or width is None:
+            return None
+        label_w = min(8, max((len(r) for r in rows or []), default=0))
+        return max(2, min(8, (width - label_w - 1) // len(cols)))
 
 
 class AttentionOverview(TextPanel):
@@ -52,31 +68,52 @@ class AttentionOverview(TextPanel):
         paths = session.trace.attention_paths
         heads = session.model.config.n_heads
         stage = session.view.stage
-        text.append(f"all layers x heads, stage {stage}, item {session.view.item + 1}\n",
-                    style="bold")
+        item = min(session.view.item, session.batch_size - 1)
+        width = self.text_width
+        head = wrap(Text(f"all layers x heads, stage {stage}, item {item + 1}/{session.batch_size}",
+                         style="bold"), width, indent=2)
+        head.append("\n")
         current = session.attention_layer()
+        scales, masked = [], False
         for path in paths:
             maps = [session.attention_map(path, stage, h) for h in range(heads)]
-            width = maps[0].values.shape[1]
+            map_w = maps[0].values.shape[1]
+            # as many heads side by side as the panel holds; the rest on the rows below
+            per_row = heads if width is None else max(1, min(heads, (width - 2) // (map_w + 2)))
             mark = (">" if style.ascii else "▶") if path == current else " "
             text.append(f"{mark}{path}\n", style="bold" if path == current else "")
-            text.append("  " + "".join(f"h{h + 1}".ljust(width + 2) for h in range(heads)) + "\n",
-                        style="dim")
             blocks = []
             for amap in maps:
                 keep = amap.keep if stage in ("masked", "weights") else None
-                vmin, vmax = (0.0, 1.0) if stage == "weights" else (None, None)
+                masked = masked or (keep is not None and not keep.all())
+                scale = session.attention_scale(amap)
+                scales.append(scale)
                 block = render.heatmap(amap.values, None, None, keep, style, cell=1,
-                                       vmin=vmin, vmax=vmax, legend=False)
+                                       scale=scale, legend=False)
                 blocks.append(block.split("\n"))
-            for r in range(maps[0].values.shape[0]):
-                text.append("  ")
-                for lines in blocks:
-                    text.append(lines[r])
+            for first in range(0, heads, per_row):
+                shown = range(first, min(heads, first + per_row))
+                text.append("  " + "".join(f"h{h + 1}".ljust(map_w + 2) for h in shown).rstrip()
+                            + "\n", style="dim")
+                for r in range(maps[0].values.shape[0]):
                     text.append("  ")
-                text.append("\n")
-        text.append(render.scale_legend(0.0, 1.0, style, masked=True) if stage == "weights"
-                    else Text("each map scaled to its own min..max", style="dim"))
-        return text
+                    for h in shown:
+                        text.append(blocks[h][r])
+                        text.append("  ")
+                    text.append("\n")
+        text.rstrip()
+        # the legend under the title: every map's glyphs are read against it
+        legend = wrap(overview_scale(scales).legend(style, masked=masked), width)
+        return head + legend + Text("\n") + text
+
+
+def overview_scale(scales: list[Scale]) -> Scale:
+    """One legend for the overview's maps: their scale when they share one (probabilities,
+    or the shared option), else zero-centred, each map over its own range (from .. to)."""
+    if len(set(scales)) <= 1:
+        return scales[0] if scales else Scale()
+    limits = [s.limit for s in scales if s.kind == ZERO_CENTRED]
+    return Scale(ZERO_CENTRED, max(limits), "each map its own",
+                 spread=(min(limits), max(limits)))
 
 

@@ -4,17 +4,19 @@
 `LossPlot` widget only sizes it to its own box. plotext's cost grows with the number of
 points, so a long run is bucketed down to about two points per column before drawing.
 
-Reference lines: ln(V), the loss of a uniform guess, and the task's optimum (both dotted).
-Markers: `o` at each held-out loss, a dotted vertical line where the learning rate or a
-break-it switch changed, and a heavy one where a step went NaN/Inf and its update was skipped
-(where both fall in one column, the heavy one is drawn). ASCII mode turns plotext's box drawing
-into + - | and those two lines into `:` and `#`, and draws the series with plain characters (no
-braille). The legend under the plot names each kind of mark, on as many lines as the plot's
-width needs.
+The y axis is logarithmic by default (a loss falls by factors: the late, slow part of a run
+stays readable) or linear; either way it is fitted to the plot's rows (loss_axis.py), so the
+reference lines, ln(V) (the loss of a uniform guess) and the task's optimum (both dotted), sit
+exactly on rows labelled with their values. The training series is drawn first, so the
+held-out marks stay visible over it. Markers: `o` at each held-out loss, a dotted vertical
+line where the learning rate or a break-it switch changed, and a heavy one where a step went
+NaN/Inf and its update was skipped (where both fall in one column, the heavy one is drawn).
+ASCII mode turns plotext's box drawing into + - | and those two lines into `:` and `#`, and
+draws the series with plain characters (no braille). The legend under the plot names each
+kind of mark, on as many lines as the plot's width needs.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -23,6 +25,7 @@ from rich.text import Text
 from textual.widgets import Static
 
 from ..render import Style, flow
+from .loss_axis import YAxis, fit_axis
 
 HELD_OUT = "o"  # the held-out loss marker, in both modes: the legend shows the same character
 CHANGE = {False: "┊", True: ":"}  # the vertical line at an lr / switch change (plotext's dotted)
@@ -61,8 +64,9 @@ def downsample(xs: np.ndarray, ys: np.ndarray, max_points: int) -> tuple[np.ndar
     return sums_x / counts, sums_y / counts
 
 
-def loss_plot_text(data: PlotData, width: int, height: int, style: Style) -> Text:
-    """The plot as Rich text of `width` x `height` cells."""
+def loss_plot_text(data: PlotData, width: int, height: int, style: Style,
+                   log: bool = True) -> Text:
+    """The plot as Rich text of `width` x `height` cells, the loss on a log or linear axis."""
     if width < 20 or height < 5:
         return Text("(too small for the plot)")
     if len(data.steps) == 0:
@@ -72,26 +76,24 @@ def loss_plot_text(data: PlotData, width: int, height: int, style: Style) -> Tex
     fig.plot_size(width, height)
     xs, ys = downsample(np.asarray(data.steps), np.asarray(data.losses, dtype=np.float64),
                         2 * width)
-    values = list(ys) + [v for v in data.eval_losses if math.isfinite(v)]
-    values += [v for v in (data.uniform, data.optimum) if v is not None]
-    top = max(values) if values else 1.0
-    bottom = min(0.0, min(values)) if values else 0.0
-    fig.ruler("y").lim(bottom, top * 1.05 if top > 0 else 1.0)
+    axis = y_axis(data, ys, height, log)
+    fig.ruler("y").lim(axis.bottom, axis.top)
+    fig.ruler("y").ticks(*axis.ticks(references(data, axis)))
     last = max(int(data.steps[-1]), 2)
     fig.ruler("x").lim(1, last)
     ticks = sorted({int(round(t)) for t in np.linspace(1, last, max(2, min(6, width // 10)))})
     fig.ruler("x").ticks(ticks, [str(t) for t in ticks])
-    if len(xs):
-        fig.draw(fig.signal(list(map(float, xs)), list(map(float, ys)),
+    train = [(x, axis.plot(y)) for x, y in zip(xs, ys) if axis.drawable(y)]
+    if train:  # first: the held-out marks are drawn over it
+        fig.draw(fig.signal([float(x) for x, _ in train], [y for _, y in train],
                             marker="." if style.ascii else "braille").lines())
-    finite = [(s, v) for s, v in zip(data.eval_steps, data.eval_losses) if math.isfinite(v)]
-    if finite:
-        fig.draw(fig.signal([float(s) for s, _ in finite], [v for _, v in finite],
+    held_out = [(s, axis.plot(v)) for s, v in zip(data.eval_steps, data.eval_losses)
+                if axis.drawable(v)]
+    if held_out:
+        fig.draw(fig.signal([float(s) for s, _ in held_out], [v for _, v in held_out],
                             marker=HELD_OUT))
-    if data.uniform is not None:
-        fig.line(data.uniform, style="dotted")
-    if data.optimum is not None and data.optimum > bottom:
-        fig.line(data.optimum, style="dotted")
+    for value in references(data, axis):
+        fig.line(axis.plot(value), style="dotted")
     nonfinite = data.nonfinite[-8:]
     # plotext draws its lines in no set order, so a change (an lr raised just before the loss
     # went NaN) could hide the NaN's line: changes within a column or so of a NaN are left out
@@ -110,6 +112,19 @@ def loss_plot_text(data: PlotData, width: int, height: int, style: Style) -> Tex
     return text
 
 
+def y_axis(data: PlotData, losses: np.ndarray, height: int, log: bool) -> YAxis:
+    """The y axis for `losses` (the training series as drawn) and the held-out losses, with
+    the optimum and ln V exactly on rows; plotext's canvas has `height` - 3 rows (the frame's
+    top and bottom and the x labels take the others)."""
+    values = list(map(float, losses)) + list(data.eval_losses)
+    return fit_axis(values, [data.optimum, data.uniform], height - 3, log)
+
+
+def references(data: PlotData, axis: YAxis) -> list[float]:
+    """The reference levels the axis can draw: the optimum, then ln V."""
+    return [v for v in (data.optimum, data.uniform) if axis.drawable(v)]
+
+
 def _empty(data: PlotData, width: int, height: int) -> Text:
     lines = ["no steps yet: space starts training", ""]
     if data.uniform is not None:
@@ -119,15 +134,19 @@ def _empty(data: PlotData, width: int, height: int) -> Text:
     return Text("\n".join(lines[:height]), no_wrap=True, overflow="crop")
 
 
-def legend_text(data: PlotData, style: Style, width: int | None = None) -> Text:
+def legend_text(data: PlotData, style: Style, width: int | None = None,
+                log: bool = True) -> Text:
     """What each mark under the plot is, each with its glyph: one line, or more when `width`
-    columns cannot hold it (an entry is never cut)."""
+    columns cannot hold it (an entry is never cut). A reference level the axis cannot draw (a
+    best loss of 0 on a log axis) is named without a glyph."""
     dot = "." if style.ascii else "⠒"
     entries = [Text(f"{dot} train", style="dim"), Text(f"{HELD_OUT} held-out", style="dim")]
-    if data.uniform is not None:
-        entries.append(Text(f"{LEVEL[style.ascii]} ln V {data.uniform:.2f}", style="dim"))
-    if data.optimum is not None:
-        entries.append(Text(f"best {data.optimum:.2f}", style="dim"))
+    level = LEVEL[style.ascii]
+    for name, value in (("ln V", data.uniform), ("best", data.optimum)):
+        if value is not None:
+            drawn = YAxis(log, 0.0, 1.0, 1).drawable(value)
+            entries.append(Text(f"{level} {name} {value:.2f}" if drawn else f"{name} {value:.2f}",
+                                style="dim"))
     if data.changes:
         entries.append(Text(f"{CHANGE[style.ascii]} lr/switch", style="dim"))
     if data.nonfinite:
@@ -137,15 +156,16 @@ def legend_text(data: PlotData, style: Style, width: int | None = None) -> Text:
 
 
 class LossPlot(Static):
-    """Draws `PlotData` at the widget's own size; `show(data, style)` redraws."""
+    """Draws `PlotData` at the widget's own size; `show(data, style, log)` redraws."""
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self._data: PlotData | None = None
         self._style = Style()
+        self._log = True
 
-    def show(self, data: PlotData, style: Style) -> None:
-        self._data, self._style = data, style
+    def show(self, data: PlotData, style: Style, log: bool = True) -> None:
+        self._data, self._style, self._log = data, style, log
         self._redraw()
 
     def on_resize(self) -> None:
@@ -156,9 +176,9 @@ class LossPlot(Static):
         width, height = self.content_size
         if width <= 0 or height <= 0:
             return
-        legend = legend_text(self._data, self._style, width)
+        legend = legend_text(self._data, self._style, width, self._log)
         text = loss_plot_text(self._data, width, height - len(legend.plain.splitlines()),
-                              self._style)
+                              self._style, self._log)
         text.append("\n")
         text.append_text(legend)
         self.update(text, layout=False)  # a fixed-size box: no layout pass

@@ -104,7 +104,9 @@ def _room(widget) -> int:
     """Columns the panel holding `widget` offers (its scrollbar column left free)."""
     parent = widget.parent
     width = parent.content_size.width if parent is not None else 0
-    return max(20, width - 3) if width else 76
+    # a panel switched in is laid out after this draw: the screen's width minus the panel's
+    # borders, padding and scrollbar (7 columns) until then, never a fixed 76
+    return max(20, width - 3) if width else max(20, widget.app.size.width - 7)
 
 
 class MetricsPanel(Static):

@@ -6,6 +6,8 @@ from rich.text import Text
 
 from .. import render
 from ..render import Style
+from ..shading import ZERO_CENTRED, Scale
+from ..wrap import wrap
 from .panel import TextPanel
 
 
@@ -18,10 +20,14 @@ class PositionalView(TextPanel):
                      if session.trace.src_tokens else 0, 16)
         table, what = session.positional_table(length)
         text = Text(no_wrap=True, overflow="crop")
-        text.append(what + "\n", style="bold")
-        text.append("positions down, dimensions across (shade: -1 light .. +1 dark)\n", style="dim")
-        rows = [f"p{p}" for p in range(table.shape[0])]
-        text.append(render.heatmap(table, rows, None, None, style, cell=1))
+        width = self.text_width
+        text.append(wrap(Text(what, style="bold"), width, indent=2))
+        text.append("\n")
+        text.append(wrap(Text("positions down from 1 (p = row-1), dimensions across",
+                              style="dim"), width, indent=2))
+        text.append("\n")
+        rows = [str(p + 1) for p in range(table.shape[0])]
+        text.append(render.heatmap(table, rows, None, None, style, cell=1, legend_width=width))
         return text
 
 
@@ -32,13 +38,18 @@ class EmbeddingView(TextPanel):
     def render_view(self, session, style: Style) -> Text:
         table, vocab, name = session.embedding_table()
         text = Text(no_wrap=True, overflow="crop")
-        text.append(f"{name}  ({table.shape[0]} tokens x {table.shape[1]} dims)\n", style="bold")
-        text.append(render.heatmap(table, vocab, None, None, style, cell=1))
+        width = self.text_width
+        text.append(wrap(Text(f"{name}  ({table.shape[0]} tokens x {table.shape[1]} dims)",
+                              style="bold"), width, indent=2))
+        text.append("\n")
+        text.append(render.heatmap(table, vocab, None, None, style, cell=1, legend_width=width))
         norms = np.linalg.norm(table.astype(np.float64), axis=1)
         unit = table / np.maximum(norms[:, None], 1e-12)
         cos = unit @ unit.T
         text.append("\n\ncosine similarity of token embeddings\n", style="bold")
-        text.append(render.heatmap(cos, vocab, vocab, None, style, vmin=-1.0, vmax=1.0))
+        text.append(render.heatmap(cos, vocab, vocab, None, style,
+                                   scale=Scale(ZERO_CENTRED, 1.0, "fixed (cosine)"),
+                                   legend_width=width))
         return text
 
 
@@ -53,10 +64,12 @@ class TemperatureView(TextPanel):
             return text
         q = min(session.view.query, amap.values.shape[0] - 1)
         keep = None if amap.keep is None else amap.keep[q]
-        text.append(f"{amap.path} head {amap.head + 1}, query row {q + 1} "
-                    f"(j/J row, +/- temperature)\n", style="dim")
+        width = self.text_width
+        text.append(wrap(Text(f"{amap.path} head {amap.head + 1}, query row {q + 1} "
+                              f"(j/J row, +/- temperature)", style="dim"), width, indent=2))
+        text.append("\n")
         text.append(render.temperature_table(amap.values[q], keep, amap.cols, amap.rows[q], style,
-                                             current=session.view.temperature))
+                                             current=session.view.temperature, width=width))
         return text
 
 
@@ -67,11 +80,16 @@ class GradNormView(TextPanel):
         norms = session.grad_norms()
         text = Text(no_wrap=True, overflow="crop")
         reached = sum(n.norm is not None for n in norms)
-        text.append(f"parameter-gradient norm per layer (log bars), {reached}/{len(norms)} "
-                    f"computed\n", style="bold")
+        width = self.text_width
+        text.append(wrap(Text(f"parameter-gradient norm per layer (log bars), "
+                              f"{reached}/{len(norms)} computed", style="bold"), width, indent=2))
+        text.append("\n")
         if session.event.phase == "forward":
-            text.append("forward phase: no gradients yet; b runs to the first backward event\n",
-                        style="dim")
-        text.append(render.bars([n.path for n in norms], [n.norm for n in norms], style,
-                                width=22, label_w=24))
+            text.append(wrap(Text("forward phase: no gradients yet; b runs to the first "
+                                  "backward event", style="dim"), width, indent=2))
+            text.append("\n")
+        labels = [n.path for n in norms]
+        label_w, bar_w = render.bars_layout(labels, self.text_width)
+        text.append(render.bars(labels, [n.norm for n in norms], style, width=bar_w,
+                                label_w=label_w))
         return text
