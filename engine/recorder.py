@@ -5,6 +5,12 @@ nothing more (one context-variable read per layer call). When a `Recorder` is ac
 layer emits an `Event` per operation with copies of the tensors it read and wrote, so later
 in-place work can never change what was recorded.
 
+A trace costs one copy: one op's output is the next op's input, and a weight is named by its
+layer's forward and backward, so the recorder copies each distinct live array (the same
+memory seen with the same shape and strides) once, and every event that names it shares that
+copy. The engine's side of the bargain: an array is not changed in place after an event has
+named it, until the recording ends (each op writes fresh arrays while recording).
+
     with recording() as rec:
         logits = model.forward(src, tgt_in)
         ...
@@ -13,6 +19,7 @@ in-place work can never change what was recorded.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
+import weakref
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -41,6 +48,25 @@ class Recorder:
 
     def __init__(self) -> None:
         self.events: list[Event] = []
+        # (owner id, address, shape, strides, dtype) -> (weak reference to the owner, copy)
+        self._copies: dict[tuple, tuple[weakref.ref, np.ndarray]] = {}
+
+    def copy_of(self, array: np.ndarray) -> np.ndarray:
+        """A copy of `array` as it is now; the same copy for every event naming the same live
+        array. The owner of the memory is held weakly: once it is freed, its address may be
+        reused by a new array, which then gets a copy of its own."""
+        array = np.asarray(array)
+        owner = array
+        while isinstance(owner.base, np.ndarray):
+            owner = owner.base
+        key = (id(owner), array.__array_interface__["data"][0], array.shape, array.strides,
+               array.dtype.str)
+        known = self._copies.get(key)
+        if known is not None and known[0]() is owner:
+            return known[1]
+        copy = np.array(array, copy=True)
+        self._copies[key] = (weakref.ref(owner), copy)
+        return copy
 
     def emit(
         self,
@@ -51,8 +77,8 @@ class Recorder:
         formula: str | None = None,
         **attrs: object,
     ) -> Event:
-        """Record one op; tensors are copied, `None` entries are left out."""
-        copies = {name: np.array(t, copy=True) for name, t in tensors.items() if t is not None}
+        """Record one op; tensors are copied (once per live array), `None` entries left out."""
+        copies = {name: self.copy_of(t) for name, t in tensors.items() if t is not None}
         if formula is None:
             formula = op if phase == FORWARD else f"{op}.backward"
         event = Event(len(self.events), phase, path, op, copies, formula, dict(attrs))
