@@ -90,10 +90,7 @@ def for_each_part(work: int, fn: Callable[[int, int], object], max_parts: int | 
     must write only its own share of the outputs (e.g. `row_blocks(n, parts)[part]`). The
     calling thread runs part 0 itself; an exception in any part is raised here after all end.
     """
-    # A block that itself asks for blocks runs them inline: the pool's threads are busy with
-    # the outer blocks, and waiting for them from inside one would never end.
-    nested = getattr(_in_block, "active", False)
-    parts = 1 if _pool is None or nested or work < MIN_WORK else min(_threads, max_parts or _threads)
+    parts = 1 if _inline(work) else min(_threads, max_parts or _threads)
     if parts == 1:
         fn(0, 1)
         return
@@ -108,6 +105,13 @@ def for_each_part(work: int, fn: Callable[[int, int], object], max_parts: int | 
             future.result()
 
 
+def _inline(work: int) -> bool:
+    """True when an operation of `work` element passes runs on the calling thread alone."""
+    # A block that itself asks for blocks runs them inline: the pool's threads are busy with
+    # the outer blocks, and waiting for them from inside one would never end.
+    return _pool is None or work < MIN_WORK or getattr(_in_block, "active", False)
+
+
 def _run_block(fn: Callable[[int, int], object], part: int, parts: int) -> None:
     _in_block.active = True
     try:
@@ -120,6 +124,9 @@ def for_each_block(n_rows: int, work: int, fn: Callable[[slice], object], align:
     """Call fn(rows) for contiguous row blocks covering range(n_rows), in parallel when
     `work` is large; `fn` must only write the rows it is given. `align`: see `row_blocks`
     (ROW_ALIGN for the rows of a 2-D product, 1 for a batch of independent matrices)."""
+    if _inline(work):  # the direct path: small operations (generation at batch 1) pay no more
+        fn(slice(0, n_rows))
+        return
     most = len(row_blocks(n_rows, _threads, align))
     for_each_part(work, lambda part, parts: fn(row_blocks(n_rows, parts, align)[part]),
                   max_parts=most)
@@ -132,11 +139,17 @@ def matmul(a, b, out=None, bias=None):
     batched products of attention); bias (O,) is added by each block to its own rows, while
     they are still in cache. Returns (N, ..., O), written into `out` when given.
     """
+    n_in = a.shape[-1]
+    work = a.size // max(n_in, 1) * b.shape[-1] * n_in // MACS_PER_PASS  # out.size * I / 4
+    if _inline(work):  # the direct path: the same product on the whole of a, no blocks
+        out = np.matmul(a, b, out=out)
+        if bias is not None:
+            out += bias
+        return out
     if out is None:
         shape = np.broadcast_shapes(a.shape[:-2], b.shape[:-2]) + (a.shape[-2], b.shape[-1])
         out = np.empty(shape, dtype=np.result_type(a.dtype, b.dtype))
     split_b = b.ndim == a.ndim > 2 and b.shape[0] == a.shape[0]
-    work = out.size * a.shape[-1] // MACS_PER_PASS
 
     def block(rows: slice) -> None:
         np.matmul(a[rows], b[rows] if split_b else b, out=out[rows])

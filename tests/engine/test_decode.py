@@ -63,3 +63,18 @@ def test_greedy_decoding_after_a_pad_matches_the_forward_pass():
     ids = prompt + generated
     logits = model.forward(np.array([ids[:-1]]))[0, len(prompt) - 1:]  # (4, V)
     assert logits.argmax(axis=-1).tolist() == generated
+
+
+def test_the_direct_path_gives_the_same_logits_as_row_blocks_on_two_threads(monkeypatch):
+    """Small operations skip the thread pool's wrappers (generation at batch 1): the same
+    products on the same rows, so the same bits as when every operation is split."""
+    from engine import parallel
+
+    direct = _full_and_cached("decoder_only", "pre", [3, 1, 2, 1])
+    monkeypatch.setattr(parallel, "MIN_WORK", 0)
+    parallel.set_threads(2)
+    try:
+        split = _full_and_cached("decoder_only", "pre", [3, 1, 2, 1])
+    finally:
+        parallel.set_threads(1)
+    assert np.array_equal(direct[0], split[0]) and np.array_equal(direct[1], split[1])
