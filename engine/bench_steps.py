@@ -77,7 +77,7 @@ def engine_setup(config: BenchConfig, record: bool, threads: int, tune_allocator
     from .memory import keep_freed_memory
     from .models import DecoderOnlyLM
     from .optim import Adam
-    from .recorder import recording
+    from .recorder import Recorder, recording
 
     model = DecoderOnlyLM(DecoderOnlyConfig(
         vocab_size=config.vocab_size, d_model=config.d_model, n_heads=config.n_heads,
@@ -101,7 +101,7 @@ def engine_setup(config: BenchConfig, record: bool, threads: int, tune_allocator
 
     def recorded_step() -> float:
         # The hook the explorer uses: every layer emits its events into this recorder.
-        with recording() as rec:
+        with recording(Recorder(long_lived=[p.data for p in model.params()])) as rec:
             loss = train_step()
         events[0] = len(rec.events)
         return loss
