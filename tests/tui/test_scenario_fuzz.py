@@ -180,7 +180,8 @@ def limits():
         size = int(handle.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
     soft, hard = resource.getrlimit(resource.RLIMIT_AS)
     previous = signal.signal(signal.SIGALRM, alarm)
-    resource.setrlimit(resource.RLIMIT_AS, (size + HEADROOM, hard))
+    cap = size + HEADROOM if hard == resource.RLIM_INFINITY else min(size + HEADROOM, hard)
+    resource.setrlimit(resource.RLIMIT_AS, (cap, hard))
     signal.setitimer(signal.ITIMER_REAL, SECONDS)
     try:
         yield

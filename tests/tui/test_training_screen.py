@@ -364,7 +364,7 @@ def test_help_lists_only_the_training_keys_and_the_footer_shows_it(make_app, asc
                 if line.startswith("  ") and line.strip()]
         expected = [key_name(b.key) for b in TrainingScreen.BINDINGS if b.description]
         assert len(keys) == len(set(keys)), keys  # no key listed twice
-        assert sorted(keys) == sorted(expected + ["Ctrl+P"]), keys
+        assert sorted(keys) == sorted(expected + ["Ctrl+P", "Ctrl+C"]), keys  # both everywhere
         explorer_only = {b.tooltip or b.description for b in ExplorerScreen.BINDINGS
                          if b.description} - {b.tooltip or b.description
                                               for b in TrainingScreen.BINDINGS}
