@@ -27,7 +27,6 @@ Any problem is one `CheckpointError` naming the file, what is wrong and what to 
 from __future__ import annotations
 
 import json
-import math
 import os
 import re
 import stat

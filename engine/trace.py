@@ -18,7 +18,7 @@ import numpy as np
 from .config import ModelConfig
 from .param import Module
 from .recorder import BACKWARD, FORWARD, Event, Recorder, recording
-from .train import Batch  # the batch a step (traced or not) runs on
+from .batch import Batch  # the batch a step (traced or not) runs on
 
 ATTENTION_STAGES = {  # stage -> (event suffix, tensor name)
     "scores": ("scores", "scores"),

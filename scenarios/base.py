@@ -30,7 +30,8 @@ import numpy as np
 
 from engine.config import ConfigError, DecoderOnlyConfig, EncoderDecoderConfig, ModelConfig, quote_value
 from engine.loss import CrossEntropyLoss
-from engine.train import Batch, TrainConfig
+from engine.batch import Batch
+from engine.train_config import TrainConfig
 
 from .examples import DataError, Example, ExampleSplits, TextSplits
 from .limits import check_data, check_training, memory_limit

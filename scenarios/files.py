@@ -17,7 +17,7 @@
     [model.breaks]              # the teaching switches: without positions, can it reverse?
     no_positional = true
 
-    [train]                     # any engine.train.TrainConfig field
+    [train]                     # any engine.train_config.TrainConfig field
     steps = 3000
 
 `tui-tfs show reverse > mine.toml` writes every setting of a scenario in this form: a

@@ -22,7 +22,7 @@ from typing import Any
 
 from engine.config import ModelConfig
 from engine.sizes import format_bytes, training_bytes
-from engine.train import TrainConfig
+from engine.train_config import TrainConfig
 
 from .overrides import SettingError
 

@@ -22,10 +22,10 @@ from pathlib import Path
 from engine.checkpoint import CONFIG_KEY, FORMAT_KEY, STEP_KEY
 from scenarios import ScenarioError
 from scenarios.base import META_NAME, META_SOURCE
+from scenarios.checkpoints import META_METRICS
 from scenarios.tasks import TASKS
 
 CHECKPOINT_DIR = Path("checkpoints")  # where `tui-tfs train` and the training screen's w save
-META_METRICS = "scenario.metrics"  # JSON {name: value}: the held-out metrics at save time
 MAX_HEADER = 100_000_000  # safetensors' own limit on the header's length
 EXPECTS = ("a built-in scenario name ({names}), a scenario file (.toml, see: tui-tfs show "
            "reverse) or a checkpoint saved by `tui-tfs train` or the training screen's w "

@@ -91,7 +91,9 @@ class Session(SessionViews):
         """The trained model of a checkpoint, and its training ready to go on from its step
         with its optimizer state (the session's `training` controller, saving back to it).
         `warning` says what is wrong with weights that still open (NaN/Inf)."""
-        from .headless import RunError, reopen_checkpoint
+        from scenarios.checkpoints import reopen_checkpoint
+
+        from .headless import RunError
         from .training import TrainingController
 
         reopened = reopen_checkpoint(path)

@@ -27,7 +27,8 @@ from pathlib import Path
 import numpy as np
 
 from engine.models import build_model
-from engine.train import Batch, StepStats, Trainer
+from engine.batch import Batch
+from engine.train import StepStats, Trainer
 from scenarios import Completion, complete
 
 READY, RUNNING, PAUSED, STOPPED, FINISHED, DIVERGED = (
@@ -270,7 +271,7 @@ class TrainingController:
     # -- saving -----------------------------------------------------------------------------------
     def save(self, path: str | Path | None = None) -> Path:
         """A checkpoint like `tui-tfs train` writes (resumable, readable by eval/generate)."""
-        from .headless import save
+        from scenarios.checkpoints import save
 
         with self.lock:
             path = Path(path or self.checkpoint_path)

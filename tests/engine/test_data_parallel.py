@@ -11,7 +11,9 @@ from engine.config import ConfigError
 from engine.data_parallel import DataParallel, replica_of
 from engine.loss import CrossEntropyLoss
 from engine.recorder import recording
-from engine.train import Batch, TrainConfig, Trainer
+from engine.batch import Batch
+from engine.train import Trainer
+from engine.train_config import TrainConfig
 
 PAD, V = 0, 11
 

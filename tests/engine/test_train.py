@@ -7,7 +7,9 @@ import pytest
 from engine.checkpoint import load_checkpoint, save_checkpoint
 from engine.config import ConfigError, DecoderOnlyConfig, EncoderDecoderConfig
 from engine.models import build_model
-from engine.train import Batch, TrainConfig, Trainer, group_of, train_config_from_dict
+from engine.batch import Batch
+from engine.train import Trainer, group_of
+from engine.train_config import TrainConfig, train_config_from_dict
 
 PAD, BOS, V, LENGTH = 0, 1, 10, 5
 

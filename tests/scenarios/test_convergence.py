@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tui_tfs.headless import open_checkpoint, scenario_of
+from scenarios.checkpoints import open_checkpoint, scenario_of
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 

@@ -17,7 +17,8 @@ from hypothesis import strategies as st
 from engine.train import Trainer
 from scenarios import ScenarioFileError, load_scenario, load_scenario_file
 from scenarios.files import scenario_to_toml
-from tui_tfs.headless import open_checkpoint, save, scenario_of
+from scenarios import ScenarioError
+from scenarios.checkpoints import open_checkpoint, save, scenario_of
 
 ROOT = Path(__file__).resolve().parents[2]
 SHIPPED = resources.files("scenarios").joinpath("data")
@@ -247,8 +248,6 @@ def test_any_file_gives_a_scenario_or_one_message(tmp_path, lines, jsonl, words)
 def test_eval_refuses_a_checkpoint_whose_pairs_file_changed(tmp_path):
     """Lines added with the same characters keep the vocabulary but move the split: held-out
     numbers would count pairs the model trained on, so the checkpoint says its data changed."""
-    from tui_tfs.headless import RunError
-
     path = scenario_file(tmp_path, reversals(100), data="[train]\nsteps = 2\nwarmup_steps = 0\n")
     s = load_scenario_file(path)
     trainer = Trainer(s.build_model(), s.train_config, s.next_batch)
@@ -257,7 +256,7 @@ def test_eval_refuses_a_checkpoint_whose_pairs_file_changed(tmp_path):
     assert scenario_of(open_checkpoint(checkpoint)).data == s.data, "unchanged: it reopens"
     (tmp_path / "pairs.tsv").write_text(reversals(120), encoding="utf-8")
     assert load_scenario_file(path).tokenizer == s.tokenizer
-    with pytest.raises(RunError, match="changed since this model was trained"):
+    with pytest.raises(ScenarioError, match="changed since this model was trained"):
         scenario_of(open_checkpoint(checkpoint))
 
 

@@ -18,7 +18,8 @@ from safetensors.numpy import load_file
 from engine.checkpoint import load_checkpoint, save_checkpoint
 from scenarios import load_scenario, load_scenario_file
 from tui_tfs.cli import main
-from tui_tfs.headless import META_TRAIN, RunOptions, prepare, save
+from scenarios.checkpoints import save
+from tui_tfs.headless import META_TRAIN, RunOptions, prepare
 
 ROOT = Path(__file__).resolve().parents[2]
 COMMANDS = ["explore", "list", "show", "train", "generate", "eval"]

@@ -201,7 +201,7 @@ def test_property_damaged_checkpoints_never_crash(capsys, tmp_path_factory, orig
 def test_nan_weights_can_be_opened_on_purpose_with_the_names_listed(tmp_path, original):
     """What the explorer calls: the weights load, and the ones holding NaN are named."""
     from engine.checkpoint import CheckpointError, load_checkpoint
-    from tui_tfs.headless import open_checkpoint
+    from scenarios.checkpoints import open_checkpoint
 
     tensors, meta = read(original[1])
     name = first_weight(tensors)

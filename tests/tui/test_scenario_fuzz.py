@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 
 from engine.checkpoint import load_checkpoint
 from engine.config import BreakSwitches, ModelConfig
-from engine.train import TrainConfig
+from engine.train_config import TrainConfig
 from scenarios.limits import LIMIT_VARIABLE
 from scenarios.settings import (AdditionSettings, DigitSettings, PhraseSettings, SentenceSettings,
                                 TextSettings)

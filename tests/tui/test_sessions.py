@@ -17,7 +17,8 @@ from conftest import screen_text
 from engine.checkpoint import load_checkpoint, load_model
 from tui_tfs.app import TfsApp
 from tui_tfs.cli import main as cli_main
-from tui_tfs.headless import RunOptions, open_checkpoint, prepare, save, scenario_of
+from scenarios.checkpoints import open_checkpoint, save, scenario_of
+from tui_tfs.headless import RunOptions, prepare
 from tui_tfs.screens import ExplorerScreen, PickerScreen, PromptScreen
 from tui_tfs.screens.training import TrainingScreen
 from tui_tfs.session import Session

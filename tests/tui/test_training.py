@@ -134,7 +134,7 @@ def test_divergence_pauses_and_keeps_the_last_good_weights(reverse):
 
 
 def test_save_writes_a_checkpoint_the_cli_reads(reverse, tmp_path):
-    from tui_tfs.headless import open_checkpoint
+    from scenarios.checkpoints import open_checkpoint
 
     c = controller(reverse, eval_every=0, checkpoint_path=tmp_path / "r.safetensors")
     run_steps(c, 2)

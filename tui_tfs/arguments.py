@@ -1,0 +1,181 @@
+"""The `tui-tfs` command line's arguments: the parser, and the checks of each value, so a value
+no run could finish (a temperature that overflows, a billion tokens) is refused with one line
+before anything starts."""
+from __future__ import annotations
+
+import argparse
+import math
+from pathlib import Path
+
+MAX_TOKENS = 10_000  # --max-tokens bound: char-lm generation is not bounded by max_len
+TEMPERATURES = (0.01, 100.0)  # --temperature bounds: past them logits / T overflow or are noise
+
+
+# -- arguments --------------------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="tui-tfs", description="Explore a transformer written from scratch in NumPy: step "
+        "through every forward and backward operation, or train and query it from the shell.",
+        epilog="Built-in scenarios: reverse, copy, sort, tiny-lm, char-lm, addition "
+        "(tui-tfs list). Without a command, the explorer opens.")
+    parser.add_argument("--ascii", action="store_true", default=None, dest="ascii_anywhere",
+                        help="ASCII glyphs only, for the explorer opened without a command "
+                             "(default: automatic, from the terminal)")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    explore = commands.add_parser(
+        "explore", help="open the explorer on a scenario or a checkpoint",
+        description="Open the Textual explorer on a built-in scenario, a scenario file or a "
+        "checkpoint (it traces the trained model; Ctrl+T trains on from its step).")
+    explore.add_argument("scenario", nargs="?", metavar="SCENARIO_OR_PATH",
+                         help="built-in name, scenario file (.toml) or checkpoint "
+                              "(.safetensors) (default: the picker)")
+    explore.add_argument("--ascii", action="store_true", default=None,
+                         help="ASCII glyphs only (default: automatic, from the terminal)")
+
+    commands.add_parser("list", help="list the built-in scenarios",
+                        description="The built-in scenarios, each with one line on what it is.")
+
+    show = commands.add_parser(
+        "show", help="describe a scenario and print all its settings",
+        description="Print a scenario's description, then every setting as a scenario file "
+        "(TOML). Save it to start your own: tui-tfs show reverse > mine.toml")
+    show.add_argument("scenario", metavar="SCENARIO_OR_PATH", help="built-in name or scenario file")
+
+    train = commands.add_parser(
+        "train", help="train a scenario's model with a progress bar",
+        description="Train a scenario's model headless. A checkpoint (weights, training state, "
+        "scenario) is saved every --checkpoint-every steps and at the end; --resume continues "
+        "from it. Ctrl-C stops after the current step and saves; a second Ctrl-C stops at once "
+        "and keeps the last checkpoint.")
+    train.add_argument("scenario", metavar="SCENARIO_OR_PATH", help="built-in name or scenario file")
+    train.add_argument("--steps", type=_positive_int, help="total training steps (default: the scenario's)")
+    train.add_argument("--seed", type=_non_negative_int,
+                       help="seeds the model's initialisation and the batches (default 0; a resumed "
+                            "run keeps its own); same seed, same losses")
+    train.add_argument("--out", type=Path, help="checkpoint file (default: checkpoints/NAME.safetensors)")
+    train.add_argument("--resume", action="store_true", help="continue training the checkpoint at --out")
+    train.add_argument("--eval-every", type=_positive_int, metavar="N",
+                       help="measure on the held-out split every N steps (default: a tenth of the run)")
+    train.add_argument("--checkpoint-every", type=_positive_int, metavar="N",
+                       help="save a checkpoint every N steps (default: as --eval-every)")
+    train.add_argument("--log", type=Path, metavar="CSV", help="also write every step's numbers to a CSV file")
+    train.add_argument("--memory-limit", type=_gib, metavar="GIB",
+                       help="refuse settings estimated to need more memory than this many GiB "
+                            "(default 4; raise it on purpose for a big model)")
+    train.add_argument("--threads", type=_threads, default=None, metavar="N",
+                       help="threads the engine splits large operations (and shards) across "
+                            "(default: one per core, at most 8; 1 turns splitting off)")
+    train.add_argument("--shards", type=_positive_int, default=None, metavar="N",
+                       help="split each batch into N shards whose forward and backward run side "
+                            "by side, one per thread (default: the scenario's, 1). Pays off for "
+                            "models much larger than the built-in ones; the losses depend on N, "
+                            "not on --threads")
+
+    generate = commands.add_parser(
+        "generate", help="continue a prompt with a trained model",
+        description="Language models continue the prompt by sampling; encoder-decoder models "
+        "decode the input greedily unless --temperature, --top-k or --top-p asks for sampling.")
+    generate.add_argument("checkpoint", type=Path, metavar="CHECKPOINT", help="a file saved by tui-tfs train")
+    generate.add_argument("--prompt", help="text to start from (default: the scenario's first example)")
+    generate.add_argument("--temperature", type=_temperature,
+                          help="below 1 plays safe, above 1 takes wilder guesses (default 1; "
+                               f"{TEMPERATURES[0]} to {TEMPERATURES[1]:g})")
+    generate.add_argument("--top-k", type=_positive_int, help="sample only among the k likeliest tokens")
+    generate.add_argument("--top-p", type=_probability,
+                          help="sample only among the likeliest tokens whose probabilities reach p")
+    generate.add_argument("--greedy", action="store_true", help="always take the likeliest token")
+    generate.add_argument("--max-tokens", type=_max_tokens, default=200,
+                          help=f"at most this many (default 200, at most {MAX_TOKENS:,})")
+    generate.add_argument("--seed", type=_non_negative_int, default=0, help="seeds the sampling (default 0)")
+    generate.add_argument("--explain", action="store_true",
+                          help="show each token's probability and the alternatives")
+
+    evaluate = commands.add_parser(
+        "eval", help="held-out predictions beside the targets, and metrics",
+        description="Measure a trained model on its scenario's held-out split and show the "
+        "first N predictions next to the right answers, wrong tokens marked.")
+    evaluate.add_argument("checkpoint", type=Path, metavar="CHECKPOINT", help="a file saved by tui-tfs train")
+    evaluate.add_argument("--n", type=_max_rows, default=10,
+                          help=f"predictions to show (default 10, at most {MAX_ROWS:,})")
+    return parser
+
+
+MAX_ROWS = 10_000  # eval --n bound
+MAX_INT_FLAG = 10**9  # --steps, --eval-every ...: past this a run would not end in a lifetime
+
+
+def _whole(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, got {text[:40]!r}") from None
+
+
+def _positive_int(text: str) -> int:
+    value = _whole(text)
+    if not 1 <= value <= MAX_INT_FLAG:
+        raise argparse.ArgumentTypeError(f"must be from 1 to {MAX_INT_FLAG:,}, got {text[:40]}")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    value = _whole(text)
+    if not 0 <= value < 2**63:
+        raise argparse.ArgumentTypeError(f"must be from 0 to 2**63-1, got {text[:40]}")
+    return value
+
+
+def _real(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number, got {text[:40]!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a finite number, got {text[:40]}")
+    return value
+
+
+def _temperature(text: str) -> float:
+    value = _real(text)
+    low, high = TEMPERATURES
+    if not low <= value <= high:
+        raise argparse.ArgumentTypeError(
+            f"must be from {low} to {high:g}, got {text[:40]} (for always the likeliest token, "
+            f"use --greedy)")
+    return value
+
+
+def _max_tokens(text: str) -> int:
+    value = _whole(text)
+    if not 1 <= value <= MAX_TOKENS:
+        raise argparse.ArgumentTypeError(f"must be from 1 to {MAX_TOKENS:,}, got {text[:40]}")
+    return value
+
+
+def _gib(text: str) -> float:
+    value = _real(text)
+    if not 0 < value <= 1024**2:
+        raise argparse.ArgumentTypeError(f"must be a number of GiB above 0, got {text[:40]}")
+    return value
+
+
+def _threads(text: str) -> int:
+    value = _whole(text)
+    if not 1 <= value <= 64:
+        raise argparse.ArgumentTypeError(f"must be from 1 to 64, got {text[:40]}")
+    return value
+
+
+def _max_rows(text: str) -> int:
+    value = _whole(text)
+    if not 1 <= value <= MAX_ROWS:
+        raise argparse.ArgumentTypeError(f"must be from 1 to {MAX_ROWS:,}, got {text[:40]}")
+    return value
+
+
+def _probability(text: str) -> float:
+    value = _real(text)
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"must be in (0, 1], got {text[:40]}")
+    return value
