@@ -2,6 +2,7 @@
 
     python -m engine.bench [--configs tiny,small,medium] [--steps N] [--warmup N]
                            [--threads N] [--record] [--default-allocator]
+                           [--generate small]
 
 One step is what training does: forward, loss, backward, Adam update (zeroing the gradients
 included). Both sides run a decoder-only model of the same architecture in float32 with dropout
@@ -31,6 +32,10 @@ S is `shards_for` the size: N for small and medium, 1 for tiny (too little work 
 each engine step inside `engine.recorder.recording()`, the trace the explorer shows, to
 measure what recording costs; a recorded step is one whole pass (the torch side is unchanged).
 
+Generation rows ("small gen", `--generate`, "" for none): greedy KV-cached generation at
+batch 1 from an 8-token prompt to the config's length, one thread each side, timed and paired
+the same way (one whole generation per "step"); tokens/s are in the notes.
+
 Shapes: B batch, T length, V vocabulary, D model width, H heads, F feed-forward width, L layers.
 """
 from __future__ import annotations
@@ -48,11 +53,13 @@ from pathlib import Path
 
 import numpy as np
 
-from .bench_steps import CONFIGS, BenchConfig, engine_setup, serve, torch_setup
+from .bench_steps import (CONFIGS, GEN_PROMPT, BenchConfig, engine_generate_setup, engine_setup,
+                          serve, torch_generate_setup, torch_setup)
 
 WIDTH = 80  # the table and every note line fit an 80x24 terminal
 SETTLE_S = 0.005  # pause before each step: the other side's spinning threads go to sleep
 SIDES = ("engine", "torch")
+GEN_SUFFIX = " gen"  # a generation row's name: "small gen"
 
 
 # -- parent: run both workers in lockstep, print the table --------------------------------------
@@ -63,8 +70,8 @@ class WorkerError(Exception):
 class Worker:
     """One side of one config in a fresh interpreter, driven over its stdin/stdout."""
 
-    def __init__(self, side: str, name: str, args: argparse.Namespace):
-        threads = str(args.threads)
+    def __init__(self, side: str, name: str, args: argparse.Namespace, generation: bool = False):
+        threads = "1" if generation else str(args.threads)
         # torch splits work over its own thread pool; the engine runs one shard of the batch
         # per thread (engine.data_parallel) and keeps BLAS on one thread inside each (two pools
         # that both want every core would fight over them).
@@ -75,7 +82,8 @@ class Worker:
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, env.get("PYTHONPATH")]))
         command = [sys.executable, "-m", "engine.bench", "--worker", side, "--configs", name,
                    "--threads", threads] + (["--record"] if args.record else []) + (
-                   ["--default-allocator"] if args.default_allocator else [])
+                   ["--default-allocator"] if args.default_allocator else []) + (
+                   ["--generation"] if generation else [])
         # stderr goes to a file, not a pipe: an unread pipe could fill up and block the worker.
         self.stderr = tempfile.TemporaryFile(mode="w+")
         self.process = subprocess.Popen(command, env=env, stdin=subprocess.PIPE,
@@ -112,12 +120,12 @@ def pair_order(i: int) -> tuple[str, str]:
     return SIDES if i % 2 == 0 else SIDES[::-1]
 
 
-def run_config(name: str, args: argparse.Namespace) -> dict[str, dict]:
+def run_config(name: str, args: argparse.Namespace, generation: bool = False) -> dict[str, dict]:
     """Time both sides of one config in alternating pairs -> {side: {"times": [...], ...}}.
 
     If one side fails (torch not installed, a crash) its result is {"error": message} and the
     other side goes on alone, so its own timings are still reported."""
-    workers = {side: Worker(side, name, args) for side in SIDES}  # both build at the same time
+    workers = {side: Worker(side, name, args, generation) for side in SIDES}  # built together
     results: dict[str, dict] = {side: {"times": []} for side in SIDES}
 
     def call(side: str, command: str | None) -> dict | None:
@@ -184,6 +192,11 @@ def print_table(rows: list[tuple[str, BenchConfig, dict, dict]], args: argparse.
         table.add_row(name, _ms(ours), _ms(theirs), _ratio(ours, theirs))
         errors += [f"{name}: {side} failed: {result['error']}"
                    for side, result in (("engine", ours), ("torch", theirs)) if "error" in result]
+        if name.endswith(GEN_SUFFIX):
+            notes += [f"{name}: greedy KV-cached generation, batch 1, {GEN_PROMPT} -> "
+                      f"{config.seq_len} tokens, one thread each",
+                      f"  tokens/s at the median: engine {_rate(ours)}, torch {_rate(theirs)}"]
+            continue
         shards = f", engine in {ours['shards']} shard(s)" if "shards" in ours else ""
         notes += [f"{name}: {config.label()}, {_params(ours, theirs)} params{shards}",
                   f"  tokens/s at the median: engine {_rate(ours)}, torch {_rate(theirs)}"]
@@ -193,7 +206,7 @@ def print_table(rows: list[tuple[str, BenchConfig, dict, dict]], args: argparse.
                  "range); each pair runs both back to back, in alternating order")
     losses = [f"{name} {ours['first_loss']:.3f}/{theirs['first_loss']:.3f} "
               f"({np.log(config.vocab_size):.3f})" for name, config, ours, theirs in rows
-              if "error" not in ours and "error" not in theirs]
+              if "error" not in ours and "error" not in theirs and not name.endswith(GEN_SUFFIX)]
     if losses:
         notes.append("first loss engine/torch (ln V: both start near uniform): "
                      + ", ".join(losses))
@@ -247,7 +260,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--default-allocator", action="store_true",
                         help="leave glibc's allocator settings alone on the engine side "
                              "(to measure what engine.memory.keep_freed_memory saves)")
+    parser.add_argument("--generate", default="small",
+                        help="comma-separated configs to time generation at batch 1 on "
+                             "(one thread each side); empty for none")
     parser.add_argument("--worker", choices=SIDES, help=argparse.SUPPRESS)
+    parser.add_argument("--generation", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     names = [n.strip() for n in args.configs.split(",") if n.strip()]
     unknown = [n for n in names if n not in CONFIGS]
@@ -255,7 +272,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         parser.error(f"--configs: unknown {unknown or 'empty list'}; choose from {', '.join(CONFIGS)}")
     if args.steps < 1 or args.warmup < 1 or args.threads < 1:
         parser.error("--steps, --warmup and --threads must be at least 1")
-    args.names = names
+    gen_names = [n.strip() for n in args.generate.split(",") if n.strip()]
+    if any(n not in CONFIGS for n in gen_names):
+        parser.error(f"--generate: unknown {[n for n in gen_names if n not in CONFIGS]}; "
+                     f"choose from {', '.join(CONFIGS)}")
+    args.names, args.gen_names = names, gen_names
     return args
 
 
@@ -263,6 +284,10 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     if args.worker:  # child process: one side, one config, driven by the parent
         config = CONFIGS[args.names[0]]
+        if args.generation:
+            setup = engine_generate_setup if args.worker == "engine" else torch_generate_setup
+            serve(*setup(config))
+            return
         if args.worker == "engine":
             step, info = engine_setup(config, args.record, args.threads,
                                       tune_allocator=not args.default_allocator)
@@ -277,6 +302,11 @@ def main(argv: list[str] | None = None) -> None:
             config = CONFIGS[name]
             results = run_config(name, args)
             rows.append((name, config, *(summarize(results[s], config.tokens) for s in SIDES)))
+        for name in args.gen_names:
+            config = CONFIGS[name]
+            results = run_config(name, args, generation=True)
+            rows.append((name + GEN_SUFFIX, config, *(summarize(
+                results[s], config.seq_len - GEN_PROMPT) for s in SIDES)))
     except KeyboardInterrupt:
         sys.exit("interrupted")
     print_table(rows, args)

@@ -77,7 +77,7 @@ def engine_setup(config: BenchConfig, record: bool, threads: int, tune_allocator
     from .memory import keep_freed_memory
     from .models import DecoderOnlyLM
     from .optim import Adam
-    from .recorder import recording
+    from .recorder import Recorder, recording
 
     model = DecoderOnlyLM(DecoderOnlyConfig(
         vocab_size=config.vocab_size, d_model=config.d_model, n_heads=config.n_heads,
@@ -101,7 +101,7 @@ def engine_setup(config: BenchConfig, record: bool, threads: int, tune_allocator
 
     def recorded_step() -> float:
         # The hook the explorer uses: every layer emits its events into this recorder.
-        with recording() as rec:
+        with recording(Recorder(long_lived=[p.data for p in model.params()])) as rec:
             loss = train_step()
         events[0] = len(rec.events)
         return loss
@@ -141,6 +141,61 @@ def torch_setup(config: BenchConfig, threads: int):
     return train_step, info
 
 
+GEN_PROMPT = 8  # generation: a prompt of this many tokens, then one token per call to the end
+
+
+def generation_prompt(config: BenchConfig) -> np.ndarray:
+    """(1, GEN_PROMPT) int64: the first row of the training batch."""
+    return make_batch(config)[0][:1, :GEN_PROMPT].copy()
+
+
+def engine_generate_setup(config: BenchConfig):
+    """-> (generate() -> last id, info()): greedy KV-cached generation at batch 1, one thread,
+    from GEN_PROMPT tokens to seq_len (the engine's `infer`, as engine.decode runs it)."""
+    from .config import DecoderOnlyConfig
+    from .models import DecoderOnlyLM
+
+    model = DecoderOnlyLM(DecoderOnlyConfig(
+        vocab_size=config.vocab_size, d_model=config.d_model, n_heads=config.n_heads,
+        d_ff=config.d_ff, n_layers=config.n_layers, max_len=config.seq_len, dropout=0.0,
+        pad_id=PAD_ID, dtype="float32", seed=SEED, **ARCHITECTURE))
+    model.eval()
+    prompt = generation_prompt(config)
+
+    def generate() -> float:
+        cache = model.new_cache()
+        logits = model.infer(prompt, cache, 0)[:, -1]  # (1,V)
+        for position in range(GEN_PROMPT, config.seq_len):
+            token = logits.argmax(axis=-1)[:, None]  # (1,1)
+            logits = model.infer(token, cache, position)[:, -1]
+        return float(logits.argmax())
+
+    return generate, lambda: {"params": model.num_params(), "events": None}
+
+
+def torch_generate_setup(config: BenchConfig):
+    """The same generation in torch eager: the training model's layers with a KV cache."""
+    import torch
+
+    torch.set_num_threads(1)
+    torch.manual_seed(SEED)
+    model = _torch_model(torch, config)
+    model.eval()
+    prompt = torch.from_numpy(generation_prompt(config))
+
+    def generate() -> float:
+        with torch.inference_mode():
+            cache = [None] * config.n_layers
+            logits = model.infer(prompt, cache, 0)[:, -1]  # (1,V)
+            for position in range(GEN_PROMPT, config.seq_len):
+                token = logits.argmax(dim=-1, keepdim=True)  # (1,1)
+                logits = model.infer(token, cache, position)[:, -1]
+        return float(logits.argmax())
+
+    return generate, lambda: {"params": sum(p.numel() for p in model.parameters()),
+                              "events": None, "version": torch.__version__}
+
+
 def serve(step, info) -> None:
     """The worker's loop: time one step per "step" line; "stop" (or EOF) -> final report."""
     out = sys.stdout
@@ -173,12 +228,20 @@ def _torch_model(torch, config: BenchConfig):
             super().__init__()
             self.qkv_proj, self.o_proj = nn.Linear(d, 3 * d), nn.Linear(d, d)
 
-        def forward(self, x, keep):
+        def forward(self, x, keep, cache=None):
+            """cache: None (training), or a one-item list holding (k, v) (B,H,S,K) or None;
+            new keys and values are appended (generation)."""
             b, t, _ = x.shape
             q, k, v = (p.reshape(b, t, h, d // h).transpose(1, 2)
                        for p in self.qkv_proj(x).split(d, dim=-1))  # (B,H,T,K)
-            scores = (q @ k.transpose(-2, -1)) / math.sqrt(d // h)  # (B,H,T,T)
-            weights = F.softmax(scores.masked_fill(~keep, -1e9), dim=-1)
+            if cache is not None:
+                if cache[0] is not None:
+                    k, v = torch.cat([cache[0][0], k], dim=2), torch.cat([cache[0][1], v], dim=2)
+                cache[0] = (k, v)
+            scores = (q @ k.transpose(-2, -1)) / math.sqrt(d // h)  # (B,H,T,S)
+            if keep is not None:
+                scores = scores.masked_fill(~keep, -1e9)
+            weights = F.softmax(scores, dim=-1)
             return self.o_proj((weights @ v).transpose(1, 2).reshape(b, t, d))  # (B,T,D)
 
     class Block(nn.Module):
@@ -188,8 +251,8 @@ def _torch_model(torch, config: BenchConfig):
             self.ln2 = nn.LayerNorm(d)
             self.fc1, self.fc2 = nn.Linear(d, config.d_ff), nn.Linear(config.d_ff, d)
 
-        def forward(self, x, keep):
-            x = x + self.attn(self.ln1(x), keep)
+        def forward(self, x, keep, cache=None):
+            x = x + self.attn(self.ln1(x), keep, cache)
             return x + self.fc2(F.gelu(self.fc1(self.ln2(x)), approximate="tanh"))
 
     class LM(nn.Module):
@@ -210,6 +273,17 @@ def _torch_model(torch, config: BenchConfig):
             for block in self.blocks:
                 x = block(x, keep)
             return self.lm_head(self.ln_f(x))  # (B,T,V)
+
+        def infer(self, ids, caches, offset):
+            """New ids (B,t) at positions offset.. -> logits (B,t,V); caches: one per block."""
+            t = ids.shape[1]
+            keep = self.causal[..., offset:offset + t, :offset + t] if t > 1 else None
+            x = self.tok_emb(ids) + self.pos_emb[offset:offset + t]
+            for i, block in enumerate(self.blocks):
+                slot = [caches[i]]
+                x = block(x, keep, slot)
+                caches[i] = slot[0]
+            return self.lm_head(self.ln_f(x))
 
     return LM()
 

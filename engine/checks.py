@@ -82,6 +82,7 @@ def check_softmax_rows(trace: Trace) -> list[Finding]:
     probability distribution."""
     findings = []
     events = _forward(trace, "softmax") + _forward(trace, "output_softmax")
+    masks = {_layer_of(e): e for e in _forward(trace, "mask")}
     worst = 0.0
     for event in events:
         attention = event.op == "softmax"
@@ -89,7 +90,12 @@ def check_softmax_rows(trace: Trace) -> list[Finding]:
         sums = values.astype(np.float64).sum(axis=-1)  # (..., rows)
         if not np.isfinite(sums).all():
             continue  # check_finite reports NaN/Inf where they start
-        error = np.abs(sums - 1.0)
+        expected = 1.0
+        mask = masks.get(_layer_of(event)) if attention else None
+        if mask is not None:  # a query that may see no key attends to nothing: its row sums to 0
+            seen = np.broadcast_to(mask.tensors["keep"], values.shape).any(axis=-1)
+            expected = np.where(seen, 1.0, 0.0)
+        error = np.abs(sums - expected)
         worst = max(worst, float(error.max(initial=0.0)))
         bad = error > _sum_tolerance(values.dtype)
         if not bad.any():
@@ -138,8 +144,8 @@ def check_attention_range(trace: Trace) -> list[Finding]:
 def check_masked_zero(trace: Trace) -> list[Finding]:
     """Keys the mask hides get zero weight; in decoder self-attention every future key too.
 
-    A fully masked row (a query that may see no key at all) is uniform by design and is
-    skipped. The causal part does not trust the mask: it looks at the weights themselves.
+    A fully masked row (a query that may see no key at all) attends to nothing: its weights
+    are all zero, as every masked weight must be. The causal part does not trust the mask: it looks at the weights themselves.
     """
     findings = []
     masks = {_layer_of(e): e for e in _forward(trace, "mask")}
@@ -151,7 +157,6 @@ def check_masked_zero(trace: Trace) -> list[Finding]:
         checked += mask_event is not None or _is_causal(layer)
         if mask_event is not None:
             hidden = ~np.broadcast_to(mask_event.tensors["keep"], weights.shape)
-            hidden = hidden & ~hidden.all(axis=-1, keepdims=True)  # skip fully masked rows
             leaked = np.where(hidden, np.abs(weights), 0.0)
             if leaked.max(initial=0.0) > ZERO_WEIGHT:
                 where = np.unravel_index(int(leaked.argmax()), leaked.shape)

@@ -132,8 +132,9 @@ FORWARD_ENTRIES: dict[str, Entry] = {
         "Mask", "masked = keep ? scaled : −10⁹", "masked = where(keep, scaled, -1e9)",
         "Scores a query must not see get a huge negative value: padding keys, and in decoder "
         "self-attention every key after the query (the causal mask). After the softmax they get "
-        "weight zero. A large finite fill is used instead of minus infinity, so a row with every "
-        "key masked becomes uniform instead of NaN."),
+        "weight zero. A large finite fill is used instead of minus infinity, so no row becomes "
+        "NaN; a query with every key masked (padding at the start of a row) attends to "
+        "nothing: its weights are all zero."),
     "softmax": Entry(
         "Softmax over keys", "w_ij = exp(s_ij) / Σ_j′ exp(s_ij′)",
         "w[i,j] = exp(s[i,j]) / sum_j' exp(s[i,j'])",

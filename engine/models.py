@@ -11,12 +11,24 @@ optimizers update in a few whole-array operations.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import numpy as np
 
 from .blocks import DecoderBlock, EncoderBlock
 from .config import ConfigError, DecoderOnlyConfig, EncoderDecoderConfig, ModelConfig
 from .layers import Dropout, LayerNorm, Linear, PositionalEncoding, TiedOutput, TokenEmbedding
 from .param import Module, pack_params
+
+
+@dataclass
+class DecodeCache:
+    """What cached decoding keeps between calls (`model.new_cache()`, passed to `infer`)."""
+
+    # per decoder block, one dict per sublayer: its keys and values "k", "v" (B,H,S,K)
+    blocks: list[list[dict[str, np.ndarray]]] = field(default_factory=list)
+    # (B, S) True where a cached position is not padding: its key may be seen, as in forward
+    key_keep: np.ndarray | None = None
 
 
 class Embedder(Module):
@@ -108,11 +120,29 @@ class _Model(Module):
     def _decode_blocks(self) -> list[DecoderBlock]:
         raise NotImplementedError
 
-    def new_cache(self) -> list[list[dict[str, np.ndarray]]]:
-        """Empty key/value caches: one dict per attention sublayer of every decoder block."""
-        return [[{} for _ in block.sublayers] for block in self._decode_blocks()]
+    def new_cache(self) -> DecodeCache:
+        """An empty cache: one key/value dict per sublayer of every decoder block."""
+        return DecodeCache([[{} for _ in block.sublayers] for block in self._decode_blocks()])
 
-    def _infer_decoder(self, embed: Embedder, ids: np.ndarray, cache: list, offset: int,
+    def _decode_keep(self, ids: np.ndarray, cache: DecodeCache, offset: int) -> np.ndarray | None:
+        """(B|1,1,t,offset+t) for new ids (B,t) at positions offset..: what `causal_keep` gives
+        these rows in a full forward. Query i sits at offset+i and sees every cached key and
+        new keys <= i that are not padding; None when it sees them all."""
+        t = ids.shape[1]
+        new_keep = np.ones(ids.shape, dtype=bool) if self.config.pad_id is None \
+            else ids != self.config.pad_id  # (B,t)
+        if offset and cache.key_keep is not None:
+            new_keep = np.concatenate([cache.key_keep[:, :offset], new_keep], axis=1)
+        cache.key_keep = new_keep  # (B, offset+t)
+        keep = None
+        if not self.config.breaks.no_causal_mask and t > 1:
+            keep = np.tril(np.ones((t, offset + t), dtype=bool), k=offset)[None, None]
+        if not new_keep.all():
+            pad_keep = new_keep[:, None, None, :]  # (B,1,1,offset+t)
+            keep = pad_keep if keep is None else keep & pad_keep
+        return keep
+
+    def _infer_decoder(self, embed: Embedder, ids: np.ndarray, cache: DecodeCache, offset: int,
                        memory: np.ndarray | None, src_keep: np.ndarray | None,
                        ln_f: LayerNorm | None) -> np.ndarray:
         """New target ids (B,t) at positions offset.. -> logits (B,t,V), extending `cache`."""
@@ -121,12 +151,9 @@ class _Model(Module):
         if offset + t > self.config.max_len:
             raise ValueError(f"decoding past max_len ({self.config.max_len}): "
                              f"ask for fewer tokens or raise max_len")
-        keep = None
-        if not self.config.breaks.no_causal_mask and t > 1:
-            # query i sits at position offset+i and sees every cached key and new keys <= i
-            keep = np.tril(np.ones((t, offset + t), dtype=bool), k=offset)[None, None]
+        keep = self._decode_keep(ids, cache, offset)
         x = embed.pos.infer(embed.tok_emb.infer(ids), offset)  # (B,t,D)
-        for block, block_cache in zip(self._decode_blocks(), cache):
+        for block, block_cache in zip(self._decode_blocks(), cache.blocks):
             x = block.infer(x, keep, memory, src_keep, block_cache)
         if ln_f is not None:
             x = ln_f.infer(x)
@@ -161,7 +188,7 @@ class DecoderOnlyLM(_Model):
     def _decode_blocks(self) -> list[DecoderBlock]:
         return self.blocks
 
-    def infer(self, ids: np.ndarray, cache: list, offset: int) -> np.ndarray:
+    def infer(self, ids: np.ndarray, cache: DecodeCache, offset: int) -> np.ndarray:
         """Logits (B,t,V) for new ids (B,t) after `offset` cached positions."""
         return self._infer_decoder(self.embed, ids, cache, offset, None, None, self.ln_f)
 
@@ -222,7 +249,7 @@ class EncoderDecoder(_Model):
             x = self.encoder_ln_f.infer(x)
         return x, src_keep
 
-    def infer(self, ids: np.ndarray, cache: list, offset: int, memory: np.ndarray,
+    def infer(self, ids: np.ndarray, cache: DecodeCache, offset: int, memory: np.ndarray,
               src_keep: np.ndarray | None) -> np.ndarray:
         """Decoder logits (B,t,V) for new target ids (B,t) after `offset` cached positions."""
         return self._infer_decoder(self.tgt_embed, ids, cache, offset, memory, src_keep,

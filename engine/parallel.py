@@ -7,6 +7,14 @@ on a small thread pool does the same arithmetic on every core at once. Each bloc
 own rows of preallocated outputs, and no sum crosses a block boundary, so the result is
 bit-identical to the unsplit operation (tests/engine/test_parallel.py checks a whole step).
 
+One care keeps that true for every row count: a BLAS product takes rows in steps of a few
+(its kernel's unroll) and rounds the last, leftover rows with another kernel, so a block that
+starts at an odd row sums some rows differently (a LayerNorm row mean by 9e-10 in float32). The
+blocks of a product therefore start at multiples of ROW_ALIGN rows and hold at least
+MIN_BLOCK_ROWS, and the leftover rows stay at the end of the last block, where the unsplit
+product has them too (`row_blocks(..., align=ROW_ALIGN)`). This holds with BLAS on one thread,
+as the command line and the benchmark run it.
+
     for_each_block(n_rows, work, fn)   fn(rows) for slices `rows` covering range(n_rows)
     for_each_part(work, fn)            fn(part, parts): a block of several arrays at once
 
@@ -32,6 +40,8 @@ import numpy as np
 
 MIN_WORK = 1 << 22  # element passes (~1 ms of element-wise work): below this, run inline
 MACS_PER_PASS = 4  # a product's multiply-adds per element pass, for `work` estimates
+ROW_ALIGN = 16  # a product's row blocks start at multiples of this (BLAS kernels step by 4-16)
+MIN_BLOCK_ROWS = 2 * ROW_ALIGN  # and hold at least this many rows (smaller take other kernels)
 
 _threads = 1
 _pool: ThreadPoolExecutor | None = None
@@ -58,10 +68,18 @@ def threads() -> int:
     return _threads
 
 
-def row_blocks(n_rows: int, parts: int) -> list[slice]:
-    """`parts` contiguous, nearly equal slices covering range(n_rows) (fewer if n_rows < parts)."""
+def row_blocks(n_rows: int, parts: int, align: int = 1) -> list[slice]:
+    """`parts` contiguous, nearly equal slices covering range(n_rows) (fewer if n_rows < parts).
+
+    With align > 1 (rows of a product), every block starts at a multiple of `align`, holds at
+    least 2 * align rows (so fewer blocks when n_rows is small: one below 4 * align), and the
+    n_rows % align leftover rows end the last block.
+    """
+    if align > 1:
+        parts = min(parts, n_rows // (2 * align))
     parts = max(1, min(parts, n_rows))
-    bounds = [n_rows * i // parts for i in range(parts + 1)]
+    units = n_rows // align  # whole groups of `align` rows
+    bounds = [align * (units * i // parts) for i in range(parts)] + [n_rows]
     return [slice(lo, hi) for lo, hi in zip(bounds[:-1], bounds[1:])]
 
 
@@ -72,10 +90,7 @@ def for_each_part(work: int, fn: Callable[[int, int], object], max_parts: int | 
     must write only its own share of the outputs (e.g. `row_blocks(n, parts)[part]`). The
     calling thread runs part 0 itself; an exception in any part is raised here after all end.
     """
-    # A block that itself asks for blocks runs them inline: the pool's threads are busy with
-    # the outer blocks, and waiting for them from inside one would never end.
-    nested = getattr(_in_block, "active", False)
-    parts = 1 if _pool is None or nested or work < MIN_WORK else min(_threads, max_parts or _threads)
+    parts = 1 if _inline(work) else min(_threads, max_parts or _threads)
     if parts == 1:
         fn(0, 1)
         return
@@ -90,6 +105,13 @@ def for_each_part(work: int, fn: Callable[[int, int], object], max_parts: int | 
             future.result()
 
 
+def _inline(work: int) -> bool:
+    """True when an operation of `work` element passes runs on the calling thread alone."""
+    # A block that itself asks for blocks runs them inline: the pool's threads are busy with
+    # the outer blocks, and waiting for them from inside one would never end.
+    return _pool is None or work < MIN_WORK or getattr(_in_block, "active", False)
+
+
 def _run_block(fn: Callable[[int, int], object], part: int, parts: int) -> None:
     _in_block.active = True
     try:
@@ -98,11 +120,16 @@ def _run_block(fn: Callable[[int, int], object], part: int, parts: int) -> None:
         _in_block.active = False
 
 
-def for_each_block(n_rows: int, work: int, fn: Callable[[slice], object]) -> None:
+def for_each_block(n_rows: int, work: int, fn: Callable[[slice], object], align: int = 1) -> None:
     """Call fn(rows) for contiguous row blocks covering range(n_rows), in parallel when
-    `work` is large; `fn` must only write the rows it is given."""
-    for_each_part(work, lambda part, parts: fn(row_blocks(n_rows, parts)[part]),
-                  max_parts=max(n_rows, 1))
+    `work` is large; `fn` must only write the rows it is given. `align`: see `row_blocks`
+    (ROW_ALIGN for the rows of a 2-D product, 1 for a batch of independent matrices)."""
+    if _inline(work):  # the direct path: small operations (generation at batch 1) pay no more
+        fn(slice(0, n_rows))
+        return
+    most = len(row_blocks(n_rows, _threads, align))
+    for_each_part(work, lambda part, parts: fn(row_blocks(n_rows, parts, align)[part]),
+                  max_parts=most)
 
 
 def matmul(a, b, out=None, bias=None):
@@ -112,18 +139,25 @@ def matmul(a, b, out=None, bias=None):
     batched products of attention); bias (O,) is added by each block to its own rows, while
     they are still in cache. Returns (N, ..., O), written into `out` when given.
     """
+    n_in = a.shape[-1]
+    work = a.size // max(n_in, 1) * b.shape[-1] * n_in // MACS_PER_PASS  # out.size * I / 4
+    if _inline(work):  # the direct path: the same product on the whole of a, no blocks
+        out = np.matmul(a, b, out=out)
+        if bias is not None:
+            out += bias
+        return out
     if out is None:
         shape = np.broadcast_shapes(a.shape[:-2], b.shape[:-2]) + (a.shape[-2], b.shape[-1])
         out = np.empty(shape, dtype=np.result_type(a.dtype, b.dtype))
     split_b = b.ndim == a.ndim > 2 and b.shape[0] == a.shape[0]
-    work = out.size * a.shape[-1] // MACS_PER_PASS
 
     def block(rows: slice) -> None:
         np.matmul(a[rows], b[rows] if split_b else b, out=out[rows])
         if bias is not None:
             out[rows] += bias
 
-    for_each_block(a.shape[0], work, block)
+    # A shared b makes `a`'s first axis the rows of one product; split_b: a batch of products.
+    for_each_block(a.shape[0], work, block, align=1 if split_b else ROW_ALIGN)
     return out
 
 
@@ -141,14 +175,18 @@ def affine_backward(x, d_out, w, bias: bool):
     grad_b = np.empty(n_out, dtype) if bias else None
 
     def part(j: int, parts: int) -> None:
-        ins, rows = row_blocks(n_in, parts)[j], row_blocks(n, parts)[j]
-        np.matmul(x[:, ins].T, d_out, out=grad_w[ins])
+        ins = row_blocks(n_in, parts, ROW_ALIGN)
+        if j < len(ins):
+            np.matmul(x[:, ins[j]].T, d_out, out=grad_w[ins[j]])
         if grad_b is not None:
             outs = row_blocks(n_out, parts)[j]
             np.sum(d_out[:, outs], axis=0, out=grad_b[outs])
-        np.matmul(d_out[rows], w.T, out=d_x[rows])
+        rows = row_blocks(n, parts, ROW_ALIGN)
+        if j < len(rows):
+            np.matmul(d_out[rows[j]], w.T, out=d_x[rows[j]])
 
-    for_each_part(2 * n * n_in * n_out // MACS_PER_PASS, part, max_parts=min(n, n_in, n_out))
+    most = max(len(row_blocks(n_in, _threads, ROW_ALIGN)), len(row_blocks(n, _threads, ROW_ALIGN)))
+    for_each_part(2 * n * n_in * n_out // MACS_PER_PASS, part, max_parts=min(most, n_out))
     return grad_w, grad_b, d_x
 
 

@@ -5,6 +5,19 @@ nothing more (one context-variable read per layer call). When a `Recorder` is ac
 layer emits an `Event` per operation with copies of the tensors it read and wrote, so later
 in-place work can never change what was recorded.
 
+A trace costs one copy: one op's output is the next op's input, and a weight is named by its
+layer's forward and backward, so the recorder copies each distinct live array (the same
+memory seen with the same shape and strides) once, and every event that names it shares that
+copy. The engine's side of the bargain: an array is not changed in place after an event has
+named it, until the recording ends (each op writes fresh arrays while recording).
+
+A recorder told which buffers live on (`Recorder(long_lived=[p.data for p in
+model.params()])`, as `engine.trace.record_step` and the benchmark do) copies nothing else:
+every float array an op writes while recording is fresh and is never written again (the next
+step writes new ones), so the trace keeps it as it is. It copies, once, the views of those buffers (the weights,
+which an optimizer step changes in place) and integer and boolean arrays (token ids a caller
+may reuse); tests/engine/test_trace.py checks that later steps change no recorded array.
+
     with recording() as rec:
         logits = model.forward(src, tgt_in)
         ...
@@ -12,7 +25,8 @@ in-place work can never change what was recorded.
 """
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+import weakref
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -39,8 +53,32 @@ class Event:
 class Recorder:
     """Collects events while active; see `recording()`."""
 
-    def __init__(self) -> None:
+    def __init__(self, long_lived: Sequence[np.ndarray] | None = None) -> None:
+        """long_lived: None copies every array named (once); a list of buffers (the model's
+        parameters) copies only their views and non-float arrays, and keeps the rest."""
         self.events: list[Event] = []
+        owners = None if long_lived is None else (_owner(np.asarray(b)) for b in long_lived)
+        self._long_lived = None if owners is None else {id(o): o for o in owners}
+        # (owner id, address, shape, strides, dtype) -> (weak reference to the owner, copy)
+        self._copies: dict[tuple, tuple[weakref.ref, np.ndarray]] = {}
+
+    def copy_of(self, array: np.ndarray) -> np.ndarray:
+        """A copy of `array` as it is now; the same copy for every event naming the same live
+        array. The owner of the memory is held weakly: once it is freed, its address may be
+        reused by a new array, which then gets a copy of its own."""
+        array = np.asarray(array)
+        owner = _owner(array)
+        if (self._long_lived is not None and array.dtype.kind == "f"
+                and self._long_lived.get(id(owner)) is not owner):
+            return array  # written fresh by the op that named it, never written again
+        key = (id(owner), array.__array_interface__["data"][0], array.shape, array.strides,
+               array.dtype.str)
+        known = self._copies.get(key)
+        if known is not None and known[0]() is owner:
+            return known[1]
+        copy = np.array(array, copy=True)
+        self._copies[key] = (weakref.ref(owner), copy)
+        return copy
 
     def emit(
         self,
@@ -51,8 +89,8 @@ class Recorder:
         formula: str | None = None,
         **attrs: object,
     ) -> Event:
-        """Record one op; tensors are copied, `None` entries are left out."""
-        copies = {name: np.array(t, copy=True) for name, t in tensors.items() if t is not None}
+        """Record one op; tensors are copied (once per live array), `None` entries left out."""
+        copies = {name: self.copy_of(t) for name, t in tensors.items() if t is not None}
         if formula is None:
             formula = op if phase == FORWARD else f"{op}.backward"
         event = Event(len(self.events), phase, path, op, copies, formula, dict(attrs))
@@ -64,6 +102,13 @@ class Recorder:
 
     def backward(self, path: str, op: str, tensors: Mapping, formula: str | None = None, **attrs):
         return self.emit(BACKWARD, path, op, tensors, formula, **attrs)
+
+
+def _owner(array: np.ndarray) -> np.ndarray:
+    """The array whose memory `array` is (itself, or the base of a view)."""
+    while isinstance(array.base, np.ndarray):
+        array = array.base
+    return array
 
 
 _current: ContextVar[Recorder | None] = ContextVar("tui_tfs_recorder", default=None)

@@ -17,7 +17,7 @@ import numpy as np
 
 from .config import ModelConfig
 from .param import Module
-from .recorder import BACKWARD, FORWARD, Event, recording
+from .recorder import BACKWARD, FORWARD, Event, Recorder, recording
 from .train import Batch  # the batch a step (traced or not) runs on
 
 ATTENTION_STAGES = {  # stage -> (event suffix, tensor name)
@@ -225,7 +225,9 @@ def record_step(model: Module, loss_fn: Module, batch: Batch,
     the terminal would land in the middle of the explorer's screen.
     """
     model.zero_grad()
-    with recording() as rec, np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+    # The weights are copied (an optimizer changes them in place); what the ops write is kept.
+    recorder = Recorder(long_lived=[p.data for p in model.params()])
+    with recording(recorder) as rec, np.errstate(over="ignore", invalid="ignore", divide="ignore"):
         if batch.src is None:
             logits = model.forward(batch.tgt_in)
         else:

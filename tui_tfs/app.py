@@ -6,11 +6,13 @@
 from __future__ import annotations
 
 from rich.markup import escape
+from rich.text import Text
 
 import locale
 import os
 from collections.abc import Iterable, Mapping
 from functools import partial
+from pathlib import Path
 
 from textual.app import App, SystemCommand
 from textual.binding import Binding
@@ -21,10 +23,11 @@ from scenarios import ScenarioError
 
 from .messages import ScenarioPicked
 from .render import Style
-from .screens import ExplorerScreen, HelpScreen, PickerScreen, TooSmallScreen
+from .screens import ExplorerScreen, HelpScreen, PickerScreen, QuitScreen, TooSmallScreen
 from .screens.help import key_name
 from .screens.training import TrainingScreen
-from .session import Session
+from .session import Session, source_key
+from .training import TrainingController
 
 FULL_SIZE = (80, 23)  # every panel at once: a standard 80x24 terminal inside tmux or screen
 MIN_SIZE = (60, 18)  # below FULL_SIZE, one panel at a time; below this, a "make it larger" notice
@@ -63,15 +66,25 @@ class TfsApp(App[None]):
 
     TITLE = "tui-tfs"
     CSS_PATH = "app.tcss"
-    BINDINGS = [Binding("ctrl+c", "quit", "Quit", show=False)]
+    # Ctrl+C quits like q, asking first about unsaved training, on every screen: a priority
+    # binding, so neither the screen's "copy selected text" nor an input's copy takes it.
+    BINDINGS = [Binding("ctrl+c", "quit", "Quit", show=False, priority=True)]
 
     def __init__(self, scenario: str | None = None, path: str | None = None,
-                 ascii: bool | None = None, color: bool | None = None) -> None:
+                 ascii: bool | None = None, color: bool | None = None,
+                 session: Session | None = None) -> None:
+        """`session`: one opened already (by the command line, which reports a bad source
+        on stderr before the screen takes over); it opens first, as `scenario`/`path` would."""
         super().__init__()
         self.source = path or scenario  # what to open first, or None for the picker
         self.ascii = wants_ascii() if ascii is None else ascii
         self.style = Style(ascii=self.ascii, color=wants_color() if color is None else color)
-        self.session: Session | None = None
+        self.session: Session | None = None  # the one the explorer shows now
+        # every session opened, by source_key: reopening one from the picker returns to its
+        # model, trace, cursor and training, for the life of the app
+        self.sessions: dict[str, Session] = {}
+        if session is not None and self.source:
+            self.sessions[source_key(self.source)] = session
         self._too_small: TooSmallScreen | None = None
 
     def on_mount(self) -> None:
@@ -87,16 +100,28 @@ class TfsApp(App[None]):
 
     # -- scenarios ----------------------------------------------------------------------------------
     def open_scenario(self, source: str) -> bool:
-        """Open the explorer on a built-in name or a scenario file; a bad one is a notice."""
-        try:
-            session = Session.open(source, ascii=self.ascii)
-        except (ScenarioError, OSError, ValueError) as error:
-            self.notify(escape(str(error)), title="cannot open scenario", severity="error", timeout=10)
-            return False
+        """Open the explorer on a built-in name, a scenario file or a checkpoint: the session
+        opened before from the same source if there is one, else a new one; a bad source is a
+        notice naming it and the fix."""
+        key = source_key(source)
+        session = self.sessions.get(key)
+        if session is None:
+            try:
+                session = Session.open(source, ascii=self.ascii)
+            except (ScenarioError, OSError, ValueError) as error:  # CheckpointError, RunError
+                self.notify(escape(str(error)), title="cannot open", severity="error", timeout=10)
+                return False
+            self.sessions[key] = session
         self.session = session
         while isinstance(self.screen, ExplorerScreen):
             self.pop_screen()
-        self.push_screen(ExplorerScreen(session, self.style))
+        explorer = ExplorerScreen(session, self.style)
+        self.push_screen(explorer)
+        if session.shown_view not in ("tensor", "overview"):  # where it was left
+            self.call_after_refresh(explorer.action_view, session.shown_view)
+        if session.warning:
+            self.notify(escape(session.warning), title="weights not finite", severity="warning",
+                        timeout=30)
         return True
 
     def on_scenario_picked(self, message: ScenarioPicked) -> None:
@@ -123,13 +148,16 @@ class TfsApp(App[None]):
         if screen.view_name == "overview":
             screen.close_overview()
         else:
+            screen.session.shown_view = screen.view_name
             self.pop_screen()
 
     def action_help(self) -> None:
         if isinstance(self.screen, HelpScreen):
             return
         everywhere = [("Everywhere", [Binding("ctrl+p", "", "Command palette: search every "
-                                                            "action")])]
+                                                            "action"),
+                                      Binding("ctrl+c", "", "Quit (asks first when training "
+                                                            "is not saved)")])]
         if isinstance(self.screen, TrainingScreen):  # its own keys only: i, p, g, k, s differ
             groups = list(TrainingScreen.GROUPS) + everywhere
         else:
@@ -137,13 +165,67 @@ class TfsApp(App[None]):
                 + everywhere
         self.push_screen(HelpScreen(groups))
 
+    # -- quitting: never loses training without asking -------------------------------------------------
+    def unsaved_training(self) -> list[tuple[Session, TrainingController]]:
+        """(session, controller) of every run that trains now or took steps no checkpoint holds."""
+        found, seen = [], set()
+        for session in self.sessions.values():
+            c = session.training
+            if c is not None and id(c) not in seen and c.unsaved:
+                seen.add(id(c))
+                found.append((session, c))
+        return found
+
+    async def action_quit(self) -> None:
+        """q, Ctrl+C, Ctrl+Q and the palette's Quit: at once when nothing would be lost, else
+        one question: save and quit, quit without saving, or cancel."""
+        unsaved = self.unsaved_training()
+        if not unsaved:
+            self.exit()
+            return
+        if isinstance(self.screen, QuitScreen):
+            return  # asked already: the question stays until it is answered
+        paths = save_paths([c for _, c in unsaved])
+        lines = [f"  {s.name}: step {c.step}" + (", training now" if c.running else "")
+                 + (f" (saved: step {c.saved_step})" if c.saved is not None else "")
+                 + f"\n    s saves it to {path}" for (s, c), path in zip(unsaved, paths)]
+        self.push_screen(QuitScreen(lines), self._quit_answered)
+
+    def _quit_answered(self, answer: str | None) -> None:
+        if answer == "quit":
+            self.exit()
+        elif answer == "save":
+            self.save_and_quit()
+
+    def save_and_quit(self) -> None:
+        """Pause and checkpoint every unsaved run (like the training screen's w), then quit,
+        saying where each went; a failed save says why and keeps the app open."""
+        saved = []
+        unsaved = self.unsaved_training()
+        for (session, c), path in zip(unsaved, save_paths([c for _, c in unsaved])):
+            c.request("pause")  # the save itself waits for the step in flight (the lock)
+            try:
+                path = c.save(path)
+            except (OSError, ValueError) as error:
+                self.notify(escape(f"{session.name}: {error}"), title="not saved; still open",
+                            severity="error", timeout=15)
+                return
+            saved.append(f"tui-tfs: saved {session.name} at step {c.saved_step} to {path}")
+        self.exit(message=Text("\n".join(saved)))
+
     # -- command palette: every key of the screen, searchable ----------------------------------------
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
-        yield from super().get_system_commands(screen)
+        for command in super().get_system_commands(screen):
+            if command.title == "Quit":  # Textual's says "as soon as possible": ours may ask
+                command = SystemCommand("Quit", "Quit tui-tfs (q, Ctrl+C); asks first when "
+                                        "training is not saved", self.action_quit)
+            yield command
         seen = set()
         for key, active in screen.active_bindings.items():
             b = active.binding
             if not b.description or b.action in seen or active.node is self:
+                continue
+            if b.action in ("screen.copy_text", "copy"):  # Ctrl+C quits: copying is the terminal's
                 continue
             seen.add(b.action)
             yield SystemCommand(b.tooltip or b.description, f"key {key_name(key)}",
@@ -181,7 +263,27 @@ class TfsApp(App[None]):
         """True from LARGE_SIZE: maps draw larger cells."""
         return self.has_class("-large")
 
-def run_explorer(scenario: str | None, path: str | None, ascii: bool | None) -> None:
-    """Run the app: on `scenario` (a built-in name) or `path` (a scenario file), else the picker.
-    `ascii` None picks ASCII automatically when the terminal cannot show Unicode."""
-    TfsApp(scenario, path, ascii).run()
+def save_paths(controllers: list[TrainingController]) -> list[Path]:
+    """Where each run saves on quitting: its own checkpoint path, unless an earlier run of the
+    list saves there too (the built-in reverse and a reopened checkpoints/reverse.safetensors
+    both default to it); then the first free `<name>-2.safetensors`, `-3` ..., so that no save
+    overwrites another."""
+    taken: set[Path] = set()
+    paths = []
+    for c in controllers:
+        base = Path(c.checkpoint_path)
+        path, n = base, 1  # its own file may be overwritten; a "-n" file that exists may not
+        while path.resolve() in taken or (n > 1 and path.exists()):
+            n += 1
+            path = base.with_name(f"{base.stem}-{n}{base.suffix}")
+        taken.add(path.resolve())
+        paths.append(path)
+    return paths
+
+
+def run_explorer(scenario: str | None, path: str | None, ascii: bool | None,
+                 session: Session | None = None) -> None:
+    """Run the app: on `scenario` (a built-in name) or `path` (a scenario file or checkpoint),
+    else the picker; `session`, when given, is that source opened already. `ascii` None picks
+    ASCII automatically when the terminal cannot show Unicode."""
+    TfsApp(scenario, path, ascii, session=session).run()

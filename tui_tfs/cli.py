@@ -1,7 +1,7 @@
 """The `tui-tfs` command line: the explorer, and headless training, generation and evaluation.
 
     tui-tfs                              the explorer (scenario picker)
-    tui-tfs explore [SCENARIO_OR_PATH]   the explorer on a scenario
+    tui-tfs explore [SCENARIO_OR_PATH]   the explorer on a scenario or a checkpoint
     tui-tfs list                         the built-in scenarios
     tui-tfs show SCENARIO_OR_PATH        its description and every setting, as a scenario file
     tui-tfs train SCENARIO_OR_PATH       train with a progress bar; checkpoints; --resume
@@ -30,10 +30,25 @@ TEMPERATURES = (0.01, 100.0)  # --temperature bounds: past them logits / T overf
 
 
 def start_explorer(source: str | None, ascii_only: bool | None = None) -> int:
-    """Open the Textual explorer on `source` (None: the scenario picker)."""
-    from .app import run_explorer
+    """Open the Textual explorer on `source` (None: the scenario picker): a built-in name, a
+    scenario file or a checkpoint. The source is opened first, so a bad one is a message on
+    stderr and exit 2 (ScenarioError, CheckpointError or RunError, caught by `main`); the
+    screen needs a terminal on stdout and stderr (it draws on stderr), else it says so."""
+    from .app import run_explorer, wants_ascii
 
-    run_explorer(source, None, ascii_only)  # a built-in name or a file path: both load the same way
+    ascii_only = wants_ascii() if ascii_only is None else ascii_only
+    session = None
+    if source is not None:
+        from .session import Session
+
+        session = Session.open(source, ascii=ascii_only)
+    for name, stream in (("stdout", sys.stdout), ("stderr", sys.stderr)):
+        if not stream.isatty():
+            print(f"tui-tfs explore: {name} is not a terminal (piped or redirected?); the "
+                  f"explorer draws a full screen and needs one: run it without | or >, or use "
+                  f"tui-tfs list, show, eval or generate for text", file=sys.stderr)
+            return EXIT_USAGE
+    run_explorer(source, None, ascii_only, session=session)
     return EXIT_OK
 
 
@@ -44,12 +59,18 @@ def build_parser() -> argparse.ArgumentParser:
         "through every forward and backward operation, or train and query it from the shell.",
         epilog="Built-in scenarios: reverse, copy, sort, tiny-lm, char-lm, addition "
         "(tui-tfs list). Without a command, the explorer opens.")
+    parser.add_argument("--ascii", action="store_true", default=None, dest="ascii_anywhere",
+                        help="ASCII glyphs only, for the explorer opened without a command "
+                             "(default: automatic, from the terminal)")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    explore = commands.add_parser("explore", help="open the explorer on a scenario",
-                                  description="Open the Textual explorer.")
+    explore = commands.add_parser(
+        "explore", help="open the explorer on a scenario or a checkpoint",
+        description="Open the Textual explorer on a built-in scenario, a scenario file or a "
+        "checkpoint (it traces the trained model; Ctrl+T trains on from its step).")
     explore.add_argument("scenario", nargs="?", metavar="SCENARIO_OR_PATH",
-                         help="built-in name or scenario file (default: the picker)")
+                         help="built-in name, scenario file (.toml) or checkpoint "
+                              "(.safetensors) (default: the picker)")
     explore.add_argument("--ascii", action="store_true", default=None,
                          help="ASCII glyphs only (default: automatic, from the terminal)")
 
@@ -212,16 +233,15 @@ def main(argv: list[str] | None = None) -> int:
     # own drawing, in-app training) OpenBLAS threads spin and a step can take 20 times longer.
     for variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS"):
         os.environ.setdefault(variable, "1")
-    if args.command in (None, "explore"):
-        return start_explorer(getattr(args, "scenario", None), getattr(args, "ascii", None))
-    # Imported here so `tui-tfs --help` stays instant and the explorer needs none of this.
+    # Imported here so `tui-tfs --help` stays instant.
     from engine.checkpoint import CheckpointError
     from scenarios import ScenarioError
 
     from .headless import RunError
 
     handlers = {"list": cmd_list, "show": cmd_show, "train": cmd_train,
-                "generate": cmd_generate, "eval": cmd_eval}
+                "generate": cmd_generate, "eval": cmd_eval, None: cmd_explore,
+                "explore": cmd_explore}
     try:
         return handlers[args.command](args, console)
     except KeyboardInterrupt:  # Ctrl-C outside a training loop (which handles its own)
@@ -229,24 +249,29 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_INTERRUPTED
     except (ScenarioError, CheckpointError, RunError) as error:
         # plain print: one line however long, never wrapped by Rich, easy to grep
-        print(f"tui-tfs {args.command}: {error}", file=sys.stderr)
+        print(f"tui-tfs {args.command or 'explore'}: {error}", file=sys.stderr)
         return EXIT_USAGE
 
 
 # -- commands ---------------------------------------------------------------------------------------
+def cmd_explore(args, console: Console) -> int:
+    ascii_only = args.ascii_anywhere or getattr(args, "ascii", None)
+    return start_explorer(getattr(args, "scenario", None), ascii_only)
+
+
 def cmd_list(args, console: Console) -> int:
     from scenarios import BUILTIN
     from scenarios.tasks import TASKS
 
     from .render import model_kind_label
 
-    table = Table(box=None, show_header=True, header_style="bold", pad_edge=False)
-    table.add_column("scenario")
-    table.add_column("model")
-    table.add_column("what it is")
-    for name, summary in BUILTIN.items():
-        table.add_row(name, model_kind_label(TASKS[name].kind), summary)
-    console.print(table)
+    # columns by hand, not a Rich table: a table pads every row to its width (trailing spaces)
+    rows = [("scenario", "model", "what it is")]
+    rows += [(name, model_kind_label(TASKS[name].kind), summary) for name, summary in BUILTIN.items()]
+    widths = [max(len(row[i]) for row in rows) for i in range(2)]
+    for i, (name, kind, summary) in enumerate(rows):
+        line = f"{name:<{widths[0]}}  {kind:<{widths[1]}}  {summary}".rstrip()
+        console.print(Text(line, style="bold" if i == 0 else ""), soft_wrap=True)
     console.print("\nTrain one: tui-tfs train reverse    Your own: tui-tfs show reverse > mine.toml")
     return EXIT_OK
 

@@ -42,6 +42,8 @@ from scenarios import Scenario, ScenarioError, load_scenario, tokenizer_from_dic
 from scenarios.base import META_DATA, META_LAYOUT, META_SOURCE, META_TOKENIZER, META_TRAIN
 from scenarios.limits import memory_limit
 
+from .checkpoints import META_METRICS  # held-out metrics at save time, for the picker
+
 META_EXAMPLES = "scenario.examples"  # JSON list: default prompts for `generate`
 
 
@@ -217,7 +219,7 @@ def run(scenario: Scenario, trainer: Trainer, options: RunOptions, console: Cons
 def _save_during_run(scenario: Scenario, trainer: Trainer, path: Path, result: RunResult) -> None:
     """save(), with a failure turned into a RunError that says what is still on disk."""
     try:
-        result.checkpoint = save(scenario, trainer, path)
+        result.checkpoint = save(scenario, trainer, path, result.metrics)
         result.checkpoint_step = trainer.step_count
     except (OSError, CheckpointError) as error:
         reason = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
@@ -268,10 +270,14 @@ def check_log(path: Path) -> None:
                        f"choose another --log") from None
 
 
-def save(scenario: Scenario, trainer: Trainer, path: Path) -> Path:
-    """Checkpoint the model, the trainer's state and the scenario's metadata (atomically)."""
+def save(scenario: Scenario, trainer: Trainer, path: Path,
+         metrics: dict[str, float] | None = None) -> Path:
+    """Checkpoint the model, the trainer's state and the scenario's metadata (atomically);
+    `metrics`, the latest held-out evaluation, is stored for the picker to show."""
     metadata = scenario.checkpoint_metadata()
     metadata[META_EXAMPLES] = json.dumps(list(scenario.examples))
+    if metrics:
+        metadata[META_METRICS] = json.dumps({k: float(v) for k, v in metrics.items()})
     return save_checkpoint(path, trainer.model, extra_metadata=metadata,
                            optimizer_state=trainer.state(), step=trainer.step_count)
 
@@ -343,6 +349,52 @@ def check_scenario_metadata(path: Path, checkpoint: Checkpoint):
         raise CheckpointError(f"{path}: its tokenizer has {tokenizer.vocab_size} tokens but its "
                               f"model {checkpoint.config.vocab_size}; the file is damaged")
     return tokenizer, layout, [e for e in examples if isinstance(e, str)]
+
+
+@dataclass
+class Reopened:
+    """A checkpoint reopened to explore and to train on from where it stopped."""
+
+    path: Path  # the checkpoint file
+    scenario: Scenario  # rebuilt from its source, with the run's own training settings
+    model: object  # the engine model, weights loaded
+    trainer_state: dict | None  # Trainer.state() as saved: step, optimizer moments, generators
+    step: int | None  # training step it was saved at
+    warning: str | None  # what is wrong with it but does not stop exploring (NaN/Inf weights)
+
+
+def reopen_checkpoint(path: str | Path) -> Reopened:
+    """Scenario, model and training state of a checkpoint written by `tui-tfs train` or the
+    training screen's w, checked like `--resume` checks it; weights that are not finite
+    open with a warning rather than an error (the explorer is where to look at them)."""
+    path = Path(path)
+    if not path.exists():
+        raise CheckpointError(f"{path}: no such file; check the path, or make one with: "
+                              f"tui-tfs train SCENARIO --out {path}")
+    checkpoint = load_checkpoint(path, allow_nonfinite=True, memory_limit=memory_limit())
+    tokenizer, layout, examples = check_scenario_metadata(path, checkpoint)
+    meta = checkpoint.metadata
+    if META_SOURCE not in meta:
+        raise CheckpointError(f"{path}: has no scenario source; it was not written by "
+                              f"`tui-tfs train` or the training screen, so it cannot be explored")
+    model = model_from_checkpoint(checkpoint, path)
+    scenario = scenario_of(Trained(path, model, tokenizer, layout, meta[META_SOURCE], examples,
+                                   checkpoint.step, checkpoint.nonfinite, meta.get(META_DATA)))
+    if META_TRAIN in meta:  # the run's own settings (steps, schedule), as --resume uses them
+        try:
+            scenario.train_config = train_config_from_dict(json.loads(meta[META_TRAIN]))
+        except (ValueError, TypeError) as error:
+            raise RunError(f"{path}: its stored training settings are unusable: {error}; "
+                           f"retrain it with tui-tfs train") from None
+    scenario.model_config = checkpoint.config
+    bad = checkpoint.nonfinite
+    warning = None
+    if bad:
+        warning = (f"{path}: {len(bad)} of {len(checkpoint.state_dict)} weight tensors hold "
+                   f"NaN or Inf ({', '.join(bad[:2])}{', ...' if len(bad) > 2 else ''}); the "
+                   f"trace shows where they spread (x runs to the first). Train from an "
+                   f"earlier checkpoint instead")
+    return Reopened(path, scenario, model, checkpoint.optimizer_state, checkpoint.step, warning)
 
 
 def scenario_of(trained: Trained) -> Scenario:

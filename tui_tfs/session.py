@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -30,7 +31,8 @@ from engine.trace import Batch, Trace, path_parts, record_step
 
 from .session_views import SessionError, SessionViews, ViewState
 
-__all__ = ["EXPLORER_BATCH", "STEPS", "GradNorm", "Session", "SessionError", "ViewState"]
+__all__ = ["EXPLORER_BATCH", "STEPS", "GradNorm", "Session", "SessionError", "ViewState",
+           "source_key"]
 
 STEPS = ("next", "prev", "over", "back_over", "into", "out", "end_of_forward", "first_backward")
 GRAD_NORM_DEPTH = 3  # "decoder.blocks.0.self_attn": q, k, v and o projections together
@@ -64,19 +66,52 @@ class Session(SessionViews):
         self.trace: Trace | None = None
         self.cursor: Cursor | None = None
         self.training = None  # the TrainingController of this session, once training opened
+        self.checkpoint = None  # the checkpoint file it was opened from, if any (a Path)
+        self.warning: str | None = None  # shown when it opens: what is wrong with its weights
+        self.shown_view = "tensor"  # the explorer's view when it was left, to reopen on
         self.trace_example(0)
 
     # -- building ---------------------------------------------------------------------------------
     @classmethod
-    def open(cls, name_or_path: str, ascii: bool = False, seed: int = 0) -> Session:
-        """A session on a built-in scenario (by name) or a scenario file (by path)."""
+    def open(cls, source: str, ascii: bool = False, seed: int = 0) -> Session:
+        """A session on a built-in scenario (by name), a scenario file or a checkpoint (by
+        path). Raises scenarios.ScenarioError, engine.checkpoint.CheckpointError or
+        headless.RunError, each naming the file and the fix."""
         from scenarios import load_scenario
 
-        scenario = load_scenario(name_or_path)
-        model = scenario.build_model()
-        loss_fn = CrossEntropyLoss(scenario.model_config.pad_id,
-                                   scenario.train_config.label_smoothing)
-        return cls(scenario, model, loss_fn, ascii=ascii, seed=seed)
+        from .checkpoints import kind_of
+
+        if kind_of(source) == "checkpoint":
+            return cls.from_checkpoint(source, ascii=ascii, seed=seed)
+        scenario = load_scenario(source)
+        return cls(scenario, scenario.build_model(), _loss_of(scenario), ascii=ascii, seed=seed)
+
+    @classmethod
+    def from_checkpoint(cls, path: str, ascii: bool = False, seed: int = 0) -> Session:
+        """The trained model of a checkpoint, and its training ready to go on from its step
+        with its optimizer state (the session's `training` controller, saving back to it).
+        `warning` says what is wrong with weights that still open (NaN/Inf)."""
+        from .headless import RunError, reopen_checkpoint
+        from .training import TrainingController
+
+        reopened = reopen_checkpoint(path)
+        scenario = reopened.scenario
+        session = cls(scenario, reopened.model, _loss_of(scenario), ascii=ascii, seed=seed)
+        try:
+            session.training = TrainingController(scenario, reopened.model,
+                                                  checkpoint_path=reopened.path,
+                                                  trainer_state=reopened.trainer_state)
+        except ValueError as error:
+            raise RunError(f"{path}: its training state does not fit its model ({error}); "
+                           f"retrain it with tui-tfs train") from None
+        session.checkpoint = reopened.path
+        session.warning = reopened.warning
+        return session
+
+    @property
+    def name(self) -> str:
+        """What the session is called on screen: the scenario, or the checkpoint's file."""
+        return self.checkpoint.name if self.checkpoint is not None else self.scenario.name
 
     def _labels(self, ids: np.ndarray) -> list[list[str]]:
         tok = self.scenario.tokenizer
@@ -263,3 +298,15 @@ class Session(SessionViews):
 
     def depth(self) -> int:
         return len(path_parts(self.event.path))
+
+
+def source_key(source: str) -> str:
+    """One key per thing opened (the app keeps one session per key): a built-in name as it
+    is, a file by its absolute path."""
+    from scenarios.tasks import TASKS
+
+    return source if source in TASKS else str(Path(source).expanduser().resolve())
+
+
+def _loss_of(scenario) -> CrossEntropyLoss:
+    return CrossEntropyLoss(scenario.model_config.pad_id, scenario.train_config.label_smoothing)

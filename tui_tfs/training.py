@@ -69,9 +69,18 @@ class TrainingController:
     """One in-app training run of a scenario's model; see the module docstring."""
 
     def __init__(self, scenario, model, eval_every: int | None = None,
-                 checkpoint_path: str | Path | None = None) -> None:
+                 checkpoint_path: str | Path | None = None,
+                 trainer_state: dict[str, np.ndarray] | None = None) -> None:
+        """`trainer_state` (a checkpoint's Trainer.state()) resumes a saved run at its step,
+        with its optimizer moments and batch generator; ValueError if it does not fit. A run
+        saved complete (what `tui-tfs train` leaves) is stretched to twice its length, as
+        `tui-tfs train --resume --steps` would: the schedule is laid over the longer run."""
         self.scenario = scenario
         self.config = dataclasses.replace(scenario.train_config)  # this run's settings
+        saved_at = int(trainer_state.get("trainer.step", 0)) if trainer_state else 0
+        stretched = saved_at >= self.config.steps
+        if stretched:
+            self.config = dataclasses.replace(self.config, steps=saved_at + self.config.steps)
         self.total_steps = self.config.steps  # the run ends here (the schedule's length)
         self.eval_every = max(10, self.total_steps // 50) if eval_every is None else eval_every
         self.checkpoint_path = Path(checkpoint_path or Path("checkpoints") /
@@ -79,8 +88,13 @@ class TrainingController:
         self.lock = threading.RLock()  # held for each step, evaluation and settings change
         self.model = model
         self.trainer = Trainer(model, self.config, self._draw)
+        if trainer_state:
+            self.trainer.load_state(trainer_state)
         self.state = READY
-        self.notice = "space starts training"  # one line: what happened last
+        self.notice = ("space starts training" if self.step == 0 else  # what happened last
+                       f"space resumes training at step {self.step}" + (
+                           f" (its run was complete; now to step {self.total_steps})"
+                           if stretched else ""))
         self.history: list[StepStats] = []  # every step of this run
         self.layer_norms: dict[str, list[float]] = {}  # group -> gradient norm per step
         self.evaluations: list[Evaluation] = []
@@ -88,6 +102,7 @@ class TrainingController:
         self.last_batch: Batch | None = None  # the batch of the latest step
         self.diverged_at: StepStats | None = None  # the first non-finite step
         self.saved: Path | None = None
+        self.saved_step = self.step  # the step a checkpoint holds: nothing to lose before training
         self._request: str | None = None  # "pause" | "stop", read between steps
         self._gen_model = None  # a copy of the weights for generating while training runs
 
@@ -117,6 +132,11 @@ class TrainingController:
     @property
     def running(self) -> bool:
         return self.state == RUNNING
+
+    @property
+    def unsaved(self) -> bool:
+        """Training runs, or took steps no checkpoint holds: quitting now would lose them."""
+        return self.running or self.step != self.saved_step
 
     # -- the run ---------------------------------------------------------------------------------
     def _draw(self, rng: np.random.Generator) -> Batch:
@@ -255,7 +275,9 @@ class TrainingController:
         with self.lock:
             path = Path(path or self.checkpoint_path)
             path.parent.mkdir(parents=True, exist_ok=True)
-            self.saved = save(self.scenario, self.trainer, path)
+            metrics = self.evaluation.metrics if self.evaluation is not None else None
+            self.saved = save(self.scenario, self.trainer, path, metrics)
+            self.saved_step = self.step
             self.notice = f"saved step {self.step} to {self.saved}"
         return self.saved
 

@@ -9,12 +9,17 @@ H heads, K head width (D / H).
     scaled    = scores / sqrt(K)
     masked    = where(keep, scaled, -1e9)                            a large finite fill, never -inf
     weights   = softmax(masked) over keys                            rows sum to 1
+    weights   = 0 in the rows of queries that may see no key         they attend to nothing
     weights   = dropout(weights)
     context   = weights v                                            (B,H,T,K)
     merge     : (B,H,T,K) -> (B,T,H,K) -> (B,T,D)
     out       = context Wo + bo                                      (B,T,D)
 
-A fully masked row gets equal scores everywhere, so softmax gives a uniform row, not NaN.
+A fully masked row (a padding query at the start of a left-padded, causal row) would get
+equal scores everywhere and a uniform softmax over every key, the future included; instead it
+attends to nothing: its weights are zero, so its context is zero and its gradient too (the
+softmax backward multiplies by the weights). Every other row is untouched: its masked keys
+already get exactly zero weight from the softmax.
 `keep` is a boolean array broadcastable to (B, H, T, S): True where a query may see a key.
 When nothing records, intermediate steps run in place on one (B,H,T,S) buffer; when
 recording, they run out of place on the same numbers, so the values are bit-identical.
@@ -60,6 +65,22 @@ def softmax(x: np.ndarray, axis: int, out: np.ndarray | None = None) -> np.ndarr
         total = shifted.sum(axis=axis, keepdims=True)
     shifted *= np.reciprocal(total, out=total)
     return shifted
+
+
+def blind_rows(keep: np.ndarray | None) -> np.ndarray | None:
+    """keep (B|1,H|1,T|1,S) -> (..., 1) True for queries that may see no key, or None if none."""
+    if keep is None:
+        return None
+    blind = ~keep.any(axis=-1, keepdims=True)
+    return blind if blind.any() else None
+
+
+def attend_to_nothing(weights: np.ndarray, keep: np.ndarray | None) -> np.ndarray:
+    """Zero, in place, the weight rows (B,H,T,S) of queries that may see no key; returns them."""
+    blind = blind_rows(keep)
+    if blind is not None:
+        np.copyto(weights, weights.dtype.type(0), where=blind)
+    return weights
 
 
 def softmax_backward(weights: np.ndarray, d_weights: np.ndarray, axis: int) -> np.ndarray:
@@ -201,7 +222,7 @@ class MultiHeadAttention(Module):
                             "masked": masked}, fill=MASK_FILL)
             else:
                 np.copyto(masked, scaled.dtype.type(MASK_FILL), where=~keep)
-        weights = softmax(masked, self.softmax_axis, out=in_place)  # (B,H,T,S)
+        weights = attend_to_nothing(softmax(masked, self.softmax_axis, out=in_place), keep)
         if rec:
             rec.forward(self.child_path("softmax"), "softmax", {"masked": masked, "weights": weights},
                         axis=self.softmax_axis)
@@ -259,7 +280,7 @@ class MultiHeadAttention(Module):
             scores *= scores.dtype.type(self.scale)
         if keep is not None:
             np.copyto(scores, scores.dtype.type(MASK_FILL), where=~keep)
-        weights = softmax(scores, self.softmax_axis, out=scores)
+        weights = attend_to_nothing(softmax(scores, self.softmax_axis, out=scores), keep)
         return self.o_proj.infer(merge_heads(weights @ vh))  # (B,T,D)
 
     def backward(self, d_out: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -52,7 +52,7 @@ class LayerNorm(Module):
             np.multiply(centred, gamma, out=out[rows])
             out[rows] += beta
 
-        parallel.for_each_block(len(x2), 8 * x2.size, block)  # 8 passes
+        parallel.for_each_block(len(x2), 8 * x2.size, block, parallel.ROW_ALIGN)  # 8 passes
         lead = x.shape[:-1]
         return (out.reshape(x.shape), mean.reshape(*lead, 1), rstd.reshape(*lead, 1),
                 x_hat.reshape(x.shape))
@@ -92,7 +92,7 @@ class LayerNorm(Module):
             d_xhat -= x_hat2[rows] * mean_dx
             d_xhat *= rstd2[rows]
 
-        parallel.for_each_block(len(d2), 7 * d2.size, block)  # 7 passes
+        parallel.for_each_block(len(d2), 7 * d2.size, block, parallel.ROW_ALIGN)  # 7 passes
         d_x = d_x.reshape(d_out.shape)
         rec = active()
         if rec:

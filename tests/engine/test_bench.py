@@ -50,6 +50,11 @@ def test_bench_runs_and_fits_80_columns():
     assert "failed" not in done.stdout, done.stdout
     too_long = [line for line in done.stdout.splitlines() if len(line) > 80]
     assert too_long == [], done.stdout
+    # and the generation row: batch 1, KV cache, one thread each side
+    row = next(line for line in done.stdout.splitlines() if line.startswith("│ small gen"))
+    assert re.search(r"\d+\.\d\dx", row), row
+    assert re.search(r"small gen: .*tokens/s.*engine [\d,]+, torch [\d,]+",
+                     done.stdout.replace("\n", " ")), done.stdout
 
 
 @pytest.mark.timeout(120)

@@ -254,16 +254,20 @@ def test_masked_zero_catches_weight_on_a_padded_key():
     assert "item 2, head 1, query 3, key 5" in found[0].message  # counted from 1
 
 
-def test_masked_zero_skips_a_row_with_nothing_to_see():
-    """A fully masked row is uniform by design (finite fill, no NaN): not a finding."""
+def test_a_row_with_nothing_to_see_attends_to_nothing():
+    """A fully masked row has zero weights: no finding from the mask or the row-sum check;
+    a uniform row there (weight on keys the query may not see) is a finding."""
     trace, _ = record(build())
     mask = next(e for e in trace.events if e.path == "encoder.blocks.0.self_attn.mask")
     softmax = next(e for e in trace.events if e.path == "encoder.blocks.0.self_attn.softmax")
     keep = np.broadcast_to(mask.tensors["keep"], softmax.tensors["weights"].shape).copy()
     keep[0, :, 1, :] = False
     mask.tensors["keep"] = keep
-    softmax.tensors["weights"][0, :, 1, :] = 1 / 5
+    softmax.tensors["weights"][0, :, 1, :] = 0
     assert not failures(check_masked_zero(trace))
+    assert not failures(check_softmax_rows(trace))
+    softmax.tensors["weights"][0, :, 1, :] = 1 / 5
+    assert [f.event_index for f in failures(check_masked_zero(trace))] == [softmax.index]
 
 
 @pytest.mark.filterwarnings("ignore:invalid value:RuntimeWarning")

@@ -144,9 +144,18 @@ def padding_keep(length: int, n_pad: int) -> np.ndarray:
     return keep
 
 
+def left_padding_keep(length: int, n_pad: int) -> np.ndarray:
+    """(B,1,1,length): the first n_pad keys of the second row are padding."""
+    keep = np.ones((B, 1, 1, length), dtype=bool)
+    keep[1, ..., :n_pad] = False
+    return keep
+
+
 CAUSAL = np.tril(np.ones((T, T), dtype=bool))[None, None]  # (1,1,T,T)
 MASKS = {"causal": CAUSAL, "padding": padding_keep(T, 1), "causal+padding": CAUSAL &
-         padding_keep(T, 1), "nomask": None}
+         padding_keep(T, 1), "nomask": None,
+         # row 1's first query sees only a pad key: a fully masked row
+         "causal+left-padding": CAUSAL & left_padding_keep(T, 1)}
 
 
 def unary(layer: Module, x: np.ndarray | None = None, rng: np.random.Generator | None = None,
@@ -343,3 +352,19 @@ def test_the_check_catches_a_wrong_backward(monkeypatch):
     monkeypatch.setattr(layer, "backward", wrong_weight_grad)
     with pytest.raises(AssertionError, match=r"fc\.w \d"):
         assert_gradients_match(case)
+
+
+def test_a_query_that_may_see_no_key_attends_to_nothing(engine_threads):
+    """Left padding under a causal mask: query 0 of row 1 sees only key 0, a pad. Its weights
+    are zero (not uniform over every key, the future included), so its context is zero and
+    the layer's output there is o_proj's bias, whatever the other positions hold."""
+    layer = MultiHeadAttention("attn", config(), rng0(), rng0())
+    randomize(layer.params())
+    x, other = inputs((B, T, D), (B, T, D), seed=7)
+    changed = x.copy()
+    changed[:, 1:] = other[:, 1:]  # every later position differs
+    keep = MASKS["causal+left-padding"]
+    for batch in (x, changed):
+        out = layer.forward(batch, batch, keep)
+        np.testing.assert_array_equal(out[1, 0], layer.o_proj.b.data)
+        assert np.array_equal(layer._saved["weights"][1, :, 0], np.zeros((H, T)))

@@ -164,11 +164,16 @@ def _causal_model(kind: str, **overrides):
 
 @pytest.mark.parametrize("kind", ["decoder_only", "encoder_decoder"])
 @pytest.mark.parametrize("norm", ["post", "pre"])
-def test_logits_up_to_t_ignore_later_tokens(kind, norm):
+@pytest.mark.parametrize("padding", ["none", "left"])
+def test_logits_up_to_t_ignore_later_tokens(kind, norm, padding):
+    """Left padding too: the first queries of a left-padded row see only pad keys, and must
+    attend to nothing rather than to every key (the future included)."""
     model = _causal_model(kind, norm=norm)
     rng = np.random.default_rng(5)
     src = rng.integers(1, V, size=(B, S))
     tgt = rng.integers(1, V, size=(B, CAUSAL_T))
+    if padding == "left":
+        tgt[0, :2] = PAD
 
     def logits(ids):
         return model.forward(ids) if kind == "decoder_only" else model.forward(src, ids)

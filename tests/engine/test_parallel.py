@@ -123,13 +123,14 @@ def test_split_products_equal_numpys(split):
     np.testing.assert_array_equal(parallel.add(a, a), a + a)
 
 
-def _step(kind: str, dropout: float) -> tuple[np.ndarray, float, dict[str, np.ndarray]]:
-    """One forward + loss + backward of a float32 model; logits, loss, grads."""
-    common = dict(vocab_size=13, d_model=16, n_heads=4, d_ff=24, n_layers=2, max_len=9,
-                  dropout=dropout, pad_id=0, dtype="float32", seed=3)
+def _step(kind: str, dropout: float, shape: tuple[int, int] = (5, 8),
+          dtype: str = "float32") -> tuple[np.ndarray, float, dict[str, np.ndarray]]:
+    """One forward + loss + backward of a model on ids of `shape` (B, T); logits, loss, grads."""
+    common = dict(vocab_size=13, d_model=16, n_heads=4, d_ff=24, n_layers=2,
+                  max_len=shape[1] + 1, dropout=dropout, pad_id=0, dtype=dtype, seed=3)
     rng = np.random.default_rng(4)
-    ids = rng.integers(1, 13, size=(5, 8))
-    ids[0, 6:] = 0  # padding: the masks take the split path too
+    ids = rng.integers(1, 13, size=shape)
+    ids[0, -2:] = 0  # padding: the masks take the split path too
     if kind == "decoder":
         model = build_model(DecoderOnlyConfig(**common, norm="pre", activation="gelu"))
         logits = model.forward(ids)
@@ -142,17 +143,56 @@ def _step(kind: str, dropout: float) -> tuple[np.ndarray, float, dict[str, np.nd
     return logits, loss, {p.name: p.grad.copy() for p in model.params()}
 
 
-@pytest.mark.parametrize("dropout", [0.0, 0.1])  # 0: attention in blocks; 0.1: step by step
+@pytest.mark.parametrize("dropout, shape, dtype", [
+    (0.0, (5, 8), "float32"),  # attention in blocks
+    (0.1, (5, 8), "float32"),  # attention step by step
+    (0.0, (27, 77), "float32"),  # 2,079 rows: the row blocks of a product do not split evenly
+    (0.0, (27, 77), "float64"),
+])
 @pytest.mark.parametrize("kind", ["decoder", "encoder_decoder"])
-def test_a_step_gives_the_same_bits_inline_and_split(kind, dropout, monkeypatch):
-    inline = _step(kind, dropout)
+def test_a_step_gives_the_same_bits_inline_and_split(kind, dropout, shape, dtype, monkeypatch):
+    inline = _step(kind, dropout, shape, dtype)
     monkeypatch.setattr(parallel, "MIN_WORK", 0)
     parallel.set_threads(2)
     try:
-        split = _step(kind, dropout)
+        split = _step(kind, dropout, shape, dtype)
     finally:
         parallel.set_threads(1)
     assert np.array_equal(inline[0], split[0])
     assert inline[1] == split[1]
     unequal = [name for name in inline[2] if not np.array_equal(inline[2][name], split[2][name])]
     assert not unequal, f"gradients differ between inline and split: {unequal}"
+
+
+def _layer_results(n_rows: int, dtype: str) -> list[np.ndarray]:
+    """A LayerNorm and a Linear, forward and backward, on (n_rows, 128) float rows."""
+    from engine.layers import LayerNorm, Linear
+
+    rng = np.random.default_rng(n_rows)
+    x = rng.standard_normal((n_rows, 128)).astype(dtype)
+    d_out = rng.standard_normal((n_rows, 128)).astype(dtype)
+    norm = LayerNorm("ln", 128, 1e-5, np.dtype(dtype))
+    norm.gamma.data[:] = rng.standard_normal(128)
+    linear = Linear("fc", 128, 128, rng, 0.1, np.dtype(dtype))
+    out = [norm.forward(x), norm.backward(d_out), norm.gamma.grad.copy(), norm.beta.grad.copy()]
+    out += [linear.forward(x), linear.backward(d_out), linear.w.grad.copy(), linear.b.grad.copy()]
+    return out
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("n_rows", [1, 7, 33, 100, 2079])
+def test_layers_give_the_same_bits_on_one_and_two_threads_for_any_row_count(n_rows, dtype,
+                                                                             monkeypatch):
+    """Rows split at any place change how BLAS groups the last rows of a product (its kernel
+    takes rows in steps of several), and with it the rounding of a row mean: blocks must not."""
+    inline = _layer_results(n_rows, dtype)
+    monkeypatch.setattr(parallel, "MIN_WORK", 0)
+    parallel.set_threads(2)
+    try:
+        split = _layer_results(n_rows, dtype)
+    finally:
+        parallel.set_threads(1)
+    names = ["ln out", "ln d_x", "grad gamma", "grad beta", "fc out", "fc d_x", "grad w",
+             "grad b"]
+    unequal = [name for name, a, b in zip(names, inline, split) if not np.array_equal(a, b)]
+    assert not unequal, f"{n_rows} rows, {dtype}: inline and split differ in {unequal}"

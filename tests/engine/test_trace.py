@@ -398,3 +398,48 @@ def test_recording_is_off_by_default_and_scoped():
     with recording() as rec:
         model.forward(SRC, TGT_IN)
     assert rec.events and rec.events[0].path == "encoder.tok_emb"
+
+
+def _memory_of(tensor: np.ndarray) -> np.ndarray:
+    """The array that owns a tensor's memory (itself, or the base of a view)."""
+    while isinstance(tensor.base, np.ndarray):
+        tensor = tensor.base
+    return tensor
+
+
+def test_each_live_array_is_copied_once_per_step():
+    """One op's output is the next op's input, and a weight is named by several events: the
+    trace holds one copy of each, shared by every event that names it."""
+    model = build(Variant("dec", kind="decoder_only", norm="pre", activation="gelu"))
+    trace = record(model)
+    at = {(e.phase, e.path): e for e in trace.events}
+    fc1, act = at[(FORWARD, "blocks.0.ffn.fc1")], at[(FORWARD, "blocks.0.ffn.act")]
+    assert act.tensors["x"] is fc1.tensors["out"]
+    residual = at[(BACKWARD, "blocks.0.residual1")]
+    assert residual.tensors["d_out"] is residual.tensors["d_fx"]
+    named = sum(t.nbytes for e in trace.events for t in e.tensors.values())
+    held = sum(m.nbytes for m in {id(_memory_of(t)): _memory_of(t) for e in trace.events
+                                  for t in e.tensors.values()}.values())
+    # Measured: 59% here (a copy per name: 100%); 45% on the benchmark's small config.
+    assert held <= 0.65 * named, f"the trace holds {held} bytes for {named} named"
+
+
+@pytest.mark.parametrize("v", VARIANTS, ids=lambda v: v.id)
+def test_later_steps_never_change_a_recorded_array(v):
+    """Record a step, snapshot the bytes of every recorded array, then train on (forward,
+    backward, Adam, and another recorded step): the trace must read exactly as before."""
+    from engine.optim import Adam
+
+    model = build(v)
+    model.train()
+    optimizer = Adam(model.packed, lr=1e-2)
+    trace = record(model)
+    snapshot = {(e.index, n): t.tobytes() for e in trace.events for n, t in e.tensors.items()}
+    for _ in range(2):
+        optimizer.step()
+        plain_step(model)
+    optimizer.step()
+    record(model)
+    changed = [(trace.events[i].path, n) for (i, n), data in snapshot.items()
+               if trace.events[i].tensors[n].tobytes() != data]
+    assert not changed, f"changed after the step: {changed[:5]}"

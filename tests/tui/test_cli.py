@@ -102,7 +102,8 @@ def test_engine_threads_change_the_speed_not_the_numbers(capsys, tmp_path, monke
     parts_seen = []
     real_row_blocks = parallel.row_blocks
     monkeypatch.setattr(parallel, "row_blocks",
-                        lambda n, parts: parts_seen.append(parts) or real_row_blocks(n, parts))
+                        lambda n, parts, *align: parts_seen.append(parts)
+                        or real_row_blocks(n, parts, *align))
     runs = {}
     for threads in ("1", "2"):
         code, out, _ = run_cli(capsys, "train", "char-lm", "--steps", "3", "--threads", threads,

@@ -196,3 +196,20 @@ def test_property_damaged_checkpoints_never_crash(capsys, tmp_path_factory, orig
         assert all(np.isfinite(v).all() for v in load_checkpoint(path).state_dict.values())
     elif code == 2:
         assert path.read_bytes() == before
+
+
+def test_nan_weights_can_be_opened_on_purpose_with_the_names_listed(tmp_path, original):
+    """What the explorer calls: the weights load, and the ones holding NaN are named."""
+    from engine.checkpoint import CheckpointError, load_checkpoint
+    from tui_tfs.headless import open_checkpoint
+
+    tensors, meta = read(original[1])
+    name = first_weight(tensors)
+    tensors[name] = np.full_like(tensors[name], np.nan)
+    path = tmp_path / "nan.safetensors"
+    write(path, tensors, meta)
+    with pytest.raises(CheckpointError, match="hold NaN or Inf"):
+        open_checkpoint(path)
+    assert load_checkpoint(path, allow_nonfinite=True).nonfinite == [name]
+    trained = open_checkpoint(path, allow_nonfinite=True)
+    assert trained.nonfinite == [name] and np.isnan(trained.model.state_dict()[name]).all()

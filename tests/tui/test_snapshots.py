@@ -35,7 +35,8 @@ SCREENS = {
 
 @pytest.mark.parametrize("ascii", [False, True], ids=["unicode", "ascii"])
 @pytest.mark.parametrize("name", list(SCREENS))
-def test_snapshot(name, ascii):
+def test_snapshot(name, ascii, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # no ./checkpoints/ for the picker to list
     scenario, steps = SCREENS[name]
     seen = {}
 

@@ -50,6 +50,8 @@ def test_real_terminal_trains_reversal_and_shows_plot_and_metrics():
         tmux.keys("Space")
         screen = tmux.wait_for("PAUSED")
         tmux.keys("q")
+        tmux.wait_for("Quit tui-tfs?")  # trained, not saved: the app asks first
+        tmux.keys("n")  # quit without saving (this test runs in the repository)
         screen = tmux.wait_for("app-exit-status 0", timeout=20)
         assert "RUNNING" not in screen and "PAUSED" not in screen, screen
     finally:

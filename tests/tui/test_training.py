@@ -307,3 +307,12 @@ def test_generation_panel_in_ascii_mode_is_ascii():
     assert all(label.isascii() for label in labels), sorted(set(labels))
     assert "_" in labels  # a space was among the choices: the test has something to check
     assert generation_text(g, "settings", Style(ascii=True)).plain.isascii()
+
+
+def test_small_probabilities_never_read_as_zero():
+    """An alternative with p = 0.004 could be picked: it reads 4e-3, not 0.00."""
+    from scenarios import Completion
+
+    g = Completion("the cat", "sat", ["sat"], [0.62], [[("sat", 0.62), ("on", 0.004)]])
+    text = generation_text(g, "settings", Style(ascii=True)).plain
+    assert "on 4e-3" in text and "0.00" not in text, text

@@ -205,7 +205,9 @@ def test_quit_while_training_does_not_hang(make_app):
         c = await open_training(pilot, app, total=100_000)
         await pilot.press("space")
         await until(pilot, lambda: c.step >= 3)
-        await pilot.press("q")
+        await pilot.press("q")  # training runs: the app asks first
+        await pilot.pause()
+        await pilot.press("n")  # quit without saving
 
     start = time.monotonic()
     run(app, body)
@@ -244,8 +246,10 @@ def test_quit_does_not_wait_for_the_step_in_flight(make_app):
         c.trainer.step = held_step
         await pilot.press("space")
         await until(pilot, held.is_set)
+        await pilot.press("q")  # training runs: the app asks first
+        await pilot.pause()
         seen["quit"] = time.monotonic()
-        await pilot.press("q")
+        await pilot.press("n")  # quit without saving
 
     run(app, body)
     quit_took = time.monotonic() - seen["quit"]
@@ -256,7 +260,9 @@ def test_quit_does_not_wait_for_the_step_in_flight(make_app):
     assert still_stepping, f"quitting waited for the step in flight ({quit_took:.1f} s)"
     assert quit_took < 5.0, f"quit took {quit_took:.2f} s"
     assert seen["thread"].daemon and not seen["thread"].is_alive()
-    assert c.step == 4 and c.state == PAUSED, "after the held step, the stop request is seen"
+    # after the held step the stop request is seen: no fifth step (the state is PAUSED if the
+    # step ended before run_for's half second was up, else the thread just ends)
+    assert c.step == 4 and c.state in (PAUSED, RUNNING), "a step was taken after quitting"
 
 
 def test_ascii_mode_reads_and_help_lists_the_training_keys(make_app):

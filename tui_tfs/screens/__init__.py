@@ -1,8 +1,8 @@
 """Screens: the scenario picker, the explorer, the help screen, and small dialogs."""
-from .dialogs import ChoiceScreen, PromptScreen, ReportScreen, TooSmallScreen
+from .dialogs import ChoiceScreen, PromptScreen, QuitScreen, ReportScreen, TooSmallScreen
 from .explorer import ExplorerScreen
 from .help import HelpScreen
 from .picker import PickerScreen
 
-__all__ = ["ChoiceScreen", "ExplorerScreen", "HelpScreen", "PickerScreen", "PromptScreen",
+__all__ = ["ChoiceScreen", "ExplorerScreen", "HelpScreen", "PickerScreen", "PromptScreen", "QuitScreen",
            "ReportScreen", "TooSmallScreen"]

@@ -9,11 +9,15 @@ from textual.screen import ModalScreen, Screen
 from textual.widgets import Input, Label, OptionList, Static
 from textual.widgets.option_list import Option
 
+# Ctrl+C quits from a dialog too (the app's own priority binding does not reach into a modal
+# screen): the app asks first when training is not saved. Priority: an Input's copy gives way.
+QUIT_KEY = Binding("ctrl+c", "app.quit", "Quit", show=False, priority=True)
+
 
 class PromptScreen(ModalScreen[str | None]):
     """One line of input; Enter returns it, Escape returns None."""
 
-    BINDINGS = [Binding("escape", "cancel", "Cancel")]
+    BINDINGS = [Binding("escape", "cancel", "Cancel"), QUIT_KEY]
 
     def __init__(self, title: str, placeholder: str = "", value: str = "") -> None:
         super().__init__()
@@ -35,7 +39,7 @@ class PromptScreen(ModalScreen[str | None]):
 class ChoiceScreen(ModalScreen[object]):
     """A list to choose from (type to filter when `filter` is on); returns the chosen id."""
 
-    BINDINGS = [Binding("escape", "cancel", "Cancel")]
+    BINDINGS = [Binding("escape", "cancel", "Cancel"), QUIT_KEY]
 
     def __init__(self, title: str, choices: list[tuple[str, object]], filter: bool = False,
                  selected: int = 0) -> None:
@@ -88,7 +92,7 @@ class ChoiceScreen(ModalScreen[object]):
 class ReportScreen(ModalScreen[None]):
     """A scrollable report (check findings, gradient check); Escape or Enter closes it."""
 
-    BINDINGS = [Binding("escape,enter,q", "close", "Close")]
+    BINDINGS = [Binding("escape,enter,q", "close", "Close"), QUIT_KEY]
 
     def __init__(self, title: str, body: Text) -> None:
         super().__init__()
@@ -129,3 +133,23 @@ class TooSmallScreen(Screen[None]):
         self.now = size
         if self.is_mounted:
             self.query_one("#too-small-text", Static).update(self._message())
+
+
+class QuitScreen(ChoiceScreen):
+    """Leaving with training no checkpoint holds: save and quit, quit without saving, or
+    cancel. Returns "save", "quit" or None (cancel: Esc, c, or choosing it)."""
+
+    BINDINGS = [Binding("escape,c", "cancel", "Cancel: keep working"),
+                Binding("s", "answer('save')", "Save and quit"),
+                Binding("n", "answer('quit')", "Quit without saving")]
+    DEFAULT_CSS = "QuitScreen .dialog-title { width: 100%; }"  # a long path wraps, never cut
+
+    def __init__(self, unsaved: list[str]) -> None:
+        """`unsaved`: a line or two per run: its step, and where "save" writes it."""
+        title = "Quit tui-tfs? This training is not saved:\n" + "\n".join(unsaved)
+        super().__init__(title, [("s  Save and quit", "save"),
+                                 ("n  Quit without saving: the training is lost", "quit"),
+                                 ("c  Cancel: keep working (Esc)", None)])
+
+    def action_answer(self, answer: str) -> None:
+        self.dismiss(answer)

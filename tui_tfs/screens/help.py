@@ -9,6 +9,8 @@ from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
+from .dialogs import QUIT_KEY
+
 
 def key_name(key: str) -> str:
     names = {"question_mark": "?", "left_square_bracket": "[", "right_square_bracket": "]",
@@ -37,7 +39,7 @@ NAVIGATION = ("Tab and Shift+Tab move the focus between panels (the tree, the fo
 
 
 class HelpScreen(ModalScreen[None]):
-    BINDINGS = [Binding("escape,question_mark,q", "close", "Close help")]
+    BINDINGS = [Binding("escape,question_mark,q", "close", "Close help"), QUIT_KEY]
 
     def __init__(self, groups: list[tuple[str, list[Binding]]]) -> None:
         super().__init__()

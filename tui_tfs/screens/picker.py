@@ -1,7 +1,12 @@
 """The scenario picker: the first screen. Built-in scenarios with description, model size and
-an example; Enter opens the explorer; `o` opens a scenario file by its path."""
+an example, then the checkpoints found in ./checkpoints/ (scenario, step, held-out metric).
+Enter opens the explorer; `t` the training screen; `o` opens a scenario file or a checkpoint
+by its path. Scenarios opened before are marked (open, trained, saved): opening one again
+returns to where it was left, trained weights and all (the app keeps every session)."""
 from __future__ import annotations
 
+import os
+import time
 from dataclasses import fields
 
 from rich.text import Text
@@ -15,10 +20,14 @@ from textual.widgets.option_list import Option
 from engine.config import ModelConfig
 from scenarios.tasks import TASKS
 
+from ..checkpoints import CHECKPOINT_DIR, CheckpointInfo, list_checkpoints
 from ..messages import ScenarioPicked
 from ..widgets.footer import FittingFooter
 from ..render import model_kind_label
+from ..session import source_key
 from .dialogs import PromptScreen
+
+HEADING = "-checkpoints"  # the id of the checkpoints' heading (disabled: not a choice)
 
 
 def scenario_card(name: str) -> Text:
@@ -39,24 +48,53 @@ def scenario_card(name: str) -> Text:
     return text
 
 
+def checkpoint_card(info: CheckpointInfo) -> Text:
+    """What a checkpoint holds, from its header: scenario, step, metrics, model, file."""
+    text = Text()
+    text.append(f"{info.path.name}\n", style="bold")
+    text.append(f"a checkpoint of {info.scenario}\n")
+    text.append("step     ", style="bold")
+    text.append("not stored\n" if info.step is None else f"{info.step}\n")
+    text.append("held-out ", style="bold")
+    shown = {"exact_match": "exact {:.1%}", "token_accuracy": "tokens {:.1%}",
+             "loss": "loss {:.4f}", "perplexity": "perplexity {:.3f}"}
+    parts = [form.format(info.metrics[k]) for k, form in shown.items() if k in info.metrics]
+    text.append((", ".join(parts) or "not stored (saved before its first evaluation)") + "\n")
+    cfg = info.config
+    if cfg:
+        text.append("model    ", style="bold")
+        text.append(f"{model_kind_label(cfg.get('kind', '?'))}, {cfg.get('n_layers', '?')} layers, "
+                    f"d_model {cfg.get('d_model', '?')}, {cfg.get('n_heads', '?')} heads\n")
+    text.append("saved    ", style="bold")
+    text.append(time.strftime("%Y-%m-%d %H:%M", time.localtime(info.mtime)) + "\n")
+    text.append("file     ", style="bold")
+    text.append(f"{info.path}\n\n")
+    text.append("Enter explores the trained model; t goes on training it from its step, with "
+                "its optimizer state. The training screen's w saves back to this file.\n")
+    return text
+
+
 class PickerScreen(Screen[None]):
     """Choose what to explore."""
 
     BINDINGS = [
-        Binding("enter", "open", "Open scenario", show=True),
-        Binding("o", "open_file", "Open file", show=True),
-        Binding("t", "train", "Train", show=True, tooltip="Train the highlighted scenario"),
+        Binding("enter", "open", "Open", show=True, tooltip="Open the highlighted scenario or checkpoint"),
+        Binding("o", "open_file", "Open file", show=True,
+                tooltip="Open a scenario file (.toml) or a checkpoint (.safetensors) by its path"),
+        Binding("t", "train", "Train", show=True, tooltip="Train the highlighted scenario or checkpoint"),
         Binding("question_mark", "app.help", "Help", show=True),
         Binding("q", "app.quit", "Quit", show=True),
     ]
 
+    def __init__(self) -> None:
+        super().__init__()
+        self.checkpoints: dict[str, CheckpointInfo] = {}  # option id (path) -> what it holds
+
     def compose(self) -> ComposeResult:
-        yield Static("tui-tfs: pick a scenario to step through (Enter), or o for a file",
+        yield Static("tui-tfs: pick a scenario or a checkpoint (Enter), or o for a file",
                      id="picker-title")
         with Horizontal(id="picker"):
-            yield OptionList(*[Option(Text.assemble((name, "bold"),
-                                                    f"  {model_kind_label(TASKS[name].kind)}"),
-                                      id=name) for name in TASKS], id="scenarios")
+            yield OptionList(id="scenarios")
             with VerticalScroll(id="card-scroll"):
                 yield Static(id="card")
         yield FittingFooter()
@@ -65,14 +103,79 @@ class PickerScreen(Screen[None]):
         self.app.check_size()
 
     def on_mount(self) -> None:
-        options = self.query_one("#scenarios", OptionList)
-        options.highlighted = 0
-        options.focus()
-        self._show_card(options.get_option_at_index(0).id)
+        self.fill()
+        self.query_one("#scenarios", OptionList).focus()
 
-    def _show_card(self, name: str | None) -> None:
-        if name in TASKS:
-            self.query_one("#card", Static).update(scenario_card(name))
+    def on_screen_resume(self) -> None:
+        """Back from the explorer: mark what is open now, list checkpoints saved meanwhile,
+        and stand on the entry just left."""
+        sessions = getattr(self.app, "sessions", {})
+        left = next((key for key, s in sessions.items() if s is self.app.session), None)
+        self.fill(left)
+
+    # -- the list --------------------------------------------------------------------------------
+    def fill(self, stand_on: str | None = None) -> None:
+        """(Re)build the list, on the entry whose source_key is `stand_on`, else on the one
+        highlighted before."""
+        options = self.query_one("#scenarios", OptionList)
+        keep = self._highlighted()
+        self.checkpoints = {str(info.path): info for info in list_checkpoints()}
+        entries = [Option(self._label(Text.assemble((name, "bold"),
+                                                    f"  {model_kind_label(TASKS[name].kind)}"),
+                                      name), id=name) for name in TASKS]
+        if self.checkpoints:
+            entries.append(Option(Text(f"saved in {CHECKPOINT_DIR}/", style="italic"),
+                                  id=HEADING, disabled=True))
+            entries += [Option(self._label(Text(info.path.name, style="bold"), key,
+                                           self._about(info)), id=key)
+                        for key, info in self.checkpoints.items()]
+        options.clear_options()
+        options.add_options(entries)
+        ids = [entry.id for entry in entries]
+        keep = next((i for i in ids if i != HEADING and source_key(i) == stand_on), keep)
+        options.highlighted = ids.index(keep) if keep in ids else 0
+        self._show_card(ids[options.highlighted])
+
+    @staticmethod
+    def _about(info: CheckpointInfo) -> str:
+        """Step and metric; the scenario too when the file's name does not say it."""
+        if info.path.stem == info.scenario:
+            return info.summary()
+        return f"{info.scenario}\n{info.summary()}"
+
+    def _label(self, head: Text, source: str, detail: str = "") -> Text:
+        """An entry: its name, what it is, and what this app did with it so far. Lines
+        longer than the list wrap (OptionList): a number is never cut."""
+        text = head.copy()
+        for line in detail.splitlines():
+            text.append(f"\n  {line}", style="dim")
+        mark = self._mark(source)
+        if mark:
+            text.append(f"\n  {mark}", style="bold")
+        return text
+
+    def _mark(self, source: str) -> str:
+        """"* open", "* step 120, not saved", "* step 120, saved": from the app's sessions."""
+        session = getattr(self.app, "sessions", {}).get(source_key(source))
+        if session is None:
+            return ""
+        c = session.training
+        if c is None or (c.step == 0 and not c.running):
+            return "* open"
+        return f"* step {c.step}, {'not saved' if c.unsaved else 'saved'}"
+
+    def _highlighted(self) -> str | None:
+        options = self.query_one("#scenarios", OptionList)
+        if options.highlighted is None or not options.option_count:
+            return None
+        return options.get_option_at_index(options.highlighted).id
+
+    def _show_card(self, source: str | None) -> None:
+        card = self.query_one("#card", Static)
+        if source in TASKS:
+            card.update(scenario_card(source))
+        elif source in self.checkpoints:
+            card.update(checkpoint_card(self.checkpoints[source]))
 
     def on_option_list_option_highlighted(self, event: OptionList.OptionHighlighted) -> None:
         self._show_card(event.option.id)
@@ -81,20 +184,22 @@ class PickerScreen(Screen[None]):
         event.stop()
         self.post_message(ScenarioPicked(event.option.id))
 
+    # -- actions ----------------------------------------------------------------------------------
     def action_open(self) -> None:
-        options = self.query_one("#scenarios", OptionList)
-        if options.highlighted is not None:
-            self.post_message(ScenarioPicked(options.get_option_at_index(options.highlighted).id))
+        source = self._highlighted()
+        if source is not None and source != HEADING:
+            self.post_message(ScenarioPicked(source))
 
     def action_train(self) -> None:
-        options = self.query_one("#scenarios", OptionList)
-        if options.highlighted is not None:
-            name = options.get_option_at_index(options.highlighted).id
-            self.post_message(ScenarioPicked(name, train=True))
+        source = self._highlighted()
+        if source is not None and source != HEADING:
+            self.post_message(ScenarioPicked(source, train=True))
 
     def action_open_file(self) -> None:
         def chosen(path: str | None) -> None:
-            if path:
-                self.post_message(ScenarioPicked(path.strip()))
+            if path and path.strip():
+                self.post_message(ScenarioPicked(os.path.expanduser(path.strip())))
 
-        self.app.push_screen(PromptScreen("Scenario file (.toml) to open:", "my_task.toml"), chosen)
+        self.app.push_screen(PromptScreen("Scenario file (.toml) or checkpoint (.safetensors) to "
+                                          "open:", "my_task.toml or checkpoints/reverse.safetensors"),
+                             chosen)

@@ -7,8 +7,8 @@ half a second at a time and posts `TrainingProgress` between, so the screen redr
 waits for at most the step in flight; quitting waits for none: the thread is a daemon the app
 never joins. (A Textual thread worker runs on asyncio's default executor, which `App.run`
 joins on the way out: quitting then waited out the step or held-out evaluation in flight,
-seconds on a larger model.) Nothing is saved on quit: checkpoints are written by `w`, on the
-UI thread. Inspecting pauses first: the explorer it opens runs the live model, which must not
+seconds on a larger model.) Checkpoints are written by `w`, on the UI thread; quitting with
+steps no checkpoint holds asks first (the app's quit question). Inspecting pauses first: the explorer it opens runs the live model, which must not
 train at the same time.
 """
 from __future__ import annotations

@@ -9,15 +9,14 @@ stays readable) or linear; either way it is fitted to the plot's rows (loss_axis
 reference lines, ln(V) (the loss of a uniform guess) and the task's optimum (both dotted), sit
 exactly on rows labelled with their values. The training series is drawn first, so the
 held-out marks stay visible over it. Markers: `o` at each held-out loss, a dotted vertical
-line where the learning rate or a break-it switch changed, and a heavy one where a step went NaN/Inf and its update was skipped
-(where both fall in one column, the heavy one is drawn). ASCII mode turns plotext's box drawing
-into + - | and those two lines into `:` and `#`, and draws the series with plain characters (no
-braille). The legend under the plot names each kind of mark, on as many lines as the plot's
-width needs.
+line where the learning rate or a break-it switch changed, and a heavy one where a step went
+NaN/Inf and its update was skipped (where both fall in one column, the heavy one is drawn).
+ASCII mode turns plotext's box drawing into + - | and those two lines into `:` and `#`, and
+draws the series with plain characters (no braille). The legend under the plot names each
+kind of mark, on as many lines as the plot's width needs.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
 import numpy as np

@@ -150,6 +150,13 @@ def wrapped(line: str, width: int) -> list[str]:
                          drop_whitespace=False, break_on_hyphens=False) or [""]
 
 
+def probability(p: float) -> str:
+    """0.31, or 4e-3 below 0.01: a token the sampler could pick never reads as 0.00."""
+    if p >= 0.01 or p <= 0:
+        return f"{p:.2f}"
+    return f"{p:.0e}".replace("e-0", "e-")
+
+
 def generation_text(generated, settings: str, style: Style, width: int = 76,
                     n_alternatives: int = 3) -> Text:
     """The prompt and the whole output (wrapped, never cut), then one column per generated
@@ -173,8 +180,8 @@ def generation_text(generated, settings: str, style: Style, width: int = 76,
         return text
     columns = []  # per generated token: [token, p, alt1 ..], unfitted
     for token, p, alts in zip(generated.tokens, generated.probs, generated.alternatives):
-        others = [f"{t} {q:.2f}" for t, q in alts if t != token][:n_alternatives]
-        columns.append([token.replace("\n", "~"), f"{p:.2f}", *others])
+        others = [f"{t} {probability(q)}" for t, q in alts if t != token][:n_alternatives]
+        columns.append([token.replace("\n", "~"), probability(p), *others])
     n_rows = max(len(column) for column in columns)
     # Columns as wide as the widest entry ("under 0.03" for words), within bounds: a long
     # token is cut with an ellipsis rather than pushing every other column off the panel.
