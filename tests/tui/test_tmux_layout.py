@@ -60,7 +60,7 @@ def test_explorer_and_training_read_whole_at_80x23():
                  if re.match(r"│ (en|de)coder\.\S+\s+[▁▂▃▄▅▆▇█]+\s+", line)]
         assert len(norms) == 6, screen  # encoder and decoder: embedding, two blocks
         for line in norms:
-            assert re.search(r"\s\d\.\d\de-\d\d(\s+\S)?\s*│$", line.rstrip()), line
+            assert re.search(r"\s\d\.\d\de[-+]\d\d(\s+\S)?\s*│$", line.rstrip()), line
         assert "Make the terminal larger" not in screen
     finally:
         tmux.close()  # ends the app with its server (quitting may ask about unsaved weights)
