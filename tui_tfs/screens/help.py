@@ -35,7 +35,8 @@ def bindings_text(groups: list[tuple[str, list[Binding]]]) -> Text:
 NAVIGATION = ("Tab and Shift+Tab move the focus between panels (the tree, the formula panel, "
               "the view); arrows, PgUp/PgDn, Home/End scroll the focused panel when its text is "
               "larger than the panel (a bar on its edge shows there is more), also this help. "
-              "Below 80x23 one panel shows at a time: L flips between the tree and the view.")
+              "Below 80x23 one panel shows at a time: L flips between the tree and the view; "
+              "on the training screen v flips the loss plot, the numbers and panel 1/2/3.")
 
 
 class HelpScreen(ModalScreen[None]):

@@ -58,7 +58,9 @@ VIEW_BINDINGS = [
     Binding("1", "view('tr-predictions')", "Held-out predictions", show=False),
     Binding("2", "view('tr-layers')", "Per-layer gradient norms over time", show=False),
     Binding("3", "view('tr-generate')", "Generation panel", show=False),
+    Binding("v", "flip_panel", "Small terminal: loss plot -> numbers -> panel 1/2/3", show=False),
 ]
+COMPACT_PANELS = ("plot", "metrics", "views")  # what v flips through below 80x23, in order
 GENERATE_BINDINGS = [
     Binding("g", "generate", "Generate", show=True, tooltip="Generate from a prompt you type"),
     Binding("greater_than_sign", "temperature(1.25)", "Raise sampling temperature", show=False),
@@ -98,6 +100,7 @@ class TrainingScreen(Screen[None]):
         self.generated = None
         self.log_scale = True  # the loss plot's y axis (y toggles)
         self._notice: str | None = None  # what the status line shows
+        self.compact_panel = "plot"  # below 80x23, the one panel on screen (v flips)
         self._stop = threading.Event()  # set: the training thread ends before its next step
 
     def compose(self) -> ComposeResult:
@@ -115,17 +118,46 @@ class TrainingScreen(Screen[None]):
         yield FittingFooter()
 
     def on_mount(self) -> None:
-        self._plot_title()
-        self.query_one("#tr-metrics").border_title = "now"
-        self._titles()
+        self.apply_layout()
         self.refresh_all()
 
     def on_resize(self) -> None:
         self.app.check_size()
+        self.apply_layout()
         self.call_after_refresh(self._fit_titles)  # the boxes' new widths, after layout
+
+    @property
+    def compact(self) -> bool:
+        """Below 80x23: one panel at a time, the plot, the numbers or panel 1/2/3 (v flips)."""
+        return bool(getattr(self.app, "compact", False))
+
+    def apply_layout(self) -> None:
+        """Every panel from 80x23; below, only `compact_panel`, the whole screen's height
+        (the plot had 2 or 3 rows there when it shared them with the numbers and a panel)."""
+        compact = self.compact
+        shown = self.compact_panel if compact else None
+        self.query_one("#tr-top").display = shown in (None, "plot", "metrics")
+        self.query_one("#tr-plot").display = shown in (None, "plot")
+        self.query_one("#tr-metrics").display = shown in (None, "metrics")
+        self.query_one("#tr-views").display = shown in (None, "views")
+        self.set_class(compact, "-compact")
+        self._fit_titles()
+
+    def action_flip_panel(self) -> None:
+        """Below 80x23: the next panel in COMPACT_PANELS; above, every panel is already shown."""
+        if not self.compact:
+            self.notify("every panel is on screen at this size; v flips them below 80x23",
+                        title="panels")
+            return
+        at = COMPACT_PANELS.index(self.compact_panel)
+        self.compact_panel = COMPACT_PANELS[(at + 1) % len(COMPACT_PANELS)]
+        self.apply_layout()
+        self.refresh_all()
+        self.call_after_refresh(self.refresh_all)  # again at the panel's laid-out size
 
     def _fit_titles(self) -> None:
         self._plot_title()
+        self.query_one("#tr-metrics").border_title = "now (v: panel)" if self.compact else "now"
         self._titles()
 
     def on_screen_resume(self) -> None:
@@ -165,15 +197,19 @@ class TrainingScreen(Screen[None]):
 
     def _plot_title(self) -> None:
         scale = "log" if self.log_scale else "linear"
-        fit_title(self.query_one("#tr-plot"), f"loss: {self.session.scenario.name}, {scale} scale (y)",
-                  self.style)
+        flip = ", v: numbers" if self.compact else ""
+        fit_title(self.query_one("#tr-plot"),
+                  f"loss: {self.session.scenario.name}, {scale} scale (y{flip})", self.style)
 
     def _titles(self) -> None:
         titles = {"tr-predictions": "held-out predictions (1 | 2 layers | 3 generate)",
                   "tr-layers": "gradient norms per layer (2 | 1 predictions | 3 generate)",
                   "tr-generate": "generate (3 | g prompt, < > temp, k top-k, p top-p)"}
         switcher = self.query_one("#tr-views", ContentSwitcher)
-        fit_title(switcher, titles[switcher.current or "tr-predictions"], self.style)
+        title = titles[switcher.current or "tr-predictions"]
+        if self.compact:  # the generation keys stay in help: 60 columns hold this much
+            title = title.split(" (")[0] + " (1 2 3 | v plot)"
+        fit_title(switcher, title, self.style)
 
     # -- the training thread ------------------------------------------------------------------------
     def _train(self) -> None:
@@ -328,6 +364,9 @@ class TrainingScreen(Screen[None]):
     # -- panels and generation -------------------------------------------------------------------------
     def action_view(self, name: str) -> None:
         self.query_one("#tr-views", ContentSwitcher).current = name
+        if self.compact and self.compact_panel != "views":  # 1/2/3 (and g) show their panel
+            self.compact_panel = "views"
+            self.apply_layout()
         self._titles()
         self.refresh_all()
         self.call_after_refresh(self.refresh_all)  # again at the panel's laid-out width
