@@ -505,3 +505,28 @@ def test_small_training_screen_one_panel_at_a_time(ascii):
 
     run(TfsApp("reverse", None, ascii=ascii), body, (80, 23))
 
+
+def test_large_terminal_grows_the_loss_plot():
+    """120x40 (a projector's terminal): the drawn loss plot has more rows and columns than
+    at 80x24, after a few training steps, and still reads whole."""
+    sizes = {}
+
+    async def body(pilot):
+        app = pilot.app
+        c = _trained_screen(app, 20)
+        await pilot.press("ctrl+t")
+        await pilot.pause()
+        screen = app.screen
+        assert c.start()
+        c.run_for(120.0)
+        screen.refresh_all()
+        plot = screen.query_one("#tr-plot")
+        for size in ((80, 24), (120, 40)):
+            await pilot.resize_terminal(*size)
+            await pilot.pause()
+            await pilot.pause()
+            sizes[size] = assert_plot_whole(plot, screen_text(app))
+        (small_columns, small_rows), (large_columns, large_rows) = sizes[(80, 24)], sizes[(120, 40)]
+        assert large_columns > small_columns and large_rows > small_rows, sizes
+
+    run(TfsApp("reverse", None, ascii=False), body, (80, 24))
