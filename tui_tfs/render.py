@@ -20,7 +20,7 @@ from itertools import combinations
 import numpy as np
 from rich.text import Text
 
-from .shading import MASKED, Scale
+from .shading import MASKED, Scale, short
 from .wrap import wrap
 
 NAN_GLYPH = "?"
@@ -235,11 +235,7 @@ def number_grid(values: np.ndarray, rows: list[str] | None = None, cols: list[st
 
 def short_number(value: float) -> str:
     """4 significant digits, the exponent without '+' or leading zeros: 13.76, -1.234e5, 3e-7."""
-    s = f"{value:.4g}"
-    if "e" in s:
-        mantissa, exponent = s.split("e")
-        s = f"{mantissa}e{int(exponent)}"
-    return s
+    return short(value, 4)
 
 
 def flow(fields: list[Text], width: int | None, gap: int = 2) -> list[Text]:

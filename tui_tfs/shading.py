@@ -42,9 +42,9 @@ def _step(level: float, steps: int) -> int:
     return max(1, min(steps, int(math.ceil(level * steps - 1e-9))))
 
 
-def short(value: float) -> str:
-    """3 significant digits, the exponent without '+' or leading zeros: 0.0421, 3e-7."""
-    s = f"{value:.3g}"
+def short(value: float, digits: int = 3) -> str:
+    """`digits` significant digits, the exponent without '+' or leading zeros: 0.0421, 3e-7."""
+    s = f"{value:.{digits}g}"
     if "e" in s:
         mantissa, exponent = s.split("e")
         s = f"{mantissa}e{int(exponent)}"
