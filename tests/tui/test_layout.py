@@ -326,3 +326,25 @@ def test_notifications_leave_the_status_line_and_legends_alone():
             assert any(legend.rstrip() in line for line in after.split("\n")), after
 
     run(TfsApp("reverse", None, ascii=False), body, (80, 23))
+
+
+@pytest.mark.parametrize("ascii", [False, True], ids=["unicode", "ascii"])
+def test_a_long_dialog_question_wraps_whole(ascii):
+    """The divergence question is three lines at 80 columns: every word of it is on screen (a
+    dialog's title was one line, cut after 'Training')."""
+    from tui_tfs.screens.dialogs import ChoiceScreen
+
+    question = ("Training diverged at step 12: loss nan, gradient norm nan. Training is paused; "
+                "the update was undone and the weights of step 11, the last finite loss, are kept.")
+
+    async def body(pilot):
+        pilot.app.push_screen(ChoiceScreen(question, [("Open the explorer", "explore"),
+                                                      ("Stay here", "stay")]))
+        await pilot.pause()
+        await pilot.pause()
+        text = screen_text(pilot.app)
+        r = pilot.app.screen.query_one(".dialog-title").region
+        shown = " ".join(row[r.x:r.x + r.width] for row in text.split("\n")[r.y:r.y + r.height])
+        assert " ".join(shown.split()) == question, text
+
+    run(TfsApp("reverse", None, ascii=ascii), body, (80, 23))
