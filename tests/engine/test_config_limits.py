@@ -41,9 +41,9 @@ def test_config_from_dict_refuses_wrong_json_types():
             config_from_dict(data)
 
 
-@pytest.mark.parametrize("cls, positional, norm, tie", itertools.product(
+@pytest.mark.parametrize("cls, positional, norm, tie", list(itertools.product(
     [DecoderOnlyConfig, EncoderDecoderConfig], ["sinusoidal", "learned"], ["pre", "post"],
-    [False, True]))
+    [False, True])))
 def test_parameter_count_matches_the_built_model(cls, positional, norm, tie):
     config = cls(vocab_size=11, d_model=12, n_heads=3, d_ff=7, n_layers=2, max_len=9,
                  positional=positional, norm=norm, tie_embeddings=tie)
