@@ -63,7 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--memory-limit", type=_gib, metavar="GIB",
                        help="refuse settings estimated to need more memory than this many GiB "
                             "(default 4; raise it on purpose for a big model)")
-    train.add_argument("--threads", type=_threads, default=None, metavar="N",
+    train.add_argument("--threads", type=_whole_in(1, 64), default=None, metavar="N",
                        help="threads the engine splits large operations (and shards) across "
                             "(default: one per core, at most 8; 1 turns splitting off)")
     train.add_argument("--shards", type=_positive_int, default=None, metavar="N",
@@ -85,7 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--top-p", type=_probability,
                           help="sample only among the likeliest tokens whose probabilities reach p")
     generate.add_argument("--greedy", action="store_true", help="always take the likeliest token")
-    generate.add_argument("--max-tokens", type=_max_tokens, default=200,
+    generate.add_argument("--max-tokens", type=_whole_in(1, MAX_TOKENS), default=200,
                           help=f"at most this many (default 200, at most {MAX_TOKENS:,})")
     generate.add_argument("--seed", type=_non_negative_int, default=0, help="seeds the sampling (default 0)")
     generate.add_argument("--explain", action="store_true",
@@ -96,7 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Measure a trained model on its scenario's held-out split and show the "
         "first N predictions next to the right answers, wrong tokens marked.")
     evaluate.add_argument("checkpoint", type=Path, metavar="CHECKPOINT", help="a file saved by tui-tfs train")
-    evaluate.add_argument("--n", type=_max_rows, default=10,
+    evaluate.add_argument("--n", type=_whole_in(1, MAX_ROWS), default=10,
                           help=f"predictions to show (default 10, at most {MAX_ROWS:,})")
     return parser
 
@@ -146,31 +146,20 @@ def _temperature(text: str) -> float:
     return value
 
 
-def _max_tokens(text: str) -> int:
-    value = _whole(text)
-    if not 1 <= value <= MAX_TOKENS:
-        raise argparse.ArgumentTypeError(f"must be from 1 to {MAX_TOKENS:,}, got {text[:40]}")
-    return value
+def _whole_in(low: int, high: int):
+    """An argparse type: a whole number from `low` to `high`, else one line saying so."""
+    def check(text: str) -> int:
+        value = _whole(text)
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"must be from {low:,} to {high:,}, got {text[:40]}")
+        return value
+    return check
 
 
 def _gib(text: str) -> float:
     value = _real(text)
     if not 0 < value <= 1024**2:
         raise argparse.ArgumentTypeError(f"must be a number of GiB above 0, got {text[:40]}")
-    return value
-
-
-def _threads(text: str) -> int:
-    value = _whole(text)
-    if not 1 <= value <= 64:
-        raise argparse.ArgumentTypeError(f"must be from 1 to 64, got {text[:40]}")
-    return value
-
-
-def _max_rows(text: str) -> int:
-    value = _whole(text)
-    if not 1 <= value <= MAX_ROWS:
-        raise argparse.ArgumentTypeError(f"must be from 1 to {MAX_ROWS:,}, got {text[:40]}")
     return value
 
 
