@@ -6,11 +6,11 @@ The engine imports nothing of the UI; use it from a plain Python shell:
     model = build_model(DecoderOnlyConfig(vocab_size=16))
     logits = model.forward(ids)          # (B, T, V)
 """
-from .config import (BreakSwitches, ConfigError, DecoderOnlyConfig, EncoderDecoderConfig,
+from .maths.config import (BreakSwitches, ConfigError, DecoderOnlyConfig, EncoderDecoderConfig,
                      ModelConfig, config_from_dict)
-from .models import DecoderOnlyLM, EncoderDecoder, build_model
-from .param import Module, PackedParams, Param
-from .recorder import Event, Recorder, recording
+from .maths.models import DecoderOnlyLM, EncoderDecoder, build_model
+from .maths.param import Module, PackedParams, Param
+from .maths.recorder import Event, Recorder, recording
 
 __all__ = [
     "BreakSwitches", "ConfigError", "DecoderOnlyConfig", "DecoderOnlyLM", "EncoderDecoder",

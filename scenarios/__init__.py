@@ -4,7 +4,7 @@
     scenario = load_scenario("reverse")          # a built-in, by name
     scenario = load_scenario("my_task.toml")     # or a scenario file, by path
     model = scenario.build_model()
-    batch = scenario.next_batch(rng)             # engine.batch.Batch
+    batch = scenario.next_batch(rng)             # engine.maths.batch.Batch
     scenario.evaluate(model)                     # {"exact_match": 1.0, "loss": ...}
 
 Exports: `BUILTIN` (name -> one-line summary, in display order), `load_scenario`,

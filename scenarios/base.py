@@ -28,10 +28,10 @@ from typing import Any
 
 import numpy as np
 
-from engine.config import ConfigError, DecoderOnlyConfig, EncoderDecoderConfig, ModelConfig, quote_value
-from engine.loss import CrossEntropyLoss
-from engine.batch import Batch
-from engine.train_config import TrainConfig
+from engine.maths.config import ConfigError, DecoderOnlyConfig, EncoderDecoderConfig, ModelConfig, quote_value
+from engine.maths.loss import CrossEntropyLoss
+from engine.maths.batch import Batch
+from engine.training.train_config import TrainConfig
 
 from .examples import DataError, Example, ExampleSplits, TextSplits
 from .limits import check_data, check_training, memory_limit
@@ -104,7 +104,7 @@ class Scenario:
         return self.tokenizer.decode(ids)
 
     def build_model(self):
-        from engine.models import build_model
+        from engine.maths.models import build_model
 
         return build_model(self.model_config)
 

@@ -19,10 +19,10 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from engine.checkpoint import (Checkpoint, CheckpointError, load_checkpoint, model_from_checkpoint,
+from engine.training.checkpoint import (Checkpoint, CheckpointError, load_checkpoint, model_from_checkpoint,
                                save_checkpoint)
-from engine.train import Trainer
-from engine.train_config import train_config_from_dict
+from engine.training.trainer import Trainer
+from engine.training.train_config import train_config_from_dict
 
 from . import load_scenario
 from .base import META_DATA, META_LAYOUT, META_SOURCE, META_TOKENIZER, META_TRAIN, Scenario

@@ -12,12 +12,12 @@
     min_len = 4
     max_len = 12
 
-    [model]                     # any engine.config.ModelConfig field but vocab_size, pad_id
+    [model]                     # any engine.maths.config.ModelConfig field but vocab_size, pad_id
     d_model = 64
     [model.breaks]              # the teaching switches: without positions, can it reverse?
     no_positional = true
 
-    [train]                     # any engine.train_config.TrainConfig field
+    [train]                     # any engine.training.train_config.TrainConfig field
     steps = 3000
 
 `tui-tfs show reverse > mine.toml` writes every setting of a scenario in this form: a

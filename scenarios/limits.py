@@ -7,7 +7,7 @@ the number, before the memory is touched:
     data_bytes(settings)                       before the data is made (the examples, the
                                                random draws that make them, their encodings)
     scenario_bytes(settings, model, train, T, S)  before the scenario exists: data + model +
-                                               optimizer + one step's activations (engine.sizes)
+                                               optimizer + one step's activations (engine.maths.sizes)
 
 The limit is 4 GiB unless raised on purpose: `[scenario] memory_limit_gib = 16` in the file,
 `tui-tfs train --memory-limit 16`, or the TUI_TFS_MEMORY_LIMIT_GIB environment variable.
@@ -20,9 +20,9 @@ import os
 from pathlib import Path
 from typing import Any
 
-from engine.config import ModelConfig
-from engine.sizes import format_bytes, training_bytes
-from engine.train_config import TrainConfig
+from engine.maths.config import ModelConfig
+from engine.maths.sizes import format_bytes, training_bytes
+from engine.training.train_config import TrainConfig
 
 from .overrides import SettingError
 

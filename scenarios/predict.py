@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from engine.decode import TokenChoice, generate_lm, greedy_decode, next_token_distribution
+from engine.maths.decode import TokenChoice, generate_lm, greedy_decode, next_token_distribution
 
 from .base import Prediction, forward
 from .overrides import ScenarioError
@@ -183,7 +183,7 @@ def _sample_pairs(model, src_ids: list[int], max_tokens: int, temperature, top_k
                   n_alternatives: int = 5) -> list[TokenChoice]:
     """Encoder-decoder generation of one source, token by token until </s>, with the odds of
     each choice. The encoder runs once and the decoder's keys and values are cached, as in
-    engine.decode.greedy_decode (which decodes whole batches, greedily, without the odds)."""
+    engine.maths.decode.greedy_decode (which decodes whole batches, greedily, without the odds)."""
     memory, src_keep = model.infer_encode(np.asarray([src_ids]))  # (1,S,D), (1,S)
     cache = model.new_cache()
     token = bos_id

@@ -19,7 +19,7 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
-from engine.checkpoint import CONFIG_KEY, FORMAT_KEY, STEP_KEY
+from engine.training.checkpoint import CONFIG_KEY, FORMAT_KEY, STEP_KEY
 from scenarios import ScenarioError
 from scenarios.base import META_NAME, META_SOURCE
 from scenarios.checkpoints import META_METRICS

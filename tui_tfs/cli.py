@@ -62,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     for variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS"):
         os.environ.setdefault(variable, "1")
     # Imported here so `tui-tfs --help` stays instant.
-    from engine.checkpoint import CheckpointError
+    from engine.training.checkpoint import CheckpointError
     from scenarios import ScenarioError
 
     from .headless import RunError
@@ -114,7 +114,7 @@ def cmd_show(args, console: Console) -> int:
 
 
 def cmd_train(args, console: Console) -> int:
-    from engine import parallel
+    from engine.fast import parallel
 
     before = parallel.threads()
     parallel.set_threads(args.threads)  # BLAS stays on one thread (main() set it before NumPy)
@@ -189,7 +189,7 @@ def _diverged_line(args, result, lr: float) -> str:
 
 
 def _step_of(path: Path) -> str:
-    from engine.checkpoint import load_checkpoint
+    from engine.training.checkpoint import load_checkpoint
 
     try:
         return str(load_checkpoint(path).step)

@@ -36,10 +36,10 @@ from pathlib import Path
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from engine.checkpoint import (Checkpoint, CheckpointError, check_writable_path, load_checkpoint,
+from engine.training.checkpoint import (Checkpoint, CheckpointError, check_writable_path, load_checkpoint,
                                model_from_checkpoint, remove_stale_temp_files)
-from engine.train import StepStats, Trainer
-from engine.train_config import train_config_from_dict
+from engine.training.trainer import StepStats, Trainer
+from engine.training.train_config import train_config_from_dict
 from scenarios import Scenario, load_scenario
 from scenarios.base import META_SOURCE, META_TRAIN
 from scenarios.checkpoints import check_scenario_metadata, save

@@ -23,11 +23,11 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.config import BreakSwitches
-from engine.loss import CrossEntropyLoss
-from engine.navigation import Cursor, at_path, grad_norm_above, has_nonfinite, op_is
-from engine.recorder import BACKWARD, FORWARD, Event
-from engine.trace import Batch, Trace, path_parts, record_step
+from engine.maths.config import BreakSwitches
+from engine.maths.loss import CrossEntropyLoss
+from engine.trace.navigation import Cursor, at_path, grad_norm_above, has_nonfinite, op_is
+from engine.maths.recorder import BACKWARD, FORWARD, Event
+from engine.trace.trace import Batch, Trace, path_parts, record_step
 
 from .session_views import SessionError, SessionViews, ViewState
 
@@ -75,7 +75,7 @@ class Session(SessionViews):
     @classmethod
     def open(cls, source: str, ascii: bool = False, seed: int = 0) -> Session:
         """A session on a built-in scenario (by name), a scenario file or a checkpoint (by
-        path). Raises scenarios.ScenarioError, engine.checkpoint.CheckpointError or
+        path). Raises scenarios.ScenarioError, engine.training.checkpoint.CheckpointError or
         headless.RunError, each naming the file and the fix."""
         from scenarios import load_scenario
 
@@ -180,7 +180,7 @@ class Session(SessionViews):
         value = not getattr(config.breaks, name)
         new_config = dataclasses.replace(config, breaks=dataclasses.replace(config.breaks,
                                                                             **{name: value}))
-        from engine.models import build_model
+        from engine.maths.models import build_model
 
         state = self.model.state_dict()
         model = build_model(new_config)
@@ -275,12 +275,12 @@ class Session(SessionViews):
         return next(iter(params.values()), None)
 
     def run_checks(self) -> list:
-        from engine.checks import run_checks
+        from engine.trace.checks import run_checks
 
         return run_checks(self.trace, self.model, self.loss_fn)
 
     def gradient_check(self, param_name: str | None = None, n_samples: int = 12):
-        from engine.checks import gradient_check
+        from engine.trace.checks import gradient_check
 
         name = param_name or self.current_param()
         if name is None:
@@ -289,7 +289,7 @@ class Session(SessionViews):
         return gradient_check(self.model, self.loss_fn, self.trace, name, n_samples)
 
     def explanation(self, event: Event | None = None):
-        from engine.formulas import explain
+        from engine.trace.formulas import explain
 
         return explain(event or self.event)
 

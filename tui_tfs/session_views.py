@@ -13,9 +13,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from engine.layers.embedding import sinusoid_table
-from engine.recorder import FORWARD, Event
-from engine.trace import ATTENTION_STAGES, AttentionMap
+from engine.maths.layers.embedding import sinusoid_table
+from engine.maths.recorder import FORWARD, Event
+from engine.trace.trace import ATTENTION_STAGES, AttentionMap
 
 from .shading import Scale
 

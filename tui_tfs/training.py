@@ -26,9 +26,9 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.models import build_model
-from engine.batch import Batch
-from engine.train import StepStats, Trainer
+from engine.maths.models import build_model
+from engine.maths.batch import Batch
+from engine.training.trainer import StepStats, Trainer
 from scenarios import Completion, complete
 
 READY, RUNNING, PAUSED, STOPPED, FINISHED, DIVERGED = (

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import pytest
 
-from engine import parallel
+from engine.fast import parallel
 
 
 @pytest.fixture(scope="module", params=["inline", "split"])

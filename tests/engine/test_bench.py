@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.bench import SIDES, pair_order, paired_ratio
+from engine.bench.run import SIDES, pair_order, paired_ratio
 
 ROOT = Path(__file__).resolve().parents[2]
 

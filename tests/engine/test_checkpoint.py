@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 import safetensors.numpy
 
-from engine.checkpoint import (CONFIG_KEY, FORMAT_KEY, CheckpointError, load_checkpoint, load_model,
+from engine.training.checkpoint import (CONFIG_KEY, FORMAT_KEY, CheckpointError, load_checkpoint, load_model,
                                save_checkpoint)
-from engine.config import DecoderOnlyConfig, EncoderDecoderConfig
-from engine.models import build_model
-from engine.optim import Adam
+from engine.maths.config import DecoderOnlyConfig, EncoderDecoderConfig
+from engine.maths.models import build_model
+from engine.maths.optim import Adam
 
 
 def small_model(kind="decoder_only", seed=3):

@@ -18,13 +18,13 @@ import numpy as np
 import pytest
 
 from engine import BreakSwitches, DecoderOnlyConfig, EncoderDecoderConfig, build_model
-from engine.checks import (Finding, check_attention_range, check_finite, check_gradients,
+from engine.trace.checks import (Finding, check_attention_range, check_finite, check_gradients,
                            check_masked_zero, check_no_future_leak, check_positional,
                            check_residual, check_scaling, check_shapes, check_softmax_rows,
                            gradient_check, run_checks)
-from engine.loss import CrossEntropyLoss
-from engine.recorder import BACKWARD, FORWARD
-from engine.trace import Batch, Trace, record_step
+from engine.maths.loss import CrossEntropyLoss
+from engine.maths.recorder import BACKWARD, FORWARD
+from engine.trace.trace import Batch, Trace, record_step
 
 VOCAB = ["<pad>", "<s>", "a", "b", "c", "d", "e", "f", "g", "h", "i", "j"]
 PAD = 0

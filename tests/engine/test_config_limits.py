@@ -5,9 +5,9 @@ import math
 
 import pytest
 
-from engine.config import ConfigError, DecoderOnlyConfig, EncoderDecoderConfig, config_from_dict
-from engine.models import build_model
-from engine.sizes import format_bytes, model_bytes, parameter_count, training_bytes
+from engine.maths.config import ConfigError, DecoderOnlyConfig, EncoderDecoderConfig, config_from_dict
+from engine.maths.models import build_model
+from engine.maths.sizes import format_bytes, model_bytes, parameter_count, training_bytes
 
 
 @pytest.mark.parametrize("change, message", [

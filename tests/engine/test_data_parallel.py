@@ -1,19 +1,20 @@
-"""engine.data_parallel: a batch run as shards gives the whole batch's loss and gradient, the
+"""engine.training.data_parallel: a batch run as shards gives the whole batch's loss and gradient, the
 same bits on one thread or two, its own dropout per shard, and an exact resume."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from engine import DecoderOnlyConfig, EncoderDecoderConfig, build_model, parallel
-from engine.checkpoint import load_checkpoint, save_checkpoint
-from engine.config import ConfigError
-from engine.data_parallel import DataParallel, replica_of
-from engine.loss import CrossEntropyLoss
-from engine.recorder import recording
-from engine.batch import Batch
-from engine.train import Trainer
-from engine.train_config import TrainConfig
+from engine import DecoderOnlyConfig, EncoderDecoderConfig, build_model
+from engine.fast import parallel
+from engine.training.checkpoint import load_checkpoint, save_checkpoint
+from engine.maths.config import ConfigError
+from engine.training.data_parallel import DataParallel, replica_of
+from engine.maths.loss import CrossEntropyLoss
+from engine.maths.recorder import recording
+from engine.maths.batch import Batch
+from engine.training.trainer import Trainer
+from engine.training.train_config import TrainConfig
 
 PAD, V = 0, 11
 

@@ -55,7 +55,7 @@ def test_cached_decoding_equals_full_recomputation_with_padding(kind, norm, chun
 
 def test_greedy_decoding_after_a_pad_matches_the_forward_pass():
     """Once a model emits <pad>, the next token must be the forward pass's argmax too."""
-    from engine.decode import generate_lm
+    from engine.maths.decode import generate_lm
 
     model = _model("decoder_only", "pre")
     prompt = [1, PAD, 3]
@@ -68,7 +68,7 @@ def test_greedy_decoding_after_a_pad_matches_the_forward_pass():
 def test_the_direct_path_gives_the_same_logits_as_row_blocks_on_two_threads(monkeypatch):
     """Small operations skip the thread pool's wrappers (generation at batch 1): the same
     products on the same rows, so the same bits as when every operation is split."""
-    from engine import parallel
+    from engine.fast import parallel
 
     direct = _full_and_cached("decoder_only", "pre", [3, 1, 2, 1])
     monkeypatch.setattr(parallel, "MIN_WORK", 0)

@@ -1,4 +1,4 @@
-"""engine.formulas: every key explained, ASCII forms pure, shape lines carry the trace's numbers."""
+"""engine.trace.formulas: every key explained, ASCII forms pure, shape lines carry the trace's numbers."""
 import dataclasses
 import re
 
@@ -7,8 +7,8 @@ import pytest
 
 from engine import (BreakSwitches, DecoderOnlyConfig, EncoderDecoderConfig, Event, build_model,
                     recording)
-from engine.formulas import ENTRIES, KEYS, Explanation, explain, formula
-from engine.loss import CrossEntropyLoss
+from engine.trace.formulas import ENTRIES, KEYS, Explanation, explain, formula
+from engine.maths.loss import CrossEntropyLoss
 
 B, S, T, D, H, F, V = 2, 7, 4, 16, 2, 32, 12  # head width K = D / H = 8
 SMALL = dict(vocab_size=V, d_model=D, n_heads=H, d_ff=F, n_layers=1, dropout=0.1, seed=3)

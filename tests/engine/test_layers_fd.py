@@ -5,7 +5,7 @@ layer is checked alone, so a failure names the layer and the tensor. With a rand
 gradient G (never all ones: with ones, errors that cancel across a row would pass), the scalar
 f = sum(layer(inputs) * G) has d f / d out = G, so `backward(G)` must give d f / d input for
 every float input and d f / d param for every parameter. Central differences in float64
-(engine.gradcheck) check every element of tensors up to FULL_CHECK_SIZE and a seeded sample of
+(engine.trace.gradcheck) check every element of tensors up to FULL_CHECK_SIZE and a seeded sample of
 larger ones, with the same error floor as test_models_fd.py (near-zero gradients, such as the
 key biases', are judged by absolute error). Parameters are randomized away from their
 initialisation (gains != 1, biases != 0), so no gradient is trivially zero.
@@ -30,10 +30,10 @@ import numpy as np
 import pytest
 
 from engine import BreakSwitches, DecoderOnlyConfig, Module, Param
-from engine.blocks import (CROSS_ATTENTION, FEED_FORWARD, SELF_ATTENTION, DecoderBlock,
+from engine.maths.blocks import (CROSS_ATTENTION, FEED_FORWARD, SELF_ATTENTION, DecoderBlock,
                            EncoderBlock, Sublayer)
-from engine.gradcheck import numeric_grad, rel_error, sample_indices
-from engine.layers import (Activation, Dropout, FeedForward, LayerNorm, Linear,
+from engine.trace.gradcheck import numeric_grad, rel_error, sample_indices
+from engine.maths.layers import (Activation, Dropout, FeedForward, LayerNorm, Linear,
                            MultiHeadAttention, PositionalEncoding, ResidualAdd, TiedOutput,
                            TokenEmbedding)
 from engine_threads import engine_threads  # noqa: E402,F401  (a fixture)

@@ -2,9 +2,9 @@
 import numpy as np
 import pytest
 
-from engine.gradcheck import numeric_grad, rel_error
-from engine.loss import CrossEntropyLoss, token_accuracy, token_hits
-from engine.recorder import recording
+from engine.trace.gradcheck import numeric_grad, rel_error
+from engine.maths.loss import CrossEntropyLoss, token_accuracy, token_hits
+from engine.maths.recorder import recording
 
 B, T, V = 3, 4, 7
 PAD = 0

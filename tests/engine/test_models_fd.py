@@ -2,7 +2,7 @@
 
 Gradient check: with a random upstream gradient G (B,T,V), the scalar f = sum(logits * G) has
 d f / d logits = G, so `model.backward(G)` must give d f / d param for every parameter. Central
-differences (float64, engine.gradcheck) check it element by element: every element of small
+differences (float64, engine.trace.gradcheck) check it element by element: every element of small
 tensors, a seeded sample of 20 of larger ones. A random G, never all ones: with ones, errors that
 cancel across the vocabulary would pass.
 
@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from engine import BreakSwitches, DecoderOnlyConfig, EncoderDecoderConfig, build_model
-from engine.gradcheck import numeric_grad, rel_error, sample_indices
+from engine.trace.gradcheck import numeric_grad, rel_error, sample_indices
 
 V, D, H, FF, LAYERS, MAX_LEN = 7, 8, 2, 12, 2, 6
 B, S, T = 2, 5, 4
@@ -222,7 +222,7 @@ def test_source_padding_is_invisible():
 
 
 def test_learned_positions_backward_writes_the_rows_the_forward_read():
-    from engine.layers import PositionalEncoding
+    from engine.maths.layers import PositionalEncoding
 
     layer = PositionalEncoding("pos_emb", "learned", 8, 3, 0.1, np.random.default_rng(0),
                                np.dtype("float64"))

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 
 from engine import DecoderOnlyConfig, EncoderDecoderConfig, build_model
-from engine.loss import CrossEntropyLoss
-from engine.navigation import Cursor, at_path, grad_norm_above, has_nonfinite, op_is
-from engine.recorder import BACKWARD, FORWARD, Event
-from engine.trace import Batch, Trace, record_step
+from engine.maths.loss import CrossEntropyLoss
+from engine.trace.navigation import Cursor, at_path, grad_norm_above, has_nonfinite, op_is
+from engine.maths.recorder import BACKWARD, FORWARD, Event
+from engine.trace.trace import Batch, Trace, record_step
 
 VOCAB = ["<pad>", "<s>", "a", "b", "c", "d", "e", "f", "g", "h", "i", "j"]
 PAD = 0

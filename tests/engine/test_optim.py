@@ -4,9 +4,9 @@ import math
 import numpy as np
 import pytest
 
-from engine.optim import SGD, Adam, AdamW, build_optimizer, clip_grad_norm
-from engine.param import Param, PackedParams
-from engine.schedule import (ConstantSchedule, InverseSqrtSchedule, WarmupCosineSchedule,
+from engine.maths.optim import SGD, Adam, AdamW, build_optimizer, clip_grad_norm
+from engine.maths.param import Param, PackedParams
+from engine.maths.schedule import (ConstantSchedule, InverseSqrtSchedule, WarmupCosineSchedule,
                              build_schedule)
 from engine_threads import engine_threads  # noqa: E402,F401  (a fixture)
 

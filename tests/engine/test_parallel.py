@@ -1,4 +1,4 @@
-"""engine.parallel: row blocks cover every row once, split products equal unsplit ones, and a
+"""engine.fast.parallel: row blocks cover every row once, split products equal unsplit ones, and a
 whole training step gives the same bits inline and split over threads."""
 from __future__ import annotations
 
@@ -10,8 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from engine import DecoderOnlyConfig, EncoderDecoderConfig, build_model, parallel
-from engine.loss import CrossEntropyLoss
+from engine import DecoderOnlyConfig, EncoderDecoderConfig, build_model
+from engine.fast import parallel
+from engine.maths.loss import CrossEntropyLoss
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -73,7 +74,7 @@ def test_blocks_on_other_threads_keep_the_callers_numpy_error_state(split):
 
 
 NESTED = """
-from engine import parallel
+from engine.fast import parallel
 parallel.MIN_WORK = 0
 parallel.set_threads(2)
 calls = []
@@ -166,7 +167,7 @@ def test_a_step_gives_the_same_bits_inline_and_split(kind, dropout, shape, dtype
 
 def _layer_results(n_rows: int, dtype: str) -> list[np.ndarray]:
     """A LayerNorm and a Linear, forward and backward, on (n_rows, 128) float rows."""
-    from engine.layers import LayerNorm, Linear
+    from engine.maths.layers import LayerNorm, Linear
 
     rng = np.random.default_rng(n_rows)
     x = rng.standard_normal((n_rows, 128)).astype(dtype)

@@ -7,7 +7,7 @@ hand-written backward; `torch_reference.py` is written from the spec, not from t
 Relative error of a tensor: max|engine - torch| / max(max|torch|, 1e-8) (a per-tensor scale,
 so a gradient element that is ~0 in both does not divide rounding noise by nothing; the floor
 covers the key biases, whose gradient is exactly zero in exact arithmetic because softmax
-ignores a shift shared by all keys). The element-wise error (engine.gradcheck.rel_error) is
+ignores a shift shared by all keys). The element-wise error (engine.trace.gradcheck.rel_error) is
 reported in failure messages too.
 """
 from __future__ import annotations
@@ -22,9 +22,9 @@ torch = pytest.importorskip(  # ImportError too: a broken torch install skips, n
     exc_type=ImportError)
 
 from engine import DecoderOnlyConfig, EncoderDecoderConfig, build_model  # noqa: E402
-from engine.gradcheck import rel_error  # noqa: E402
-from engine.loss import CrossEntropyLoss  # noqa: E402
-from engine.optim import Adam  # noqa: E402
+from engine.trace.gradcheck import rel_error  # noqa: E402
+from engine.maths.loss import CrossEntropyLoss  # noqa: E402
+from engine.maths.optim import Adam  # noqa: E402
 from torch_reference import (build_torch_model, cross_entropy, engine_grads,  # noqa: E402
                              load_from_engine, name_map)
 from engine_threads import engine_threads  # noqa: E402,F401  (a fixture)
@@ -250,7 +250,7 @@ ADAM_STEPS, ADAM_LR = 10, 1e-2
 @pytest.mark.parametrize("case", [CASES[0], CASES[1]], ids=lambda c: c.id)
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 def test_ten_adam_steps_give_the_same_losses(case, dtype):
-    """engine.optim.Adam on model.packed vs torch.optim.Adam (default betas and eps), a new
+    """engine.maths.optim.Adam on model.packed vs torch.optim.Adam (default betas and eps), a new
     batch each step: the loss trajectories must agree, and so must the final weights."""
     model = build_model(make_config(case, dtype))
     model.load_state_dict(random_state(model, seed=12))

@@ -21,9 +21,9 @@ import numpy as np
 import pytest
 
 from engine import DecoderOnlyConfig, EncoderDecoderConfig, build_model, recording
-from engine.loss import CrossEntropyLoss
-from engine.recorder import BACKWARD, FORWARD
-from engine.trace import Batch, record_step
+from engine.maths.loss import CrossEntropyLoss
+from engine.maths.recorder import BACKWARD, FORWARD
+from engine.trace.trace import Batch, record_step
 from engine_threads import engine_threads  # noqa: E402,F401  (a fixture)
 
 VOCAB = ["<pad>", "<s>", "a", "b", "c", "d", "e", "f", "g", "h", "i", "j"]
@@ -428,7 +428,7 @@ def test_each_live_array_is_copied_once_per_step():
 def test_later_steps_never_change_a_recorded_array(v):
     """Record a step, snapshot the bytes of every recorded array, then train on (forward,
     backward, Adam, and another recorded step): the trace must read exactly as before."""
-    from engine.optim import Adam
+    from engine.maths.optim import Adam
 
     model = build(v)
     model.train()

@@ -7,8 +7,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from engine.recorder import BACKWARD, FORWARD
-from engine.trace import path_parts, tensor_stats
+from engine.maths.recorder import BACKWARD, FORWARD
+from engine.trace.trace import path_parts, tensor_stats
 from test_trace import SRC, TGT_OUT, Variant, build, plain_step, record, words
 
 

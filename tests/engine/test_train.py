@@ -4,12 +4,12 @@ import math
 import numpy as np
 import pytest
 
-from engine.checkpoint import load_checkpoint, save_checkpoint
-from engine.config import ConfigError, DecoderOnlyConfig, EncoderDecoderConfig
-from engine.models import build_model
-from engine.batch import Batch
-from engine.train import Trainer, group_of
-from engine.train_config import TrainConfig, train_config_from_dict
+from engine.training.checkpoint import load_checkpoint, save_checkpoint
+from engine.maths.config import ConfigError, DecoderOnlyConfig, EncoderDecoderConfig
+from engine.maths.models import build_model
+from engine.maths.batch import Batch
+from engine.training.trainer import Trainer, group_of
+from engine.training.train_config import TrainConfig, train_config_from_dict
 
 PAD, BOS, V, LENGTH = 0, 1, 10, 5
 
@@ -217,7 +217,7 @@ def test_train_config_round_trips_through_a_dict():
 
 
 def test_set_lr_changes_the_peak_and_keeps_the_schedule_shape():
-    from engine.schedule import build_schedule
+    from engine.maths.schedule import build_schedule
 
     config = TrainConfig(steps=100, lr=1e-3, schedule="cosine", warmup_steps=10, min_lr=1e-5)
     trainer = Trainer(build_model(DecoderOnlyConfig(vocab_size=8, d_model=8, n_heads=2, d_ff=8,

@@ -8,7 +8,7 @@ from importlib import resources
 import numpy as np
 import pytest
 
-from engine.decode import greedy_decode
+from engine.maths.decode import greedy_decode
 from scenarios import BUILTIN, ScenarioError, build_scenario, complete, load_scenario
 from scenarios.base import _token_hits
 from scenarios.language import entropy_per_token, sentence_distribution
@@ -250,7 +250,7 @@ def test_an_encoder_decoder_samples_with_the_odds_of_each_choice(builtins):
     greedy = complete(model, s.tokenizer, s.layout, "31415", greedy=True)
     batch_greedy = greedy_decode(model, np.asarray([s.encode("31415")]), s.tokenizer.bos_id,
                                  s.tokenizer.eos_id, model.config.max_len)[0]
-    assert greedy.text == s.decode(batch_greedy), "the same choices as engine.decode's greedy"
+    assert greedy.text == s.decode(batch_greedy), "the same choices as engine.maths.decode's greedy"
     assert all(p == max(q for _, q in alts) for p, alts in zip(greedy.probs, greedy.alternatives))
     hot = [complete(model, s.tokenizer, s.layout, "31415", temperature=2.0, top_k=3, seed=seed)
            for seed in (1, 1, 2)]

@@ -14,7 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from engine.train import Trainer
+from engine.training.trainer import Trainer
 from scenarios import ScenarioFileError, load_scenario, load_scenario_file
 from scenarios.files import scenario_to_toml
 from scenarios import ScenarioError

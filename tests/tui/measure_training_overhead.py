@@ -14,7 +14,7 @@ import statistics
 import sys
 import time
 
-from engine.train import Trainer
+from engine.training.trainer import Trainer
 from scenarios import load_scenario
 from tui_tfs.app import TfsApp
 from tui_tfs.training import RUNNING, TrainingController

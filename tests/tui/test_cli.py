@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from safetensors.numpy import load_file
 
-from engine.checkpoint import load_checkpoint, save_checkpoint
+from engine.training.checkpoint import load_checkpoint, save_checkpoint
 from scenarios import load_scenario, load_scenario_file
 from tui_tfs.cli import main
 from scenarios.checkpoints import save
@@ -98,7 +98,7 @@ def test_same_seed_same_losses_other_seed_other_losses(capsys, tmp_path):
 def test_engine_threads_change_the_speed_not_the_numbers(capsys, tmp_path, monkeypatch):
     """char-lm's products and GELU are big enough to be split over two threads; the losses and
     weights must be the same bits as with one thread (blocks never split a sum)."""
-    from engine import parallel
+    from engine.fast import parallel
 
     parts_seen = []
     real_row_blocks = parallel.row_blocks

@@ -17,9 +17,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from engine.checkpoint import load_checkpoint, remove_stale_temp_files, save_checkpoint
-from engine.config import DecoderOnlyConfig
-from engine.models import build_model
+from engine.training.checkpoint import load_checkpoint, remove_stale_temp_files, save_checkpoint
+from engine.maths.config import DecoderOnlyConfig
+from engine.maths.models import build_model
 from tui_tfs.cli import main
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -117,7 +117,7 @@ def test_an_out_that_is_not_a_regular_file_is_refused_before_training(capsys, tm
 
 
 def test_a_failed_save_says_the_previous_checkpoint_is_intact(capsys, tmp_path, monkeypatch):
-    import engine.checkpoint as checkpoint_module
+    import engine.training.checkpoint as checkpoint_module
 
     calls = []
 

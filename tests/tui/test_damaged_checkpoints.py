@@ -191,7 +191,7 @@ def test_property_damaged_checkpoints_never_crash(capsys, tmp_path_factory, orig
     before = path.read_bytes()
     code, _ = run(capsys, command, scenario, path)
     if command == "resume" and code == 0:  # it trusted the file: then it must have been sound
-        from engine.checkpoint import load_checkpoint
+        from engine.training.checkpoint import load_checkpoint
 
         assert all(np.isfinite(v).all() for v in load_checkpoint(path).state_dict.values())
     elif code == 2:
@@ -200,7 +200,7 @@ def test_property_damaged_checkpoints_never_crash(capsys, tmp_path_factory, orig
 
 def test_nan_weights_can_be_opened_on_purpose_with_the_names_listed(tmp_path, original):
     """What the explorer calls: the weights load, and the ones holding NaN are named."""
-    from engine.checkpoint import CheckpointError, load_checkpoint
+    from engine.training.checkpoint import CheckpointError, load_checkpoint
     from scenarios.checkpoints import open_checkpoint
 
     tensors, meta = read(original[1])

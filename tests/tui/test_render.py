@@ -178,7 +178,7 @@ def test_softmax_temperature_and_entropy():
 
 
 def test_stats_text_lists_every_statistic():
-    from engine.trace import tensor_stats
+    from engine.trace.trace import tensor_stats
 
     text = render.stats_text(tensor_stats(np.array([0.0, 1.0, np.nan, np.inf]))).plain
     for word in ("min", "max", "mean", "std", "norm", "zeros 1", "NaN 1", "Inf 1", "float64"):
@@ -188,7 +188,7 @@ def test_stats_text_lists_every_statistic():
 def test_stats_text_fields_read_whole_in_the_tensor_panel_at_80_columns():
     """At 80x24 the tensor panel holds 47 columns (80 - the 28-column tree - borders, padding
     and a scrollbar's column): a wide shape and long numbers wrap between fields, never cut."""
-    from engine.trace import TensorStats
+    from engine.trace.trace import TensorStats
 
     stats = TensorStats(shape=(32, 64, 128), dtype="float32", min=-1.234e5, max=9.876e4,
                         mean=-0.1234, std=1.234e5, norm=5.678e7, zeros=123456, nan=12, inf=3)

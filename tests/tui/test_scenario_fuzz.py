@@ -19,9 +19,9 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from engine.checkpoint import load_checkpoint
-from engine.config import BreakSwitches, ModelConfig
-from engine.train_config import TrainConfig
+from engine.training.checkpoint import load_checkpoint
+from engine.maths.config import BreakSwitches, ModelConfig
+from engine.training.train_config import TrainConfig
 from scenarios.limits import LIMIT_VARIABLE
 from scenarios.settings import (AdditionSettings, DigitSettings, PhraseSettings, SentenceSettings,
                                 TextSettings)

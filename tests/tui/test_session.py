@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from engine.loss import CrossEntropyLoss
+from engine.maths.loss import CrossEntropyLoss
 from tui_tfs.session import Session, SessionError
 
 

@@ -14,7 +14,7 @@ import safetensors
 import safetensors.numpy
 from conftest import screen_text
 
-from engine.checkpoint import load_checkpoint, load_model
+from engine.training.checkpoint import load_checkpoint, load_model
 from tui_tfs.app import TfsApp
 from tui_tfs.cli import main as cli_main
 from scenarios.checkpoints import open_checkpoint, save, scenario_of

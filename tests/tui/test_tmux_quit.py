@@ -13,7 +13,7 @@ import time
 import pytest
 from test_tmux import Tmux
 
-from engine.checkpoint import load_checkpoint
+from engine.training.checkpoint import load_checkpoint
 
 pytestmark = [pytest.mark.timeout(180),
               pytest.mark.skipif(shutil.which("tmux") is None or shutil.which("tui-tfs") is None,

@@ -56,7 +56,7 @@ def test_run_records_history_evaluations_and_finishes(reverse):
 
 def test_same_losses_as_the_engine_trainer_alone(reverse):
     """One loop: the controller's steps are the engine Trainer's steps, number for number."""
-    from engine.train import Trainer
+    from engine.training.trainer import Trainer
 
     c = controller(reverse, eval_every=0)
     run_steps(c, 5)

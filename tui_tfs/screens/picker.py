@@ -17,7 +17,7 @@ from textual.screen import Screen
 from textual.widgets import OptionList, Static
 from textual.widgets.option_list import Option
 
-from engine.config import ModelConfig
+from engine.maths.config import ModelConfig
 from scenarios.tasks import TASKS
 
 from ..checkpoints import CHECKPOINT_DIR, CheckpointInfo, list_checkpoints

@@ -421,7 +421,7 @@ class TrainingScreen(Screen[None]):
 
 def _first_nonfinite(session: Session) -> bool:
     """Cursor to the first event holding a NaN/Inf, the first one included."""
-    from engine.navigation import has_nonfinite
+    from engine.trace.navigation import has_nonfinite
 
     found = session.cursor.find_next(has_nonfinite, include_current=True)
     if found:

@@ -12,8 +12,8 @@ from rich.text import Text
 from textual.widgets import Tree
 from textual.widgets.tree import TreeNode
 
-from engine.recorder import BACKWARD, FORWARD
-from engine.trace import path_parts
+from engine.maths.recorder import BACKWARD, FORWARD
+from engine.trace.trace import path_parts
 
 from ..messages import EventPicked
 from ..render import Style, fit_label

@@ -98,7 +98,7 @@ class GradCheckResult:
 
 def float64_twin(model):
     """A float64, eval-mode copy of `model`: same config (break switches too) and weights."""
-    from .models import build_model  # models import layers; keep this module importable alone
+    from ..maths.models import build_model  # models import layers; keep this module importable alone
 
     twin = build_model(replace(model.config, dtype="float64"))
     twin.load_state_dict(model.state_dict())

@@ -9,9 +9,9 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, fields
 
-from .config import ConfigError, quote_value
-from .optim import OPTIMIZERS
-from .schedule import SCHEDULES
+from ..maths.config import ConfigError, quote_value
+from ..maths.optim import OPTIMIZERS
+from ..maths.schedule import SCHEDULES
 
 
 @dataclass
@@ -34,7 +34,7 @@ class TrainConfig:
     seed: int = 0  # seeds the batch generator (model init uses the model config's seed)
     eval_every: int = 0  # evaluate on held-out batches every this many steps; 0 = never
     shards: int = 1  # split each batch's rows into this many shards, run side by side on the
-    #                  engine's threads (engine/data_parallel.py); results do not depend on threads
+    #                  engine's threads (engine/training/data_parallel.py); results do not depend on threads
 
     def validate(self) -> None:
         _positive_int("steps", self.steps)

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .formulas_backward import BACKWARD, BACKWARD_SHAPES, Entry, backward_variant, dims, num, root
-from .recorder import FORWARD, Event
+from ..maths.recorder import FORWARD, Event
 
 
 @dataclass(frozen=True)

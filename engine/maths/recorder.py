@@ -12,7 +12,7 @@ copy. The engine's side of the bargain: an array is not changed in place after a
 named it, until the recording ends (each op writes fresh arrays while recording).
 
 A recorder told which buffers live on (`Recorder(long_lived=[p.data for p in
-model.params()])`, as `engine.trace.record_step` and the benchmark do) copies nothing else:
+model.params()])`, as `engine.trace.trace.record_step` and the benchmark do) copies nothing else:
 every float array an op writes while recording is fresh and is never written again (the next
 step writes new ones), so the trace keeps it as it is. It copies, once, the views of those buffers (the weights,
 which an optimizer step changes in place) and integer and boolean arrays (token ids a caller
@@ -46,7 +46,7 @@ class Event:
     path: str  # dotted place in the model: "encoder.blocks.0.self_attn.softmax"
     op: str  # what ran: "linear", "scores", "mask", "softmax", "layernorm", ...
     tensors: dict[str, np.ndarray] = field(repr=False)  # name -> copy ("x", "out", "d_x", "grad.w")
-    formula: str = ""  # key of the explanation shown beside it (engine.formulas)
+    formula: str = ""  # key of the explanation shown beside it (engine.trace.formulas)
     attrs: dict[str, object] = field(default_factory=dict)  # small facts: head count, scale, p
 
 

@@ -16,7 +16,7 @@ is not: two shards on one thread run one after the other and give the same bits 
 A replica is a second model built from the same config whose parameters are views of the
 model's values (nothing is copied, an optimizer step is seen by all) but which has its own
 gradient buffer, saved activations and dropout generator. Why shards and not only splitting
-each large operation (`engine.parallel`): a shard hands work to another thread once per step
+each large operation (`engine.fast.parallel`): a shard hands work to another thread once per step
 instead of once per operation (~100 per step), and everything in between, the small
 operations and the Python that calls them, runs on both cores too.
 """
@@ -26,11 +26,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import parallel
-from .layers import Dropout
-from .loss import CrossEntropyLoss, token_hits
-from .models import build_model
-from .recorder import active
+from ..fast import parallel
+from ..maths.layers import Dropout
+from ..maths.loss import CrossEntropyLoss, token_hits
+from ..maths.models import build_model
+from ..maths.recorder import active
 
 # A shard is worth a thread of its own from about this many token x parameter products per
 # step (~1 multiply-add each, forward). Measured on 2 cores, the small bench model at 2 shards

@@ -18,8 +18,8 @@ why it matters, or a single passing finding when all is well. `run_checks` runs 
     check_gradients         sampled gradient checks (re-runs the model)
 
 The checks that re-run the model (`check_no_future_leak`, `check_gradients`) live in
-engine.rerun_checks and `Finding` in engine.findings; both are re-exported here, as is
-`gradient_check` (engine.gradcheck), which compares a parameter's gradient from the trace's
+engine.trace.rerun_checks and `Finding` in engine.trace.findings; both are re-exported here, as is
+`gradient_check` (engine.trace.gradcheck), which compares a parameter's gradient from the trace's
 backward events with float64 central differences, element by element.
 
 Shapes: B batch, S source length, T target length, D model width, H heads, K head width,
@@ -33,8 +33,8 @@ import numpy as np
 
 from .findings import ERROR, WARNING, Finding, passed as _passed
 from .gradcheck import GradCheckResult, gradient_check
-from .param import Module
-from .recorder import FORWARD, Event
+from ..maths.param import Module
+from ..maths.recorder import FORWARD, Event
 from .rerun_checks import check_gradients, check_no_future_leak
 from .trace import Trace
 

@@ -25,11 +25,11 @@ as the median of the per-pair ratios with their interquartile range: "0.78x (0.7
 would mean the engine takes twice as long). Tokens/s (batch x length / median) are in the notes.
 
 The two steps (the same decoder-only model on both sides) and the worker loop are in
-`engine.bench_steps`; PyTorch is imported only by the torch worker. The engine runs the step
+`engine.bench.steps`; PyTorch is imported only by the torch worker. The engine runs the step
 as training does with `--threads N --shards S`: each of S threads takes the forward and
-backward of 1/S of the batch's rows, and the gradients are summed (engine.data_parallel);
+backward of 1/S of the batch's rows, and the gradients are summed (engine.training.data_parallel);
 S is `shards_for` the size: N for small and medium, 1 for tiny (too little work to share). `--record` runs
-each engine step inside `engine.recorder.recording()`, the trace the explorer shows, to
+each engine step inside `engine.maths.recorder.recording()`, the trace the explorer shows, to
 measure what recording costs; a recorded step is one whole pass (the torch side is unchanged).
 
 Generation rows ("small gen", `--generate`, "" for none): greedy KV-cached generation at
@@ -53,7 +53,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .bench_steps import (CONFIGS, GEN_PROMPT, BenchConfig, engine_generate_setup, engine_setup,
+from .steps import (CONFIGS, GEN_PROMPT, BenchConfig, engine_generate_setup, engine_setup,
                           serve, torch_generate_setup, torch_setup)
 
 WIDTH = 80  # the table and every note line fit an 80x24 terminal
@@ -73,7 +73,7 @@ class Worker:
     def __init__(self, side: str, name: str, args: argparse.Namespace, generation: bool = False):
         threads = "1" if generation else str(args.threads)
         # torch splits work over its own thread pool; the engine runs one shard of the batch
-        # per thread (engine.data_parallel) and keeps BLAS on one thread inside each (two pools
+        # per thread (engine.training.data_parallel) and keeps BLAS on one thread inside each (two pools
         # that both want every core would fight over them).
         blas = threads if side == "torch" else "1"
         env = dict(os.environ, OMP_NUM_THREADS=blas, OPENBLAS_NUM_THREADS=blas,
@@ -259,7 +259,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="run the engine's steps with trace recording on")
     parser.add_argument("--default-allocator", action="store_true",
                         help="leave glibc's allocator settings alone on the engine side "
-                             "(to measure what engine.memory.keep_freed_memory saves)")
+                             "(to measure what engine.training.memory.keep_freed_memory saves)")
     parser.add_argument("--generate", default="small",
                         help="comma-separated configs to time generation at batch 1 on "
                              "(one thread each side); empty for none")
@@ -311,6 +311,3 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit("interrupted")
     print_table(rows, args)
 
-
-if __name__ == "__main__":
-    main()

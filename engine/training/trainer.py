@@ -7,7 +7,7 @@ One step is
     loss    = cross_entropy(logits, batch.tgt_out)  mean over non-pad target tokens
     grads   = backward                              fills model.packed.grad
               (with TrainConfig.shards > 1: forward, loss and backward run per shard of the
-               batch's rows, side by side, and the gradients are summed: engine/data_parallel.py)
+               batch's rows, side by side, and the gradients are summed: engine/training/data_parallel.py)
     norm    = ||grads||                             before clipping; also per layer group
     if loss and norm are finite:  clip, optimizer.step(schedule(step))
     else:                         skip the update: the weights stay the last good ones
@@ -31,14 +31,14 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from .batch import Batch
-from .config import ConfigError, quote_value
+from ..maths.batch import Batch
+from ..maths.config import ConfigError, quote_value
 from .data_parallel import DataParallel
-from .layers import Dropout
+from ..maths.layers import Dropout
 from .memory import keep_freed_memory
-from .loss import CrossEntropyLoss, token_hits
-from .optim import build_optimizer, clip_grad_norm
-from .schedule import build_schedule
+from ..maths.loss import CrossEntropyLoss, token_hits
+from ..maths.optim import build_optimizer, clip_grad_norm
+from ..maths.schedule import build_schedule
 from .train_config import TrainConfig
 
 

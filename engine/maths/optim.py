@@ -1,7 +1,7 @@
 """Optimizers and gradient clipping over a model's flat parameter buffers.
 
 Every model packs its parameters into one data buffer and one grad buffer
-(`engine.param.PackedParams`), so an optimizer update is a handful of whole-array operations
+(`engine.maths.param.PackedParams`), so an optimizer update is a handful of whole-array operations
 instead of a loop over hundreds of small arrays. The updates (g = gradient, p = parameter,
 t = step count from 1, lr = learning rate):
 
@@ -28,7 +28,7 @@ import math
 
 import numpy as np
 
-from . import parallel
+from ..fast import parallel
 from .param import PackedParams
 
 
@@ -40,7 +40,7 @@ class Optimizer:
 
     def __init__(self, packed: PackedParams, lr: float):
         if not isinstance(packed, PackedParams):
-            raise TypeError(f"packed must be engine.param.PackedParams (pass model.packed), "
+            raise TypeError(f"packed must be engine.maths.param.PackedParams (pass model.packed), "
                             f"got {type(packed).__name__}")
         _check_positive("lr", lr)
         self.packed = packed

@@ -25,7 +25,7 @@ class ConfigError(ValueError):
 class BreakSwitches:
     """Ways to break a transformer on purpose, for teaching what each part is for.
 
-    All off by default. The trace checks (engine.checks) flag what each one breaks.
+    All off by default. The trace checks (engine.trace.checks) flag what each one breaks.
     """
 
     no_causal_mask: bool = False  # decoder self-attention may look at future tokens

@@ -68,16 +68,16 @@ def make_batch(config: BenchConfig) -> tuple[np.ndarray, np.ndarray]:
 def engine_setup(config: BenchConfig, record: bool, threads: int, tune_allocator: bool = True):
     """-> (step() -> loss, info() -> final report) for the NumPy engine, as the trainer runs
     with `--threads N --shards S`: BLAS single-threaded, the batch's rows in S shards side by
-    side (engine.data_parallel), S = `shards_for` the size (1 for tiny: too small to gain).
+    side (engine.training.data_parallel), S = `shards_for` the size (1 for tiny: too small to gain).
     Recording runs one whole pass (a trace is one story)."""
-    from . import parallel
-    from .config import DecoderOnlyConfig
-    from .data_parallel import DataParallel, shards_for
-    from .loss import CrossEntropyLoss
-    from .memory import keep_freed_memory
-    from .models import DecoderOnlyLM
-    from .optim import Adam
-    from .recorder import Recorder, recording
+    from ..fast import parallel
+    from ..maths.config import DecoderOnlyConfig
+    from ..training.data_parallel import DataParallel, shards_for
+    from ..maths.loss import CrossEntropyLoss
+    from ..training.memory import keep_freed_memory
+    from ..maths.models import DecoderOnlyLM
+    from ..maths.optim import Adam
+    from ..maths.recorder import Recorder, recording
 
     model = DecoderOnlyLM(DecoderOnlyConfig(
         vocab_size=config.vocab_size, d_model=config.d_model, n_heads=config.n_heads,
@@ -151,9 +151,9 @@ def generation_prompt(config: BenchConfig) -> np.ndarray:
 
 def engine_generate_setup(config: BenchConfig):
     """-> (generate() -> last id, info()): greedy KV-cached generation at batch 1, one thread,
-    from GEN_PROMPT tokens to seq_len (the engine's `infer`, as engine.decode runs it)."""
-    from .config import DecoderOnlyConfig
-    from .models import DecoderOnlyLM
+    from GEN_PROMPT tokens to seq_len (the engine's `infer`, as engine.maths.decode runs it)."""
+    from ..maths.config import DecoderOnlyConfig
+    from ..maths.models import DecoderOnlyLM
 
     model = DecoderOnlyLM(DecoderOnlyConfig(
         vocab_size=config.vocab_size, d_model=config.d_model, n_heads=config.n_heads,

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import parallel
+from ...fast import parallel
 from ..config import ModelConfig
 from ..param import Module
 from ..recorder import active

@@ -38,8 +38,8 @@ import numpy as np
 import safetensors
 import safetensors.numpy
 
-from .config import ConfigError, ModelConfig, config_from_dict, quote_value
-from .sizes import DEFAULT_MEMORY_LIMIT, format_bytes, model_bytes, parameter_count
+from ..maths.config import ConfigError, ModelConfig, config_from_dict, quote_value
+from ..maths.sizes import DEFAULT_MEMORY_LIMIT, format_bytes, model_bytes, parameter_count
 
 FORMAT_KEY = "tui_tfs.format"
 FORMAT_VERSION = "1"
@@ -104,7 +104,7 @@ def load_checkpoint(path: str | os.PathLike, allow_nonfinite: bool = False,
         raise CheckpointError(
             f"{path}: a safetensors file, but not a tui-tfs checkpoint (metadata "
             f"{FORMAT_KEY!r} is {quote_value(found)}, expected {FORMAT_VERSION!r}); save it "
-            f"with engine.checkpoint.save_checkpoint"
+            f"with engine.training.checkpoint.save_checkpoint"
         )
     config = _decode_config(path, metadata.get(CONFIG_KEY))
     step = _decode_step(path, metadata.get(STEP_KEY))
@@ -123,7 +123,7 @@ def load_checkpoint(path: str | os.PathLike, allow_nonfinite: bool = False,
 
 def model_from_checkpoint(checkpoint: Checkpoint, path: str | os.PathLike = "<checkpoint>"):
     """Build the model the checkpoint's config describes and load its weights."""
-    from .models import build_model  # lazy: models import layers; checkpoint stays light
+    from ..maths.models import build_model  # lazy: models import layers; checkpoint stays light
 
     model = build_model(checkpoint.config)
     try:

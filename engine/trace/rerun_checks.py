@@ -1,5 +1,5 @@
 """Checks that re-run the model on a trace's batch: the future-leak perturbation test and
-sampled gradient checks. The checks that only read a trace are in engine.checks.
+sampled gradient checks. The checks that only read a trace are in engine.trace.checks.
 
 Shapes: B batch, T target length, V vocabulary.
 """
@@ -11,8 +11,8 @@ import numpy as np
 
 from .findings import ERROR, INFO, Finding, passed as _passed
 from .gradcheck import gradient_check
-from .param import Module
-from .recorder import BACKWARD
+from ..maths.param import Module
+from ..maths.recorder import BACKWARD
 from .trace import Trace
 
 

@@ -1,8 +1,8 @@
-"""The backward half of engine.formulas: what each gradient step computes, with its shapes.
+"""The backward half of engine.trace.formulas: what each gradient step computes, with its shapes.
 
-`engine.formulas` is the public face (`explain`, `formula`, `KEYS`); this module holds the
+`engine.trace.formulas` is the public face (`explain`, `formula`, `KEYS`); this module holds the
 backward entries and their shape lines, plus the small `Entry` record and the shape-formatting
-helpers that both halves use (it sits below engine.formulas, so nothing imports in a circle).
+helpers that both halves use (it sits below engine.trace.formulas, so nothing imports in a circle).
 
 Shape lines are plain ASCII and use the event's real tensors, so every number is this trace's.
 Shapes: B batch, H heads, T queries, S keys, K head width, D model width, V vocabulary.
@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .recorder import Event
+from ..maths.recorder import Event
 
 
 @dataclass(frozen=True)

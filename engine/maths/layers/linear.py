@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import parallel
+from ...fast import parallel
 from ..param import Module, Param
 from ..recorder import active
 

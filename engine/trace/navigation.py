@@ -19,7 +19,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from .recorder import Event
+from ..maths.recorder import Event
 from .trace import Trace, path_parts
 
 Predicate = Callable[[Event], bool]

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import parallel
+from ...fast import parallel
 from ..param import Module
 from ..recorder import active
 

@@ -15,10 +15,10 @@ from functools import cached_property
 
 import numpy as np
 
-from .config import ModelConfig
-from .param import Module
-from .recorder import BACKWARD, FORWARD, Event, Recorder, recording
-from .batch import Batch  # the batch a step (traced or not) runs on
+from ..maths.config import ModelConfig
+from ..maths.param import Module
+from ..maths.recorder import BACKWARD, FORWARD, Event, Recorder, recording
+from ..maths.batch import Batch  # the batch a step (traced or not) runs on
 
 ATTENTION_STAGES = {  # stage -> (event suffix, tensor name)
     "scores": ("scores", "scores"),

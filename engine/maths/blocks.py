@@ -15,7 +15,7 @@ import numpy as np
 from .config import ModelConfig
 from .layers import Dropout, FeedForward, LayerNorm, MultiHeadAttention, ResidualAdd
 from .param import Module
-from .parallel import add
+from ..fast.parallel import add
 
 SELF_ATTENTION, CROSS_ATTENTION, FEED_FORWARD = "self_attn", "cross_attn", "ffn"
 

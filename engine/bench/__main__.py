@@ -1,0 +1,4 @@
+"""`python -m engine.bench`: see engine.bench.run."""
+from .run import main
+
+main()
