@@ -30,7 +30,7 @@ import numpy as np
 
 from engine.maths.config import ConfigError, DecoderOnlyConfig, EncoderDecoderConfig, ModelConfig, quote_value
 from engine.maths.loss import CrossEntropyLoss
-from engine.maths.batch import Batch
+from engine.maths.batch import Batch, run_model
 from engine.training.train_config import TrainConfig
 
 from .examples import DataError, Example, ExampleSplits, TextSplits
@@ -273,20 +273,13 @@ def held_out_loss(model, batches: list[Batch]) -> tuple[float, float]:
     loss_fn = CrossEntropyLoss(model.config.pad_id, 0.0)
     loss_sum, correct, counted = 0.0, 0, 0
     for batch in batches:
-        logits = forward(model, batch)
+        logits = run_model(model, batch)
         loss = loss_fn.forward(logits, batch.tgt_out)
         keep = batch.tgt_out != model.config.pad_id
         loss_sum += loss * int(keep.sum())
         correct += int(((logits.argmax(-1) == batch.tgt_out) & keep).sum())
         counted += int(keep.sum())
     return (loss_sum / counted, correct / counted) if counted else (float("nan"), 0.0)
-
-
-def forward(model, batch: Batch) -> np.ndarray:
-    """Logits (B,T,V) for a batch, whichever kind the model is."""
-    if batch.src is not None:
-        return model.forward(batch.src, batch.tgt_in)
-    return model.forward(batch.tgt_in)
 
 
 def _token_hits(target: list[str], output: list[str]) -> int:

@@ -19,9 +19,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from engine.maths.batch import run_model
 from engine.maths.decode import TokenChoice, generate_lm, greedy_decode, next_token_distribution
 
-from .base import Prediction, forward
+from .base import Prediction
 from .overrides import ScenarioError
 from .tokenizers import Tokenizer, TokenizerError
 
@@ -105,7 +106,7 @@ def _predict_teacher_forced(scenario: Scenario, model, n: int) -> list[Predictio
     out: list[Prediction] = []
     seen: set[tuple[str, str]] = set()
     for batch in batches:
-        guesses = forward(model, batch).argmax(-1)  # (B,T) best next token at each place
+        guesses = run_model(model, batch).argmax(-1)  # (B,T) best next token at each place
         for row_in, row_out, row_guess in zip(batch.tgt_in, batch.tgt_out, guesses):
             keep = row_out != tok.pad_id
             target_tokens = [tok.vocab[i] for i in row_out[keep]]

@@ -11,6 +11,8 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from ..maths.batch import run_model
+
 
 def numeric_grad(
     f: Callable[[], float],
@@ -136,9 +138,7 @@ def gradient_check(model, loss_fn, trace, param_name: str, n_samples: int = 20,
     batch = trace.batch
 
     def loss() -> float:
-        logits = twin.forward(batch.tgt_in) if batch.src is None else twin.forward(batch.src,
-                                                                                   batch.tgt_in)
-        return float(loss64.forward(logits, batch.tgt_out))
+        return float(loss64.forward(run_model(twin, batch), batch.tgt_out))
 
     base = loss()
     coarse = numeric_grad(loss, param.data, indices, eps)

@@ -6,20 +6,21 @@ Shapes: B batch, T target length, V vocabulary.
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 
 import numpy as np
 
 from .findings import ERROR, INFO, Finding, passed as _passed
 from .gradcheck import gradient_check
+from ..maths.batch import run_model
 from ..maths.param import Module
 from ..maths.recorder import BACKWARD
 from .trace import Trace
 
 
 def _run_logits(model: Module, trace: Trace, tgt_in: np.ndarray) -> np.ndarray:
-    if trace.batch.src is None:
-        return model.forward(tgt_in)
-    return model.forward(trace.batch.src, tgt_in)
+    """Logits (B,T,V) of the trace's batch with the decoder reading `tgt_in` instead."""
+    return run_model(model, replace(trace.batch, tgt_in=tgt_in))
 
 
 class _EvalMode:

@@ -18,7 +18,7 @@ import numpy as np
 from ..maths.config import ModelConfig
 from ..maths.param import Module
 from ..maths.recorder import BACKWARD, FORWARD, Event, Recorder, recording
-from ..maths.batch import Batch  # the batch a step (traced or not) runs on
+from ..maths.batch import Batch, run_model  # the batch a step (traced or not) runs on
 
 ATTENTION_STAGES = {  # stage -> (event suffix, tensor name)
     "scores": ("scores", "scores"),
@@ -228,10 +228,7 @@ def record_step(model: Module, loss_fn: Module, batch: Batch,
     # The weights are copied (an optimizer changes them in place); what the ops write is kept.
     recorder = Recorder(long_lived=[p.data for p in model.params()])
     with recording(recorder) as rec, np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-        if batch.src is None:
-            logits = model.forward(batch.tgt_in)
-        else:
-            logits = model.forward(batch.src, batch.tgt_in)
+        logits = run_model(model, batch)  # (B, T, V)
         loss = loss_fn.forward(logits, batch.tgt_out)
         model.backward(loss_fn.backward())
     return Trace(rec.events, model.config, batch, float(loss), src_tokens, tgt_tokens,

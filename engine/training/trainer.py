@@ -3,11 +3,12 @@
 One step is
 
     batch   = next_batch(rng)                       the caller's data, drawn with our seeded rng
-    logits  = model.forward(...)                    (B, T, V)
+    logits  = run_model(model, batch)               (B, T, V)
     loss    = cross_entropy(logits, batch.tgt_out)  mean over non-pad target tokens
     grads   = backward                              fills model.packed.grad
-              (with TrainConfig.shards > 1: forward, loss and backward run per shard of the
-               batch's rows, side by side, and the gradients are summed: engine/training/data_parallel.py)
+              (only with TrainConfig.shards > 1: forward, loss and backward run per shard of
+               the batch's rows, side by side, and the gradients are summed:
+               engine/training/data_parallel.py)
     norm    = ||grads||                             before clipping; also per layer group
     if loss and norm are finite:  clip, optimizer.step(schedule(step))
     else:                         skip the update: the weights stay the last good ones
@@ -31,13 +32,14 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from ..maths.batch import Batch
+from ..maths.batch import Batch, model_inputs, run_model
 from ..maths.config import ConfigError, quote_value
 from .data_parallel import DataParallel
 from ..maths.layers import Dropout
 from .memory import keep_freed_memory
 from ..maths.loss import CrossEntropyLoss, token_hits
 from ..maths.optim import build_optimizer, clip_grad_norm
+from ..maths.recorder import active
 from ..maths.schedule import build_schedule
 from .train_config import TrainConfig
 
@@ -84,7 +86,9 @@ class Trainer:
                                        train_config.min_lr)
         self._groups = _group_ranges(model.packed.slices)  # group -> [(start, stop)]
         self._dropout_rngs = _dropout_generators(model)
-        self.data_parallel = DataParallel(model, train_config.shards, self.loss_fn)
+        # the rows of a batch split across replicas only when asked for (shards > 1)
+        self.data_parallel = (DataParallel(model, train_config.shards, self.loss_fn)
+                              if train_config.shards > 1 else None)
         self._last_good: dict[str, np.ndarray] = {}  # weights and optimizer buffers (P,) as
         #   they were before the latest update: a non-finite step puts them back
         self._last_good_step: int | None = None  # the step those weights were measured at
@@ -111,10 +115,17 @@ class Trainer:
         self.model.packed.zero_grad()
         # overflow to Inf/NaN is detected below and reported as `nonfinite`, not as warnings
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-            result = self.data_parallel.step(self.model_inputs(batch), batch.tgt_out)
+            if self.data_parallel is not None and active() is None:
+                # shards > 1: the same forward, loss and backward, a shard of rows per replica
+                result = self.data_parallel.step(model_inputs(self.model, batch), batch.tgt_out)
+                loss, correct, counted = result.loss, result.correct, result.tokens
+            else:  # one pass (always when recording: a trace is the story of one pass)
+                logits = run_model(self.model, batch)  # (B, T, V)
+                loss = self.loss_fn.forward(logits, batch.tgt_out)
+                self.model.backward(self.loss_fn.backward())
+                correct, counted = token_hits(logits, batch.tgt_out, self.loss_fn.ignore_id)
             grad_norm = self.model.packed.grad_norm()
             layer_norms = self.layer_grad_norms()
-        loss, correct, counted = result.loss, result.correct, result.tokens
         lr = self.schedule(step)
         problem = _nonfinite_problem(loss, grad_norm)
         if problem:
@@ -168,24 +179,6 @@ class Trainer:
             np.copyto(buffer, self._last_good[key])
         self.optimizer.step_count = self._last_good_count
 
-    def forward(self, batch: Batch) -> np.ndarray:
-        """Logits (B, T, V) for a batch, calling the model the way its kind expects."""
-        return self.model.forward(*self.model_inputs(batch))
-
-    def model_inputs(self, batch: Batch) -> tuple[np.ndarray, ...]:
-        """What `model.forward` takes for this batch: (src, tgt_in) or (tgt_in,); checked."""
-        if batch.tgt_in.shape != batch.tgt_out.shape:
-            raise ValueError(f"batch.tgt_in {batch.tgt_in.shape} and batch.tgt_out "
-                             f"{batch.tgt_out.shape} must have the same shape "
-                             f"(tgt_out is tgt_in shifted by one)")
-        if self.model.config.kind == "encoder_decoder":
-            if batch.src is None:
-                raise ValueError("an encoder-decoder model needs batch.src (B, S); got None")
-            return batch.src, batch.tgt_in
-        if batch.src is not None:
-            raise ValueError("a decoder-only model takes no source: batch.src must be None")
-        return (batch.tgt_in,)
-
     def layer_grad_norms(self) -> dict[str, float]:
         """L2 norm of the current gradient per group ("decoder.blocks.0", "tok_emb", ...)."""
         grad = self.model.packed.grad
@@ -204,7 +197,7 @@ class Trainer:
         loss_sum, correct, counted = 0.0, 0, 0
         try:
             for batch in batches:
-                logits = self.forward(batch)
+                logits = run_model(self.model, batch)
                 loss = self.loss_fn.forward(logits, batch.tgt_out)
                 hits, n = token_hits(logits, batch.tgt_out, self.model.config.pad_id)
                 loss_sum, correct, counted = loss_sum + loss * n, correct + hits, counted + n
