@@ -31,6 +31,7 @@ import numpy as np
 from engine.maths.config import ConfigError, DecoderOnlyConfig, EncoderDecoderConfig, ModelConfig, quote_value
 from engine.maths.loss import CrossEntropyLoss
 from engine.maths.batch import Batch, run_model
+from engine.training.evaluation import evaluate
 from engine.training.train_config import TrainConfig
 
 from .examples import DataError, Example, ExampleSplits, TextSplits
@@ -229,11 +230,8 @@ class Scenario:
         """Held-out metrics: loss and perplexity always; token accuracy and exact match for tasks
         with one right answer (decoded greedily, with no help from the target); the entropy of
         the language when it is known."""
-        from .predict import eval_mode
-
         n = n or self.task.eval_size
-        with eval_mode(model):  # predictions() switches the mode on its own
-            loss, tf_accuracy = held_out_loss(model, self.eval_batches(limit=n))
+        loss, tf_accuracy = held_out_loss(model, self.eval_batches(limit=n))
         metrics = {"loss": loss, "perplexity": math.exp(min(loss, 50.0))}
         if self.task.has_answers:
             preds = self.predictions(model, n)
@@ -270,16 +268,7 @@ class Prediction:
 
 def held_out_loss(model, batches: list[Batch]) -> tuple[float, float]:
     """(mean cross-entropy in nats/token, next-token accuracy) without label smoothing."""
-    loss_fn = CrossEntropyLoss(model.config.pad_id, 0.0)
-    loss_sum, correct, counted = 0.0, 0, 0
-    for batch in batches:
-        logits = run_model(model, batch)
-        loss = loss_fn.forward(logits, batch.tgt_out)
-        keep = batch.tgt_out != model.config.pad_id
-        loss_sum += loss * int(keep.sum())
-        correct += int(((logits.argmax(-1) == batch.tgt_out) & keep).sum())
-        counted += int(keep.sum())
-    return (loss_sum / counted, correct / counted) if counted else (float("nan"), 0.0)
+    return evaluate(model, batches, CrossEntropyLoss(model.config.pad_id, 0.0))
 
 
 def _token_hits(target: list[str], output: list[str]) -> int:

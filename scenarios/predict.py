@@ -13,13 +13,13 @@ eval mode and give it back in the mode it was in.
 """
 from __future__ import annotations
 
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from engine.maths.batch import run_model
+from engine.maths.param import eval_mode
 from engine.maths.decode import TokenChoice, generate_lm, greedy_decode, next_token_distribution
 
 from .base import Prediction
@@ -28,17 +28,6 @@ from .tokenizers import Tokenizer, TokenizerError
 
 if TYPE_CHECKING:
     from .base import Scenario
-
-
-@contextmanager
-def eval_mode(model):
-    """The model in eval mode inside the block, back in its own mode after."""
-    was_training = model.training
-    model.eval()
-    try:
-        yield model
-    finally:
-        model.train(was_training)
 
 
 def predict(scenario: Scenario, model, n: int) -> list[Prediction]:

@@ -16,7 +16,6 @@ without a screen.
 """
 from __future__ import annotations
 
-import dataclasses
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +24,7 @@ import numpy as np
 
 from engine.maths.config import BreakSwitches
 from engine.maths.loss import CrossEntropyLoss
+from engine.maths.switches import SWITCHES, with_break
 from engine.trace.navigation import Cursor, at_path, grad_norm_above, has_nonfinite, op_is
 from engine.maths.recorder import BACKWARD, FORWARD, Event
 from engine.trace.trace import Batch, Trace, path_parts, record_step
@@ -169,23 +169,14 @@ class Session(SessionViews):
         return self.model.config.breaks
 
     def break_names(self) -> list[str]:
-        return [f.name for f in dataclasses.fields(BreakSwitches)]
+        return list(SWITCHES)
 
     def toggle_break(self, name: str) -> bool:
         """Flip one switch, rebuild the model with the same weights, re-run the same batch.
         Returns the switch's new value."""
         if name not in self.break_names():
             raise SessionError(f"no break switch {name!r}; switches are {self.break_names()}")
-        config = self.model.config
-        value = not getattr(config.breaks, name)
-        new_config = dataclasses.replace(config, breaks=dataclasses.replace(config.breaks,
-                                                                            **{name: value}))
-        from engine.maths.models import build_model
-
-        state = self.model.state_dict()
-        model = build_model(new_config)
-        model.load_state_dict(state)
-        self.model = model
+        self.model, value = with_break(self.model, name)
         self.record(self.trace.batch, self.source)
         return value
 

@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from engine.maths.models import build_model
+from engine.maths.switches import with_break
 from engine.maths.batch import Batch
 from engine.training.trainer import StepStats, Trainer
 from scenarios import Completion, complete
@@ -53,17 +54,6 @@ class Evaluation:
     step: int
     metrics: dict[str, float]  # scenario.evaluate(): loss, perplexity, exact_match ...
     predictions: list = field(default_factory=list)  # scenarios.Prediction rows
-
-
-def with_break(model, name: str):
-    """(a new model with switch `name` flipped and the same weights, the switch's new value)."""
-    config = model.config
-    value = not getattr(config.breaks, name)
-    breaks = dataclasses.replace(config.breaks, **{name: value})
-    new = build_model(dataclasses.replace(config, breaks=breaks))
-    new.load_state_dict(model.state_dict())
-    new.train(model.training)
-    return new, value
 
 
 class TrainingController:

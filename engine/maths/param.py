@@ -12,6 +12,7 @@ hundreds, and no gradient buffer is ever reallocated.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import numpy as np
 
@@ -117,6 +118,19 @@ class Module:
 
     def num_params(self) -> int:
         return sum(p.data.size for p in self.params())
+
+
+@contextmanager
+def eval_mode(model: Module) -> Iterator[Module]:
+    """`model` in eval mode (dropout off) inside the block; after it, even when the block
+    raised, every module gets back the mode it had (a mix of modes stays that mix)."""
+    modes = [(module, module.training) for module in model.modules()]
+    model.eval()
+    try:
+        yield model
+    finally:
+        for module, mode in modes:
+            module.training = mode
 
 
 class PackedParams:

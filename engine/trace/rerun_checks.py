@@ -13,7 +13,7 @@ import numpy as np
 from .findings import ERROR, INFO, Finding, passed as _passed
 from .gradcheck import gradient_check
 from ..maths.batch import run_model
-from ..maths.param import Module
+from ..maths.param import Module, eval_mode
 from ..maths.recorder import BACKWARD
 from .trace import Trace
 
@@ -21,21 +21,6 @@ from .trace import Trace
 def _run_logits(model: Module, trace: Trace, tgt_in: np.ndarray) -> np.ndarray:
     """Logits (B,T,V) of the trace's batch with the decoder reading `tgt_in` instead."""
     return run_model(model, replace(trace.batch, tgt_in=tgt_in))
-
-
-class _EvalMode:
-    """Put a model in eval mode (no dropout) for a block, then restore each module's flag."""
-
-    def __init__(self, model: Module):
-        self.model = model
-
-    def __enter__(self) -> Module:
-        self.modes = [(m, m.training) for m in self.model.modules()]
-        return self.model.eval()
-
-    def __exit__(self, *exc) -> None:
-        for module, mode in self.modes:
-            module.training = mode
 
 
 def check_no_future_leak(model: Module | None, trace: Trace) -> list[Finding]:
@@ -49,7 +34,7 @@ def check_no_future_leak(model: Module | None, trace: Trace) -> list[Finding]:
     if t_len < 2:
         return _passed("future_leak", "skipped: a one-token target has no future to leak")
     vocab, pad = trace.config.vocab_size, trace.config.pad_id
-    with _EvalMode(model):
+    with eval_mode(model):
         base = _run_logits(model, trace, tgt_in)  # (B,T,V)
         tol = 64 * float(np.finfo(base.dtype).eps) * max(float(np.abs(base).max()), 1.0)
         worst = None  # (change, perturbed position t, earliest earlier position that moved)

@@ -36,6 +36,7 @@ from ..maths.batch import Batch, model_inputs, run_model
 from ..maths.config import ConfigError, quote_value
 from .data_parallel import DataParallel
 from ..maths.layers import Dropout
+from .evaluation import evaluate
 from .memory import keep_freed_memory
 from ..maths.loss import CrossEntropyLoss, token_hits
 from ..maths.optim import build_optimizer, clip_grad_norm
@@ -192,20 +193,9 @@ class Trainer:
         return norms
 
     def evaluate(self, batches: Iterable[Batch]) -> tuple[float, float]:
-        """(loss, accuracy) over batches in eval mode (no dropout), weighted by token count."""
-        self.model.eval()
-        loss_sum, correct, counted = 0.0, 0, 0
-        try:
-            for batch in batches:
-                logits = run_model(self.model, batch)
-                loss = self.loss_fn.forward(logits, batch.tgt_out)
-                hits, n = token_hits(logits, batch.tgt_out, self.model.config.pad_id)
-                loss_sum, correct, counted = loss_sum + loss * n, correct + hits, counted + n
-        finally:
-            self.model.train()
-        if not counted:
-            return 0.0, 0.0
-        return loss_sum / counted, correct / counted
+        """(loss, accuracy) over batches in eval mode (no dropout), weighted by token count;
+        the loss is the training loss (label smoothing included)."""
+        return evaluate(self.model, batches, self.loss_fn)
 
     # -- many steps -------------------------------------------------------------------------
     def run(self, n_steps: int, callback: Callable[[StepStats], bool | None] | None = None,

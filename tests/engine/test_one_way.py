@@ -85,3 +85,70 @@ def test_one_shard_steps_without_data_parallelism_and_gives_the_same_losses():
     assert two.data_parallel is not None
     a, b = [s.loss for s in single.run(3)], [s.loss for s in two.run(3)]
     assert np.allclose(a, b, rtol=1e-5) and a[0] == pytest.approx(b[0], rel=1e-6)
+
+
+# -- one eval-mode helper, one evaluation loop -------------------------------------------------
+def test_eval_mode_turns_dropout_off_and_restores_every_modules_mode_even_on_error():
+    from engine.maths.param import eval_mode
+
+    model = _decoder_only(dropout=0.5)
+    first = next(m for m in model.modules() if m is not model)
+    first.eval()  # a mix of modes must come back as that mix
+    before = [m.training for m in model.modules()]
+    ids = np.random.default_rng(1).integers(1, V, size=(2, 6))
+    with eval_mode(model) as same:
+        assert same is model and not any(m.training for m in model.modules())
+        assert np.array_equal(model.forward(ids), model.forward(ids))  # no dropout draws
+    assert [m.training for m in model.modules()] == before
+    with pytest.raises(RuntimeError, match="boom"), eval_mode(model):
+        raise RuntimeError("boom")
+    assert [m.training for m in model.modules()] == before
+
+
+def test_one_evaluation_loop_for_the_trainer_and_the_scenarios():
+    from engine.maths.loss import CrossEntropyLoss
+    from engine.training.evaluation import evaluate
+    from scenarios.base import held_out_loss
+
+    rng = np.random.default_rng(2)
+    batches = [_lm_batch(rng, rows) for rows in (3, 5)]
+    model = _decoder_only(dropout=0.3)
+    trainer = Trainer(model, TrainConfig(label_smoothing=0.1), lambda r: _lm_batch(r))
+    smoothed = evaluate(model, batches, CrossEntropyLoss(0, 0.1))
+    plain = evaluate(model, batches, CrossEntropyLoss(0, 0.0))
+    assert trainer.evaluate(batches) == smoothed  # the training loss, label smoothing included
+    assert held_out_loss(model, batches) == plain  # the scenarios' metric: plain cross-entropy
+    assert smoothed[0] != plain[0] and smoothed[1] == plain[1]
+    model.eval()
+    trainer.evaluate(batches)
+    assert not model.training  # the mode it was in comes back, whichever it was
+    loss, accuracy = evaluate(model, [], CrossEntropyLoss(0))
+    assert np.isnan(loss) and accuracy == 0.0  # nothing measured is no number, not a perfect 0
+
+
+# -- one rebuild with a break switch ---------------------------------------------------------------
+@pytest.mark.parametrize("build", [_enc_dec, _decoder_only])
+def test_with_break_flips_one_switch_and_keeps_the_weights_and_the_mode(build):
+    from engine.maths.switches import SWITCHES, with_break
+
+    model = build()
+    model.packed.data[...] = np.random.default_rng(4).normal(size=model.packed.data.shape)
+    model.eval()
+    for name in SWITCHES:
+        broken, value = with_break(model, name)
+        assert value is True and broken is not model
+        assert broken.config.breaks.active() == [name]
+        assert broken.config == _with_breaks(model.config, broken.config.breaks)
+        assert all(np.array_equal(a, b) for a, b in zip(broken.state_dict().values(),
+                                                         model.state_dict().values()))
+        assert not broken.training
+        back, value = with_break(broken, name)
+        assert value is False and back.config == model.config
+    with pytest.raises(ValueError, match="no break switch 'no_brakes'"):
+        with_break(model, "no_brakes")
+
+
+def _with_breaks(config, breaks):
+    import dataclasses
+
+    return dataclasses.replace(config, breaks=breaks)
