@@ -15,10 +15,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .base import Prediction, Scenario, build_scenario
+from .base import Scenario, build_scenario
 from .files import ScenarioFileError, load_scenario_file
 from .overrides import ScenarioError
-from .predict import Completion, complete
+from .predict import Completion, Prediction, complete
 from .tasks import TASKS
 from .tokenizers import CharTokenizer, Tokenizer, TokenizerError, WordTokenizer, tokenizer_from_dict
 

@@ -30,13 +30,14 @@ import numpy as np
 
 from engine.maths.config import ConfigError, DecoderOnlyConfig, EncoderDecoderConfig, ModelConfig, quote_value
 from engine.maths.loss import CrossEntropyLoss
-from engine.maths.batch import Batch, run_model
+from engine.maths.batch import Batch
 from engine.training.evaluation import evaluate
 from engine.training.train_config import TrainConfig
 
 from .examples import DataError, Example, ExampleSplits, TextSplits
 from .limits import check_data, check_training, memory_limit
 from .overrides import ScenarioError, SettingError, apply_overrides
+from .predict import Prediction, predict
 from .tasks import FILE_TASK_NAMES, Task, task_named
 from .tokenizers import Tokenizer, TokenizerError
 
@@ -248,22 +249,7 @@ class Scenario:
     def predictions(self, model, n: int = 10) -> list[Prediction]:
         """The first `n` held-out examples with what the model makes of them (in eval mode;
         the model's train/eval mode is restored after)."""
-        from .predict import predict
-
         return predict(self, model, n)
-
-
-@dataclass
-class Prediction:
-    """One held-out example beside the model's answer."""
-
-    source: str  # what the model was given ("31415", "12+34=", a context of text, or "")
-    target: str  # the right output
-    output: str  # the model's output
-    target_tokens: list[str]  # the right output, token by token (for marking differences)
-    output_tokens: list[str]  # the model's, token by token
-    correct: bool  # output == target exactly
-    teacher_forced: bool = False  # True: output[i] is the model's guess given target[:i]
 
 
 def held_out_loss(model, batches: list[Batch]) -> tuple[float, float]:

@@ -33,7 +33,7 @@ import numpy as np
 
 from .examples import DataError, Example, ExampleSplits
 from .settings import _seed
-from .tasks import FAST_TRAIN, SMALL_MODEL, Task
+from .task import FAST_TRAIN, SMALL_MODEL, Task
 from .tokenizers import SPECIALS, UNK, CharTokenizer, Tokenizer, WordTokenizer
 
 TOKEN_KINDS = ("char", "word")

@@ -22,12 +22,24 @@ from engine.maths.batch import run_model
 from engine.maths.param import eval_mode
 from engine.maths.decode import TokenChoice, generate_lm, greedy_decode, next_token_distribution
 
-from .base import Prediction
 from .overrides import ScenarioError
 from .tokenizers import Tokenizer, TokenizerError
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the type, for annotations only: scenarios.base builds on this module
     from .base import Scenario
+
+
+@dataclass
+class Prediction:
+    """One held-out example beside the model's answer."""
+
+    source: str  # what the model was given ("31415", "12+34=", a context of text, or "")
+    target: str  # the right output
+    output: str  # the model's output
+    target_tokens: list[str]  # the right output, token by token (for marking differences)
+    output_tokens: list[str]  # the model's, token by token
+    correct: bool  # output == target exactly
+    teacher_forced: bool = False  # True: output[i] is the model's guess given target[:i]
 
 
 def predict(scenario: Scenario, model, n: int) -> list[Prediction]:

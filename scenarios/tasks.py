@@ -1,8 +1,8 @@
 """The six built-in tasks: what each one asks of the model and how its data is made.
 
-A task knows its data settings (a dataclass; a scenario file's [data] table overrides them),
-how to make seeded train and held-out splits from them, its tokenizer, and the model and
-training settings that make it converge on a 2-core machine in about a minute.
+Each is a `Task` (scenarios/task.py: data settings, seeded splits, tokenizer, defaults that
+converge on a 2-core machine in about a minute); `task_named` also finds the "pairs" task of
+a teacher's own file (scenarios/pairs.py).
 
 How each task is encoded (ids: <pad>=0, <s>=1, </s>=2, then the task's own tokens):
 
@@ -18,7 +18,7 @@ itself; the answer is written most significant digit first, the way people write
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any, ClassVar
@@ -28,6 +28,8 @@ import numpy as np
 from . import language
 from .examples import DataError, Example, ExampleSplits, TextSplits, sample_unique, split_list, split_text
 from .settings import AdditionSettings, DigitSettings, PhraseSettings, SentenceSettings, TextSettings
+from .pairs import PAIRS
+from .task import FAST_TRAIN, SMALL_MODEL, Task
 from .tokenizers import CharTokenizer, Tokenizer, WordTokenizer
 
 DIGITS = "0123456789"
@@ -35,43 +37,6 @@ SHIPPED_TEXT = "pride_and_prejudice.txt"  # scenarios/data/; provenance in data/
 
 
 # -- tasks ---------------------------------------------------------------------------------------
-@dataclass
-class Task:
-    """A kind of problem: its data, its tokenizer and its defaults."""
-
-    name: str  # registry name, "reverse"
-    kind: str  # "seq2seq" (encoder-decoder) | "lm" (decoder-only)
-    summary: str  # one line for `tui-tfs list`
-    description: str  # a paragraph a student understands
-    settings_type: type  # dataclass of the [data] settings
-    explorer_inputs: tuple[str, ...]  # inputs the explorer offers first
-    model_defaults: dict[str, Any] = field(default_factory=dict)  # ModelConfig field -> value
-    train_defaults: dict[str, Any] = field(default_factory=dict)  # TrainConfig field -> value
-    eval_size: int = 200  # held-out examples evaluate() uses by default
-
-    layout: ClassVar[str] = "pairs"  # "pairs" | "prompted" | "stream": how examples become arrays
-    has_answers: ClassVar[bool] = True  # one right output per example (else: a language model)
-
-    def make_data(self, settings: Any) -> ExampleSplits | TextSplits:
-        raise NotImplementedError
-
-    def make_tokenizer(self, settings: Any, data: ExampleSplits | TextSplits) -> Tokenizer:
-        raise NotImplementedError
-
-    def clean_input(self, text: str) -> str:
-        """What the user typed, made into a source the task expects (addition adds the "=")."""
-        return text
-
-    def target_for(self, source: str) -> str | None:
-        """The right answer for a source the user typed, if the task can compute it."""
-        return None
-
-    def entropy(self, settings: Any) -> float | None:
-        """Lowest possible held-out loss in nats per token, when it is known: 0 for a task
-        whose input determines its one right answer."""
-        return 0.0 if self.has_answers else None
-
-
 @dataclass
 class DigitTask(Task):
     """reverse / sort: a digit string in, a rearrangement of it out."""
@@ -243,11 +208,6 @@ def _lines(text_file: str) -> list[str]:
     return [" ".join(line.split()) for line in read_text(text_file).splitlines() if line.strip()]
 
 
-# Defaults measured on a 2-core machine (see tests/scenarios/test_convergence.py): small models,
-# Adam at a high peak rate that a cosine schedule anneals, so the last step is a calm one.
-SMALL_MODEL = {"d_model": 32, "n_heads": 4, "d_ff": 64, "n_layers": 2}
-FAST_TRAIN = {"optimizer": "adam", "lr": 3e-3, "schedule": "cosine", "warmup_steps": 100}
-
 TASKS: dict[str, Task] = {}
 
 
@@ -345,14 +305,12 @@ _register(CharTask(
 
 
 # A scenario file may also name "pairs": its data is the file's own, so it is no built-in
-# scenario (scenarios/pairs.py, imported when asked for: it builds on Task).
+# scenario (scenarios/pairs.py).
 FILE_TASK_NAMES: tuple[str, ...] = (*TASKS, "pairs")
 
 
 def task_named(name: str) -> Task | None:
     """The task a scenario file names: a built-in one, or "pairs"; None if there is none."""
     if name == "pairs":
-        from .pairs import PAIRS
-
         return PAIRS
     return TASKS.get(name)
