@@ -18,11 +18,9 @@ length. Three layouts:
 """
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import math
-import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -383,8 +381,6 @@ def _validate(config: Any, section: str) -> None:
     try:
         config.validate()
     except ConfigError as error:
-        message = str(error)
-        first = re.match(r"[a-z_]+", message)
-        names = {f.name for f in dataclasses.fields(config)}
-        key = f"{section}.{first.group()}" if first and first.group() in names else None
+        message = str(error)  # starts with the field it is about, when there is one
+        key = f"{section}.{error.field}" if error.field else None
         raise SettingError(f"{section}.{message}" if key else f"{section}: {message}", key) from None

@@ -82,6 +82,10 @@ def convert(value: Any, hint: Any, key: str, current: Any = None) -> Any:
         if isinstance(value, str):
             return value
         raise _type_error(key, value, 'a string in quotes, like "relu"')
+    if origin is typing.Literal:  # a choice: the config's validate() names the choices
+        if isinstance(value, str):
+            return value
+        raise _type_error(key, value, f'a string in quotes, like "{typing.get_args(hint)[0]}"')
     if origin is tuple:
         args = typing.get_args(hint)
         if isinstance(value, list) and len(value) == len(args):

@@ -24,10 +24,12 @@ import numpy as np
 
 from engine.maths.config import BreakSwitches
 from engine.maths.loss import CrossEntropyLoss
+from engine.maths.models import DecoderOnlyLM, EncoderDecoder
 from engine.maths.switches import SWITCHES, with_break
 from engine.trace.navigation import Cursor, at_path, grad_norm_above, has_nonfinite, op_is
 from engine.maths.recorder import BACKWARD, FORWARD, Event
 from engine.trace.trace import Batch, Trace, path_parts, record_step
+from scenarios.base import Scenario
 
 from .session_views import SessionError, SessionViews, ViewState
 
@@ -52,8 +54,8 @@ class GradNorm:
 class Session(SessionViews):
     """The explorer's state: see the module docstring."""
 
-    scenario: object  # scenarios.Scenario
-    model: object  # engine model
+    scenario: Scenario  # the task: data, tokenizer, examples, settings
+    model: DecoderOnlyLM | EncoderDecoder  # the model being explored (rebuilt by a break switch)
     loss_fn: CrossEntropyLoss
     ascii: bool = False  # token labels in ASCII (whitespace drawn as _ rather than ␣)
     seed: int = 0

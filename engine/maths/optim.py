@@ -25,6 +25,7 @@ Shapes: P total number of parameter elements; every buffer here is (P,).
 from __future__ import annotations
 
 import math
+from typing import Literal
 
 import numpy as np
 
@@ -200,7 +201,8 @@ class AdamW(Adam):
         super().__init__(packed, lr, betas, eps, weight_decay)
 
 
-OPTIMIZERS: dict[str, type[Optimizer]] = {"sgd": SGD, "adam": Adam, "adamw": AdamW}
+OptimizerName = Literal["adam", "adamw", "sgd"]  # what TrainConfig.optimizer may name
+OPTIMIZERS: dict[OptimizerName, type[Optimizer]] = {"sgd": SGD, "adam": Adam, "adamw": AdamW}
 
 
 def build_optimizer(name: str, packed: PackedParams, **kwargs) -> Optimizer:

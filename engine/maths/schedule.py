@@ -17,6 +17,7 @@ object; call it with a step to get the learning rate for that update:
 from __future__ import annotations
 
 import math
+from typing import Literal, get_args
 
 
 class Schedule:
@@ -102,7 +103,8 @@ class WarmupCosineSchedule(Schedule):
         return self.min_lr + (self.base_lr - self.min_lr) * cosine
 
 
-SCHEDULES = ("constant", "inverse_sqrt", "cosine")
+ScheduleName = Literal["constant", "inverse_sqrt", "cosine"]  # what TrainConfig.schedule may name
+SCHEDULES: tuple[str, ...] = get_args(ScheduleName)
 
 
 def build_schedule(name: str, base_lr: float, warmup_steps: int = 0,

@@ -1,7 +1,8 @@
 """How to train: `TrainConfig`, a typed config with a comment per field, and its checks.
 
 `validate()` refuses a bad field with one message naming it and the fix (no inf or nan
-anywhere); `train_config_from_dict` rebuilds a config from `to_dict()` output (a checkpoint's
+anywhere; the ConfigError's `field` names it too, and a choice is checked against its field's
+Literal type); `train_config_from_dict` rebuilds a config from `to_dict()` output (a checkpoint's
 stored settings) and checks it the same way.
 """
 from __future__ import annotations
@@ -9,9 +10,9 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, fields
 
-from ..maths.config import ConfigError, quote_value
-from ..maths.optim import OPTIMIZERS
-from ..maths.schedule import SCHEDULES
+from ..maths.config import ConfigError, check_choice, quote_value
+from ..maths.optim import OptimizerName
+from ..maths.schedule import ScheduleName
 
 
 @dataclass
@@ -20,13 +21,13 @@ class TrainConfig:
 
     steps: int = 1000  # number of optimizer steps in a full run
     batch_size: int = 32  # sequences per batch (used by the scenario's batch maker)
-    optimizer: str = "adam"  # "sgd", "adam" or "adamw"
+    optimizer: OptimizerName = "adam"  # "sgd", "adam" or "adamw"
     lr: float = 1e-3  # peak learning rate (the schedule scales it per step)
     betas: tuple[float, float] = (0.9, 0.98)  # Adam's moment decay rates (the paper's values)
     eps: float = 1e-9  # Adam's denominator guard (the paper's value)
     weight_decay: float = 0.0  # L2 for sgd/adam; decoupled decay of all params for adamw
     momentum: float = 0.0  # SGD momentum, in [0, 1)
-    schedule: str = "constant"  # "constant", "inverse_sqrt" (the paper's) or "cosine"
+    schedule: ScheduleName = "constant"  # "constant", "inverse_sqrt" (the paper's) or "cosine"
     warmup_steps: int = 0  # linear warmup length; inverse_sqrt peaks here (needs >= 1)
     min_lr: float = 0.0  # where the cosine schedule ends, in [0, lr]
     clip_norm: float | None = 1.0  # clip the global gradient norm to this; None = no clipping
@@ -39,36 +40,38 @@ class TrainConfig:
     def validate(self) -> None:
         _positive_int("steps", self.steps)
         _positive_int("batch_size", self.batch_size)
-        _choice("optimizer", self.optimizer, sorted(OPTIMIZERS))
+        check_choice(self, "optimizer")
         _positive("lr", self.lr)
         if not isinstance(self.betas, (tuple, list)) or len(self.betas) != 2:
-            raise ConfigError(f"betas must be a pair like (0.9, 0.98), got {quote_value(self.betas)}")
+            raise ConfigError(f"betas must be a pair like (0.9, 0.98), got {quote_value(self.betas)}",
+                              "betas")
         for i, beta in enumerate(self.betas):
-            _fraction(f"betas[{i}]", beta)
+            _fraction(f"betas[{i}]", beta, field="betas")
         _positive("eps", self.eps)
         _non_negative("weight_decay", self.weight_decay)
         _fraction("momentum", self.momentum)
-        _choice("schedule", self.schedule, list(SCHEDULES))
+        check_choice(self, "schedule")
         _non_negative_int("warmup_steps", self.warmup_steps)
         if self.schedule == "inverse_sqrt" and self.warmup_steps < 1:
             raise ConfigError("warmup_steps must be >= 1 for the inverse_sqrt schedule (its peak); "
-                              "try 100")
+                              "try 100", "warmup_steps")
         if self.schedule == "cosine" and self.warmup_steps >= self.steps:
             raise ConfigError(f"warmup_steps ({self.warmup_steps}) must be below steps "
-                              f"({self.steps}) for the cosine schedule")
+                              f"({self.steps}) for the cosine schedule", "warmup_steps")
         if not (_is_number(self.min_lr) and 0 <= self.min_lr <= self.lr):
-            raise ConfigError(f"min_lr must be in [0, lr={self.lr}], got {quote_value(self.min_lr)}")
+            raise ConfigError(f"min_lr must be in [0, lr={self.lr}], got {quote_value(self.min_lr)}",
+                              "min_lr")
         if self.clip_norm is not None:
             _positive("clip_norm", self.clip_norm)
         _fraction("label_smoothing", self.label_smoothing)
         _non_negative_int("seed", self.seed)
         if self.seed >= 2**63:
-            raise ConfigError(f"seed must be below 2**63, got {quote_value(self.seed)}")
+            raise ConfigError(f"seed must be below 2**63, got {quote_value(self.seed)}", "seed")
         _non_negative_int("eval_every", self.eval_every)
         _positive_int("shards", self.shards)
         if self.shards > self.batch_size:
             raise ConfigError(f"shards ({self.shards}) must be at most batch_size "
-                              f"({self.batch_size}): each shard takes at least one sequence")
+                              f"({self.batch_size}): each shard takes at least one sequence", "shards")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -96,30 +99,27 @@ def _is_number(value) -> bool:
 
 def _positive(name: str, value) -> None:
     if not (_is_number(value) and math.isfinite(value) and value > 0):
-        raise ConfigError(f"{name} must be a positive number (not inf or nan), got {quote_value(value)}")
+        raise ConfigError(f"{name} must be a positive number (not inf or nan), got {quote_value(value)}",
+                          name)
 
 
 def _non_negative(name: str, value) -> None:
     if not (_is_number(value) and math.isfinite(value) and value >= 0):
         raise ConfigError(f"{name} must be a number >= 0 (0 turns it off; not inf or nan), "
-                          f"got {quote_value(value)}")
+                          f"got {quote_value(value)}", name)
 
 
-def _fraction(name: str, value) -> None:
+def _fraction(name: str, value, field: str | None = None) -> None:
     if not (_is_number(value) and 0 <= value < 1):
-        raise ConfigError(f"{name} must be in [0, 1), got {quote_value(value)}")
+        raise ConfigError(f"{name} must be in [0, 1), got {quote_value(value)}", field or name)
 
 
 def _positive_int(name: str, value) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ConfigError(f"{name} must be a positive integer, got {quote_value(value)}")
+        raise ConfigError(f"{name} must be a positive integer, got {quote_value(value)}", name)
 
 
 def _non_negative_int(name: str, value) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ConfigError(f"{name} must be an integer >= 0, got {quote_value(value)}")
+        raise ConfigError(f"{name} must be an integer >= 0, got {quote_value(value)}", name)
 
-
-def _choice(name: str, value, choices: list[str]) -> None:
-    if not isinstance(value, str) or value not in choices:
-        raise ConfigError(f"{name} must be one of {choices}, got {quote_value(value)}")

@@ -101,7 +101,7 @@ class Trainer:
     def set_lr(self, lr: float) -> None:
         """A new peak learning rate from the next step on; the schedule keeps its shape."""
         if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not math.isfinite(lr) or lr <= 0:
-            raise ConfigError(f"lr must be a positive number, got {lr!r}")
+            raise ConfigError(f"lr must be a positive number, got {lr!r}", "lr")
         self.config = replace(self.config, lr=float(lr), min_lr=min(self.config.min_lr, lr))
         self.schedule = build_schedule(self.config.schedule, self.config.lr,
                                        self.config.warmup_steps, self.config.steps,
