@@ -105,3 +105,20 @@ def test_scenarios_base_and_tasks_do_not_import_what_builds_on_them():
     graph = _graph()
     assert "scenarios.base" not in graph["scenarios.predict"]
     assert "scenarios.tasks" not in graph["scenarios.pairs"]
+
+
+def test_engine_wings_import_only_downwards():
+    """bench -> training and trace -> maths -> fast; trace and training never import each
+    other (replaying a trace needs no trainer)."""
+    below = {"fast": set(), "maths": {"fast"}, "trace": {"maths", "fast"},
+             "training": {"maths", "fast"}, "bench": {"training", "trace", "maths", "fast"}}
+    wrong = []
+    for name, targets in _graph().items():
+        parts = name.split(".")
+        if parts[0] != "engine" or len(parts) < 3:
+            continue
+        for target in targets:
+            wing = target.split(".")[1] if target.count(".") >= 1 else None
+            if target.startswith("engine.") and wing != parts[1] and wing not in below[parts[1]]:
+                wrong.append((name, target))
+    assert wrong == []
