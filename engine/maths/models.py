@@ -119,21 +119,20 @@ class _Model(Module):
 
     # -- facts: what each layer means, declared here where the model knows it (engine.maths.facts)
     def _declare(self, module: Module, stream: str, block: str | None = None,
-                 sublayer: str | None = None, **facts: object) -> None:
-        """Give `module` and every module under it the facts of `stream`; outside a block each
-        layer is its own block and sublayer."""
+                 sublayer: str | None = None, widths: tuple[int, int] | None = None,
+                 **attention: object) -> None:
+        """Give `module` and every module under it the facts of `stream` (and of the attention
+        layer it is part of); outside a block each layer is its own block and sublayer."""
+        c = self.config
         for m in module.modules():
-            params = m.param_names()
-            if isinstance(m, TiedOutput):
-                params = {"embedding": m.embedding.name}
-            widths = facts.get("widths")
-            if m is self.head:
-                widths = (self.config.d_model, self.config.vocab_size)
+            head = m is self.head  # (D, V): logits over the vocabulary
+            width = (c.d_model, c.vocab_size) if head else widths
             m.facts = f.Facts(
-                rows=stream, params=params, block=m.path if block is None else block,
-                sublayer=m.path if sublayer is None else sublayer,
-                vocabulary=m is self.head, widths=widths if isinstance(m, Linear) else None,
-                **{k: v for k, v in facts.items() if k != "widths"})
+                rows=stream, block=m.path if block is None else block,
+                sublayer=m.path if sublayer is None else sublayer, vocabulary=head,
+                params={"embedding": m.embedding.name} if isinstance(m, TiedOutput)
+                else m.param_names(),
+                widths=width if isinstance(m, Linear) else None, **attention)
 
     def _declare_block(self, block: EncoderBlock | DecoderBlock, stream: str) -> None:
         """A block's sublayers: self-attention over `stream` (causal in a decoder), cross-
@@ -146,17 +145,18 @@ class _Model(Module):
                 self._declare(part, stream, block.path)
             if sub.kind == FEED_FORWARD:
                 self._declare(inner, stream, block.path, inner.path)
-                self._declare(inner.fc1, stream, block.path, inner.path, widths=(c.d_model, c.d_ff))
-                self._declare(inner.fc2, stream, block.path, inner.path, widths=(c.d_ff, c.d_model))
+                self._declare(inner.fc1, stream, block.path, inner.path, (c.d_model, c.d_ff))
+                self._declare(inner.fc2, stream, block.path, inner.path, (c.d_ff, c.d_model))
                 continue
             cross = sub.kind == CROSS_ATTENTION
             keys = f.SOURCE if cross else stream
             attention = dict(keys=keys, attention=f.CROSS_ATTENTION if cross else f.SELF_ATTENTION,
-                             attention_layer=inner.path, widths=(c.d_model, c.d_model),
+                             attention_layer=inner.path,
                              causal=sub.kind == SELF_ATTENTION and isinstance(block, DecoderBlock))
-            self._declare(inner, stream, block.path, inner.path, **attention)
+            square = (c.d_model, c.d_model)  # q, k, v and o projections
+            self._declare(inner, stream, block.path, inner.path, square, **attention)
             for projection in (inner.k_proj, inner.v_proj):  # they read the keys' stream
-                self._declare(projection, keys, block.path, inner.path, **attention)
+                self._declare(projection, keys, block.path, inner.path, square, **attention)
 
     def _declare_facts(self, streams: list[tuple[str, list[Module]]]) -> None:
         """streams: (stream, [embedder, blocks..., final norm]) in model order; the head reads
