@@ -166,10 +166,6 @@ class SessionViews:
         scope = "shared across items/heads" if whole.ndim == 4 else "shared across items"
         return Scale.for_values(whole, whole_keep, probabilities, scope)
 
-    def _src(self, item: int) -> list[str] | None:
-        tokens = self.trace.src_tokens
-        return None if tokens is None else tokens[min(item, len(tokens) - 1)]
-
     def _tgt(self, item: int) -> list[str]:
         tokens = self.trace.tgt_tokens
         return tokens[min(item, len(tokens) - 1)]
