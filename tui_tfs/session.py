@@ -27,7 +27,7 @@ from engine.maths.loss import CrossEntropyLoss
 from engine.maths.models import DecoderOnlyLM, EncoderDecoder
 from engine.maths.switches import SWITCHES, with_break
 from engine.trace.navigation import Cursor, at_path, grad_norm_above, has_nonfinite, op_is
-from engine.maths.recorder import BACKWARD, FORWARD, Event
+from engine.maths.recorder import BACKWARD, Event
 from engine.trace.trace import Batch, Trace, path_parts, record_step
 from scenarios.base import Scenario
 
@@ -37,7 +37,6 @@ __all__ = ["EXPLORER_BATCH", "STEPS", "GradNorm", "Session", "SessionError", "Vi
            "source_key"]
 
 STEPS = ("next", "prev", "over", "back_over", "into", "out", "end_of_forward", "first_backward")
-GRAD_NORM_DEPTH = 3  # "decoder.blocks.0.self_attn": q, k, v and o projections together
 EXPLORER_BATCH = 4  # rows of a "new batch": few enough to label, enough to choose between
 
 
@@ -133,8 +132,6 @@ class Session(SessionViews):
         if old is not None:  # stay at the same place in the model when it still exists
             same = [e.index for e in self.trace.events if (e.phase, e.path) == (old.phase, old.path)]
             self.cursor.goto(same[0] if same else old.index)
-        self._backward_by_path = {e.path: e for e in self.trace.events if e.phase == BACKWARD}
-        self._forward_by_path = {e.path: e for e in self.trace.events if e.phase == FORWARD}
         v = self.view
         v.item = min(v.item, self.batch_size - 1)
         v.head = min(v.head, self.model.config.n_heads - 1)
@@ -242,13 +239,13 @@ class Session(SessionViews):
         reached at the cursor (in the forward phase: none yet)."""
         rows: dict[str, GradNorm] = {}
         for event in self.trace.events:
-            params = event.attrs.get("params") if event.phase == BACKWARD else None
+            params = event.facts.params if event.phase == BACKWARD else None
             if not params:
                 continue
             grads = [event.tensors[f"grad.{k}"] for k in params if f"grad.{k}" in event.tensors]
             if not grads:
                 continue
-            layer = ".".join(path_parts(event.path)[:GRAD_NORM_DEPTH])
+            layer = event.facts.sublayer or event.path  # q, k, v and o of one attention together
             old = rows.setdefault(layer, GradNorm(layer, None, event.index))
             if event.index > self.cursor.index:
                 continue  # the backward pass has not computed it yet
@@ -260,7 +257,7 @@ class Session(SessionViews):
     # -- checks -----------------------------------------------------------------------------------------
     def current_param(self) -> str | None:
         """The dotted parameter name the cursor is on, if its event owns parameters."""
-        params = self.event.attrs.get("params") or {}
+        params = self.event.facts.params
         name = self.view.tensor or ""
         local = name[len("grad."):] if name.startswith("grad.") else name
         if local in params:

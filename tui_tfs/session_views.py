@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from engine.maths.facts import TARGET
 from engine.maths.layers.embedding import sinusoid_table
 from engine.maths.recorder import FORWARD, Event
 from engine.trace.trace import ATTENTION_STAGES, AttentionMap
@@ -47,8 +48,8 @@ class ViewState:
 
 class SessionViews:
     """The view half of `Session`. It reads the session's `view`, `trace`, `cursor`, `event`,
-    `model`, `scenario`, `batch_size` and the `_forward_by_path` / `_backward_by_path` indexes
-    that `Session.record` builds."""
+    `model`, `scenario` and `batch_size`. What an event means (its token streams, attention
+    kind, parameters) it reads from the event's facts, never from its path."""
 
     # -- tensors ------------------------------------------------------------------------------------
     def tensor_names(self, event: Event | None = None) -> list[str]:
@@ -79,12 +80,12 @@ class SessionViews:
         if name is None:
             return None
         if event.phase == FORWARD:
-            other = self._backward_by_path.get(event.path)
+            other = self.trace.backward_at(event.path)
             for candidate in (f"d_{name}", f"grad.{name}"):
                 if other is not None and candidate in other.tensors:
                     return other, candidate
             return None
-        other = self._forward_by_path.get(event.path)
+        other = self.trace.forward_at(event.path)
         for prefix in ("d_", "grad."):
             if name.startswith(prefix) and other is not None and name[len(prefix):] in other.tensors:
                 return other, name[len(prefix):]
@@ -131,7 +132,7 @@ class SessionViews:
         rows = self._token_labels(event, name, a.shape[0])
         cols = None
         base = name[2:] if name.startswith("d_") else name
-        if base in ATTENTION_TENSORS or (event.op == "dropout" and "attn_drop" in event.path):
+        if base in ATTENTION_TENSORS or (event.op == "dropout" and event.facts.attention):
             cols = self._key_labels(event, a.shape[1])
         vocab = self.vocab_labels()
         if _over_vocabulary(event, name):
@@ -165,45 +166,34 @@ class SessionViews:
         scope = "shared across items/heads" if whole.ndim == 4 else "shared across items"
         return Scale.for_values(whole, whole_keep, probabilities, scope)
 
-    def _src(self, item: int) -> list[str] | None:
-        tokens = self.trace.src_tokens
-        return None if tokens is None else tokens[min(item, len(tokens) - 1)]
-
     def _tgt(self, item: int) -> list[str]:
         tokens = self.trace.tgt_tokens
         return tokens[min(item, len(tokens) - 1)]
 
-    def _stream(self, path: str) -> list[str]:
-        """The token sequence that flows at `path`: the source in the encoder, else the target."""
-        src = self._src(self.view.item)
-        if src is not None and path.startswith("encoder"):
-            return src
-        return self._tgt(self.view.item)
+    def _stream(self, stream: str | None) -> list[str]:
+        """The tokens of a stream (the event's facts name it) for the batch item shown."""
+        item = min(self.view.item, len(self.trace.tgt_tokens) - 1)
+        return self.trace.stream_tokens(stream, item)
 
     def _token_labels(self, event: Event, name: str, n: int) -> list[str] | None:
-        own = self._stream(event.path)
-        if len(own) == n:
-            return own
-        src = self._src(self.view.item)
-        if src is not None and len(src) == n and "cross_attn" in event.path:
-            return src
+        """Row labels: the event's own stream, or in attention the keys' (k, v and their
+        heads have one row per key)."""
+        for stream in (event.facts.rows, event.facts.keys):
+            if stream is not None and len(self._stream(stream)) == n:
+                return self._stream(stream)
         return None
 
     def _key_labels(self, event: Event, n: int) -> list[str] | None:
-        src = self._src(self.view.item)
-        if "cross_attn" in event.path and src is not None and len(src) == n:
-            return src
-        own = self._stream(event.path)
-        return own if len(own) == n else None
+        """Column labels of an attention map: the keys' stream, else the event's own."""
+        for stream in (event.facts.keys, event.facts.rows):
+            if stream is not None and len(self._stream(stream)) == n:
+                return self._stream(stream)
+        return None
 
     # -- attention ----------------------------------------------------------------------------------
     def attention_layer(self) -> str | None:
         """The attention layer at the cursor, or the one chosen in the view."""
-        path = self.event.path
-        for layer in self.trace.attention_paths:
-            if path.startswith(layer + "."):
-                return layer
-        return self.view.attention_path
+        return self.event.facts.attention_layer or self.view.attention_path
 
     def cycle_attention_layer(self, step: int = 1) -> str | None:
         paths = self.trace.attention_paths
@@ -276,25 +266,29 @@ class SessionViews:
         c = self.model.config
         n = min(c.max_len, length or c.max_len)
         if c.positional == "learned":
-            for name, value in self.model.state_dict().items():
-                if name.endswith("pos_emb.weight") or name.endswith("pos_emb.table"):
-                    return value[:n], f"learned position table {name} (first {n} positions)"
+            event = self._stream_event("positional")
+            if event is not None and event.facts.params:
+                name = next(iter(event.facts.params.values()))
+                value = self.model.state_dict()[name]
+                return value[:n], f"learned position table {name} (first {n} positions)"
         return sinusoid_table(n, c.d_model), (
             f"sinusoids PE[p,2i]=sin(p/10000^(2i/D)), PE[p,2i+1]=cos(..), D={c.d_model}")
 
     def embedding_table(self) -> tuple[np.ndarray, list[str], str]:
         """The (V, D) token embedding of the stream at the cursor, with the vocabulary."""
-        state = self.model.state_dict()
-        prefix = "encoder." if self.event.path.startswith("encoder") else (
-            "decoder." if "decoder.tok_emb.weight" in state else "")
-        name = f"{prefix}tok_emb.weight"
-        if name not in state:
-            name = next(n for n in state if n.endswith("tok_emb.weight"))
-        return state[name], self.vocab_labels(), name
+        name = self._stream_event("embedding").facts.params["weight"]
+        return self.model.state_dict()[name], self.vocab_labels(), name
+
+    def _stream_event(self, op: str) -> Event | None:
+        """The forward `op` event ("embedding", "positional") of the stream at the cursor; the
+        target's where the cursor is on no stream, the first one if the stream has none."""
+        stream = self.event.facts.rows or TARGET
+        found = [e for e in self.trace.events if e.phase == FORWARD and e.op == op]
+        mine = [e for e in found if e.facts.rows == stream]
+        return (mine or found or [None])[0]
 
 
 def _over_vocabulary(event: Event, name: str) -> bool:
     """Whether a tensor of `event` has an axis over the vocabulary: the output head's logits,
     weights and bias (not its input x, of width D) and every tensor of the loss."""
-    at_head = event.path.rsplit(".", 1)[-1] == "lm_head"
-    return (at_head and name not in ("x", "d_x")) or event.path.split(".")[0] == "loss"
+    return event.facts.vocabulary and name not in ("x", "d_x")

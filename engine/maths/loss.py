@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .facts import TARGET, Facts
 from .param import Module
 from .recorder import active
 
@@ -34,6 +35,8 @@ class CrossEntropyLoss(Module):
 
     def __init__(self, ignore_id: int | None, label_smoothing: float = 0.0, path: str = "loss"):
         super().__init__(path)
+        # it reads the target stream's logits (B, T, V): one axis over the vocabulary
+        self.facts = Facts(rows=TARGET, vocabulary=True, block=path, sublayer=path)
         is_id = isinstance(ignore_id, (int, np.integer)) and not isinstance(ignore_id, bool)
         if not (ignore_id is None or is_id):
             raise ValueError(f"ignore_id must be an int token id or None, got {ignore_id!r}")

@@ -15,8 +15,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .blocks import DecoderBlock, EncoderBlock
+from .blocks import CROSS_ATTENTION, FEED_FORWARD, SELF_ATTENTION, DecoderBlock, EncoderBlock
 from .config import ConfigError, DecoderOnlyConfig, EncoderDecoderConfig, ModelConfig
+from . import facts as f
 from .layers import Dropout, LayerNorm, Linear, PositionalEncoding, TiedOutput, TokenEmbedding
 from .param import Module, pack_params
 
@@ -116,6 +117,58 @@ class _Model(Module):
     def _pack(self) -> None:
         self.packed = pack_params(self)
 
+    # -- facts: what each layer means, declared here where the model knows it (engine.maths.facts)
+    def _declare(self, module: Module, stream: str, block: str | None = None,
+                 sublayer: str | None = None, widths: tuple[int, int] | None = None,
+                 **attention: object) -> None:
+        """Give `module` and every module under it the facts of `stream` (and of the attention
+        layer it is part of); outside a block each layer is its own block and sublayer."""
+        c = self.config
+        for m in module.modules():
+            head = m is self.head  # (D, V): logits over the vocabulary
+            width = (c.d_model, c.vocab_size) if head else widths
+            m.facts = f.Facts(
+                rows=stream, block=m.path if block is None else block,
+                sublayer=m.path if sublayer is None else sublayer, vocabulary=head,
+                params={"embedding": m.embedding.name} if isinstance(m, TiedOutput)
+                else m.param_names(),
+                widths=width if isinstance(m, Linear) else None, **attention)
+
+    def _declare_block(self, block: EncoderBlock | DecoderBlock, stream: str) -> None:
+        """A block's sublayers: self-attention over `stream` (causal in a decoder), cross-
+        attention from the target to the source, the feed-forward network."""
+        c = self.config
+        self._declare(block, stream, block.path, block.path)
+        for sub in block.sublayers:
+            inner = sub.inner
+            for part in (sub.norm, sub.drop, sub.residual):
+                self._declare(part, stream, block.path)
+            if sub.kind == FEED_FORWARD:
+                self._declare(inner, stream, block.path, inner.path)
+                self._declare(inner.fc1, stream, block.path, inner.path, (c.d_model, c.d_ff))
+                self._declare(inner.fc2, stream, block.path, inner.path, (c.d_ff, c.d_model))
+                continue
+            cross = sub.kind == CROSS_ATTENTION
+            keys = f.SOURCE if cross else stream
+            attention = dict(keys=keys, attention=f.CROSS_ATTENTION if cross else f.SELF_ATTENTION,
+                             attention_layer=inner.path,
+                             causal=sub.kind == SELF_ATTENTION and isinstance(block, DecoderBlock))
+            square = (c.d_model, c.d_model)  # q, k, v and o projections
+            self._declare(inner, stream, block.path, inner.path, square, **attention)
+            for projection in (inner.k_proj, inner.v_proj):  # they read the keys' stream
+                self._declare(projection, keys, block.path, inner.path, square, **attention)
+
+    def _declare_facts(self, streams: list[tuple[str, list[Module]]]) -> None:
+        """streams: (stream, [embedder, blocks..., final norm]) in model order; the head reads
+        the last stream."""
+        for stream, modules in streams:
+            for module in modules:
+                if isinstance(module, (EncoderBlock, DecoderBlock)):
+                    self._declare_block(module, stream)
+                elif module is not None:
+                    self._declare(module, stream)
+        self._declare(self.head, streams[-1][0])
+
     # -- cached decoding (no dropout, nothing recorded, nothing saved for backward) ----------
     def _decode_blocks(self) -> list[DecoderBlock]:
         raise NotImplementedError
@@ -173,6 +226,7 @@ class DecoderOnlyLM(_Model):
         norm = self._final_norm("")
         self.ln_f = self.add_child("ln_f", norm) if norm else None
         self.head = self._make_head(self.embed.tok_emb, rng)
+        self._declare_facts([(f.TARGET, [self.embed, *self.blocks, self.ln_f])])
         self._pack()
 
     def forward(self, ids: np.ndarray) -> np.ndarray:
@@ -222,6 +276,9 @@ class EncoderDecoder(_Model):
         norm = self._final_norm("decoder")
         self.decoder_ln_f = self.add_child("decoder.ln_f", norm) if norm else None
         self.head = self._make_head(self.tgt_embed.tok_emb, rng)
+        self._declare_facts([
+            (f.SOURCE, [self.src_embed, *self.encoder_blocks, self.encoder_ln_f]),
+            (f.TARGET, [self.tgt_embed, *self.decoder_blocks, self.decoder_ln_f])])
         self._pack()
 
     def encode(self, src: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:

@@ -16,6 +16,8 @@ from contextlib import contextmanager
 
 import numpy as np
 
+from .facts import NO_FACTS, Facts
+
 
 class Param:
     """A trainable array, its gradient (same shape), and its dotted name."""
@@ -39,6 +41,7 @@ class Module:
         self.training = True
         self._params: dict[str, Param] = {}
         self._children: dict[str, Module] = {}
+        self.facts: Facts = NO_FACTS  # what its ops mean; the model declares it (engine.maths.facts)
 
     # -- construction ---------------------------------------------------------------------
     def child_path(self, name: str) -> str:

@@ -22,6 +22,11 @@ may reuse); tests/engine/test_trace.py checks that later steps change no recorde
         logits = model.forward(src, tgt_in)
         ...
     rec.events  # forward ops in order, then backward ops in the order they ran
+
+A recorder given the facts the model declared (`Recorder(facts=facts_by_path([model, loss]))`)
+stamps each event with the facts of the layer that emitted it (`Event.facts`: its token
+streams, attention kind, causality, parameters; see engine.maths.facts), so no reader has to
+guess them from the path.
 """
 from __future__ import annotations
 
@@ -32,6 +37,8 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 
 import numpy as np
+
+from .facts import NO_FACTS, Facts, facts_of
 
 FORWARD = "forward"
 BACKWARD = "backward"
@@ -47,16 +54,20 @@ class Event:
     op: str  # what ran: "linear", "scores", "mask", "softmax", "layernorm", ...
     tensors: dict[str, np.ndarray] = field(repr=False)  # name -> copy ("x", "out", "d_x", "grad.w")
     formula: str = ""  # key of the explanation shown beside it (engine.trace.formulas)
-    attrs: dict[str, object] = field(default_factory=dict)  # small facts: head count, scale, p
+    attrs: dict[str, object] = field(default_factory=dict)  # small numbers: head count, scale, p
+    facts: Facts = NO_FACTS  # what the op means, as the model declared it (engine.maths.facts)
 
 
 class Recorder:
     """Collects events while active; see `recording()`."""
 
-    def __init__(self, long_lived: Sequence[np.ndarray] | None = None) -> None:
+    def __init__(self, long_lived: Sequence[np.ndarray] | None = None,
+                 facts: Mapping[str, Facts] | None = None) -> None:
         """long_lived: None copies every array named (once); a list of buffers (the model's
-        parameters) copies only their views and non-float arrays, and keeps the rest."""
+        parameters) copies only their views and non-float arrays, and keeps the rest.
+        facts: {module path: facts} (`engine.maths.facts.facts_by_path`), stamped on events."""
         self.events: list[Event] = []
+        self._facts = dict(facts or {})
         owners = None if long_lived is None else (_owner(np.asarray(b)) for b in long_lived)
         self._long_lived = None if owners is None else {id(o): o for o in owners}
         # (owner id, address, shape, strides, dtype) -> (weak reference to the owner, copy)
@@ -93,7 +104,8 @@ class Recorder:
         copies = {name: self.copy_of(t) for name, t in tensors.items() if t is not None}
         if formula is None:
             formula = op if phase == FORWARD else f"{op}.backward"
-        event = Event(len(self.events), phase, path, op, copies, formula, dict(attrs))
+        event = Event(len(self.events), phase, path, op, copies, formula, dict(attrs),
+                      facts_of(self._facts, path))
         self.events.append(event)
         return event
 

@@ -33,6 +33,7 @@ import numpy as np
 
 from .findings import ERROR, WARNING, Finding, passed as _passed
 from .gradcheck import GradCheckResult, gradient_check
+from ..maths.facts import SOURCE
 from ..maths.param import Module
 from ..maths.recorder import FORWARD, Event
 from .rerun_checks import check_gradients, check_no_future_leak
@@ -58,16 +59,6 @@ def _forward(trace: Trace, op: str) -> list[Event]:
     return [e for e in trace.events if e.phase == FORWARD and e.op == op]
 
 
-def _layer_of(event: Event) -> str:
-    """"decoder.blocks.0.self_attn.softmax" -> "decoder.blocks.0.self_attn"."""
-    return event.path.rsplit(".", 1)[0] if "." in event.path else event.path
-
-
-def _is_causal(attention_path: str) -> bool:
-    """Decoder self-attention (either model family) must not see future tokens."""
-    return attention_path.endswith("self_attn") and not attention_path.startswith("encoder.")
-
-
 def _where(index: tuple[int, ...]) -> str:
     """An attention cell (b, h, i, j) in words, counted from 1 as the screen counts."""
     words = ("item", "head", "query", "key") if len(index) == 4 else (
@@ -82,7 +73,6 @@ def check_softmax_rows(trace: Trace) -> list[Finding]:
     probability distribution."""
     findings = []
     events = _forward(trace, "softmax") + _forward(trace, "output_softmax")
-    masks = {_layer_of(e): e for e in _forward(trace, "mask")}
     worst = 0.0
     for event in events:
         attention = event.op == "softmax"
@@ -91,7 +81,8 @@ def check_softmax_rows(trace: Trace) -> list[Finding]:
         if not np.isfinite(sums).all():
             continue  # check_finite reports NaN/Inf where they start
         expected = 1.0
-        mask = masks.get(_layer_of(event)) if attention else None
+        layer = event.facts.attention_layer
+        mask = trace.index.attention.get(layer, {}).get("mask") if attention else None
         if mask is not None:  # a query that may see no key attends to nothing: its row sums to 0
             seen = np.broadcast_to(mask.tensors["keep"], values.shape).any(axis=-1)
             expected = np.where(seen, 1.0, 0.0)
@@ -148,13 +139,13 @@ def check_masked_zero(trace: Trace) -> list[Finding]:
     are all zero, as every masked weight must be. The causal part does not trust the mask: it looks at the weights themselves.
     """
     findings = []
-    masks = {_layer_of(e): e for e in _forward(trace, "mask")}
     checked = 0
     for softmax in _forward(trace, "softmax"):
-        layer = _layer_of(softmax)
+        layer = softmax.facts.attention_layer
+        causal = softmax.facts.causal  # decoder self-attention must not see future tokens
         weights = softmax.tensors["weights"]  # (B,H,Tq,Tk)
-        mask_event = masks.get(layer)
-        checked += mask_event is not None or _is_causal(layer)
+        mask_event = trace.index.attention.get(layer, {}).get("mask")
+        checked += mask_event is not None or causal
         if mask_event is not None:
             hidden = ~np.broadcast_to(mask_event.tensors["keep"], weights.shape)
             leaked = np.where(hidden, np.abs(weights), 0.0)
@@ -168,7 +159,7 @@ def check_masked_zero(trace: Trace) -> list[Finding]:
                     f"mixes in tokens the query is not allowed to see.",
                     softmax.index, layer))
                 continue
-        if _is_causal(layer):
+        if causal:
             tq, tk = weights.shape[-2:]
             future = np.triu(np.ones((tq, tk), dtype=bool), k=1)  # key j > query i
             leaked = np.where(future, np.abs(weights), 0.0)
@@ -216,22 +207,19 @@ def _expected_forward_shapes(event: Event, trace: Trace) -> dict[str, tuple[int,
     b, t = batch.tgt_in.shape
     s = batch.src.shape[1] if batch.src is not None else t
     d, h, k, f, v = c.d_model, c.n_heads, c.d_head, c.d_ff, c.vocab_size
-    path = event.path
-    length = s if path.startswith("encoder.") else t  # this stream's sequence length
-    layer = _layer_of(event)
-    keys = s if layer.endswith("cross_attn") else length  # attention key length
+    facts = event.facts
+    length = s if facts.rows == SOURCE else t  # this stream's sequence length
+    keys = s if facts.keys == SOURCE else length  # attention key length
     op = event.op
     if op == "embedding":
         return {"ids": (b, length), "weight": (v, d), "out": (b, length, d)}
     if op == "positional":
         return {"x": (b, length, d), "pe": (length, d), "out": (b, length, d)}
     if op == "linear":
-        name = path.rsplit(".", 1)[-1]
         if event.formula == "logits":
             return {"x": (b, t, d), "out": (b, t, v)}
-        rows = keys if name in ("k_proj", "v_proj") else length
-        width = {"fc1": (d, f), "fc2": (f, d)}.get(name, (d, d))
-        return {"x": (b, rows, width[0]), "w": width, "out": (b, rows, width[1])}
+        width = facts.widths or (d, d)  # fc1 (D, F), fc2 (F, D); k and v read the keys' stream
+        return {"x": (b, length, width[0]), "w": width, "out": (b, length, width[1])}
     if op == "split_heads":
         return {"q_heads": (b, h, length, k), "k_heads": (b, h, keys, k),
                 "v_heads": (b, h, keys, k)}
@@ -264,7 +252,6 @@ def check_shapes(trace: Trace) -> list[Finding]:
     """Forward tensors have the shapes the config implies (H heads of width K, D, F, V, the
     batch's lengths); every backward gradient has the shape of what it is the gradient of."""
     findings = []
-    forward_at = {e.path: e for e in trace.events if e.phase == FORWARD}
     for event in trace.events:
         wrong = []
         if event.phase == FORWARD:
@@ -279,7 +266,7 @@ def check_shapes(trace: Trace) -> list[Finding]:
                     wrong.append(f"'keep' {event.tensors['keep'].shape} does not broadcast to "
                                  f"{target}")
         else:
-            source = forward_at.get(event.path)
+            source = trace.forward_at(event.path)
             for name, grad in event.tensors.items():
                 of = _gradient_of(name)  # "d_x" -> "x", "grad.w" -> "w"
                 if source is not None and of in source.tensors:

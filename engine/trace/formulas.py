@@ -232,7 +232,7 @@ def _layernorm(e: Event) -> str:
 def _linear(e: Event) -> str:
     t = e.tensors
     name = "logits" if e.formula == "logits" else "out"
-    if "embedding" in e.attrs.get("params", {}):
+    if "embedding" in e.facts.params:
         return (f"logits = x E^T : {dims(t['x'])} x {dims(t['w'])} -> {dims(t['out'])}  "
                 f"(E {dims(t['w'].T)} is the token embedding)")
     bias = f" + {dims(t['b'])}" if "b" in t else ""
@@ -344,7 +344,7 @@ def _forward_variant(e: Event) -> str:
     if e.formula == "softmax" and "masked" in e.tensors:
         ndim = e.tensors["masked"].ndim
         return "queries" if int(a.get("axis", -1)) % ndim != ndim - 1 else ""
-    if e.formula == "logits" and "embedding" in a.get("params", {}):
+    if e.formula == "logits" and "embedding" in e.facts.params:
         return "tied"
     return ""
 

@@ -78,7 +78,7 @@ def check_gradients(model: Module | None, loss_fn: Module | None, trace: Trace,
     for name in names:
         result = gradient_check(model, loss_fn, trace, name, n_samples=n_samples)
         event = next((e for e in trace.events if e.phase == BACKWARD
-                      and name in e.attrs.get("params", {}).values()), None)
+                      and name in e.facts.params.values()), None)
         if result.ok:
             continue
         index = None if event is None else event.index
@@ -97,7 +97,7 @@ def _representative_params(trace: Trace) -> list[str]:
     picked: dict[str, str] = {}
     for event in trace.events:
         if event.phase == BACKWARD:
-            for name in event.attrs.get("params", {}).values():
+            for name in event.facts.params.values():
                 kind = re.sub(r"^(encoder\.|decoder\.)?(blocks\.\d+\.)?", "", name)
                 picked[re.sub(r"^ln\d+\.", "ln.", kind)] = name
     return list(picked.values())

@@ -16,11 +16,12 @@ from functools import cached_property
 import numpy as np
 
 from ..maths.config import ModelConfig
+from ..maths.facts import SOURCE, Facts, facts_by_path
 from ..maths.param import Module
 from ..maths.recorder import BACKWARD, FORWARD, Event, Recorder, recording
 from ..maths.batch import Batch, run_model  # the batch a step (traced or not) runs on
 
-ATTENTION_STAGES = {  # stage -> (event suffix, tensor name)
+ATTENTION_STAGES = {  # stage -> (op of the attention step, tensor name)
     "scores": ("scores", "scores"),
     "scaled": ("scale", "scaled"),
     "masked": ("mask", "masked"),
@@ -101,6 +102,26 @@ class AttentionMap:
     rows: list[str]  # query tokens (T)
     cols: list[str]  # key tokens (S)
     event_index: int
+    facts: Facts  # the layer's: self or cross attention, causal, the rows' and columns' streams
+
+
+class PathIndex:
+    """A trace's events by (phase, path), and each attention layer's forward steps by op
+    ("scores", "scale", "mask", "softmax", ...), read from the events' facts. A trace builds
+    one (`Trace.index`) and every reader shares it."""
+
+    def __init__(self, events: list[Event]):
+        self.forward: dict[str, Event] = {}
+        self.backward: dict[str, Event] = {}
+        self.attention: dict[str, dict[str, Event]] = {}  # layer path -> op -> forward event
+        self.attention_layers: list[str] = []  # in forward order, as their softmax ran
+        for event in events:
+            (self.forward if event.phase == FORWARD else self.backward)[event.path] = event
+            layer = event.facts.attention_layer
+            if event.phase == FORWARD and layer is not None:
+                self.attention.setdefault(layer, {})[event.op] = event
+                if event.op == "softmax":
+                    self.attention_layers.append(layer)
 
 
 @dataclass
@@ -150,22 +171,35 @@ class Trace:
                 return event.index
         return None
 
-    # -- attention ------------------------------------------------------------------------------
     @cached_property
+    def index(self) -> PathIndex:
+        """The events by path and the attention layers' steps, built once for this trace."""
+        return PathIndex(self.events)
+
+    def forward_at(self, path: str) -> Event | None:
+        """The forward event at exactly `path`, or None."""
+        return self.index.forward.get(path)
+
+    def backward_at(self, path: str) -> Event | None:
+        """The backward event at exactly `path`, or None."""
+        return self.index.backward.get(path)
+
+    # -- attention ------------------------------------------------------------------------------
+    @property
     def attention_paths(self) -> list[str]:
         """Every attention layer in forward order: "encoder.blocks.0.self_attn", ..."""
-        return [e.path.rsplit(".", 1)[0] for e in self.events
-                if e.phase == FORWARD and e.op == "softmax"]
+        return self.index.attention_layers
 
     def attention(self, path: str, head: int = 0, batch: int = 0,
                   stage: str = "weights") -> AttentionMap:
         """One head's (T, S) map at one stage, with query tokens down and key tokens across."""
         if stage not in ATTENTION_STAGES:
             raise ValueError(f"stage must be one of {list(ATTENTION_STAGES)}, got {stage!r}")
-        suffix, tensor = ATTENTION_STAGES[stage]
-        event = self._forward_event(f"{path}.{suffix}")
+        op, tensor = ATTENTION_STAGES[stage]
+        steps = self.index.attention.get(path, {})
+        event = steps.get(op)
         if event is None and stage == "masked":  # no mask in this layer: masked == scaled
-            event, tensor = self._forward_event(f"{path}.scale"), "scaled"
+            event, tensor = steps.get("scale"), "scaled"
         if event is None:
             raise KeyError(f"no attention {stage!r} recorded at {path!r}; "
                            f"attention layers are {self.attention_paths}")
@@ -173,29 +207,20 @@ class Trace:
         if not (0 <= batch < values.shape[0] and 0 <= head < values.shape[1]):
             raise IndexError(f"batch must be < {values.shape[0]} and head < {values.shape[1]}, "
                              f"got batch {batch}, head {head}")
-        mask_event = self._forward_event(f"{path}.mask")
+        mask_event = steps.get("mask")
         keep = None
         if mask_event is not None:
             keep = np.broadcast_to(mask_event.tensors["keep"], values.shape)[batch, head]
-        rows, cols = self._attention_labels(path, batch)
+        rows = self.stream_tokens(event.facts.rows, batch)
+        cols = self.stream_tokens(event.facts.keys, batch)
         return AttentionMap(path, stage, head, batch, values[batch, head], keep, rows, cols,
-                            event.index)
+                            event.index, event.facts)
 
-    def _forward_event(self, path: str) -> Event | None:
-        return self._forward_by_path.get(path)
-
-    @cached_property
-    def _forward_by_path(self) -> dict[str, Event]:
-        return {e.path: e for e in self.events if e.phase == FORWARD}
-
-    def _attention_labels(self, path: str, batch: int) -> tuple[list[str], list[str]]:
-        tgt = self.tgt_tokens[batch]
-        if path.startswith("encoder."):
-            src = self.src_tokens[batch]
-            return src, src
-        if path.endswith("cross_attn"):
-            return tgt, self.src_tokens[batch]
-        return tgt, tgt
+    def stream_tokens(self, stream: str | None, batch: int) -> list[str]:
+        """The tokens of one batch item's `stream` (SOURCE or TARGET) as strings."""
+        if stream == SOURCE and self.src_tokens is not None:
+            return self.src_tokens[batch]
+        return self.tgt_tokens[batch]
 
     # -- gradients --------------------------------------------------------------------------------
     def param_grads(self) -> dict[str, np.ndarray]:
@@ -207,7 +232,7 @@ class Trace:
         for event in self.events:
             if event.phase != BACKWARD:
                 continue
-            for local, name in event.attrs.get("params", {}).items():
+            for local, name in event.facts.params.items():
                 grad = event.tensors.get(f"grad.{local}")
                 if grad is not None:
                     grads[name] = grads[name] + grad if name in grads else grad.copy()
@@ -226,7 +251,8 @@ def record_step(model: Module, loss_fn: Module, batch: Batch,
     """
     model.zero_grad()
     # The weights are copied (an optimizer changes them in place); what the ops write is kept.
-    recorder = Recorder(long_lived=[p.data for p in model.params()])
+    recorder = Recorder(long_lived=[p.data for p in model.params()],
+                        facts=facts_by_path([model, loss_fn]))
     with recording(recorder) as rec, np.errstate(over="ignore", invalid="ignore", divide="ignore"):
         logits = run_model(model, batch)  # (B, T, V)
         loss = loss_fn.forward(logits, batch.tgt_out)

@@ -85,7 +85,7 @@ class Trainer:
         self.schedule = build_schedule(train_config.schedule, train_config.lr,
                                        train_config.warmup_steps, train_config.steps,
                                        train_config.min_lr)
-        self._groups = _group_ranges(model.packed.slices)  # group -> [(start, stop)]
+        self._groups = _group_ranges(model)  # group -> [(start, stop)]
         self._dropout_rngs = _dropout_generators(model)
         # the rows of a batch split across replicas only when asked for (shards > 1)
         self.data_parallel = (DataParallel(model, train_config.shards, self.loss_fn)
@@ -279,23 +279,15 @@ def _optimizer_settings(config: TrainConfig) -> dict:
             "weight_decay": config.weight_decay}
 
 
-def group_of(param_name: str) -> str:
-    """The display group of a param: its module path, cut after a block index.
-
-    "decoder.blocks.0.self_attn.q_proj.w" -> "decoder.blocks.0", "tok_emb.weight" -> "tok_emb".
-    """
-    parts = param_name.split(".")[:-1] or [param_name]
-    for i, part in enumerate(parts[:-1]):
-        if part == "blocks":
-            return ".".join(parts[: i + 2])
-    return ".".join(parts)
-
-
-def _group_ranges(slices: dict[str, slice]) -> dict[str, list[tuple[int, int]]]:
-    """group -> contiguous (start, stop) ranges of the flat buffer, neighbours merged."""
+def _group_ranges(model) -> dict[str, list[tuple[int, int]]]:
+    """group -> contiguous (start, stop) ranges of the flat buffer, neighbours merged. A
+    parameter's group is the block its layer declares it is part of ("decoder.blocks.0"), or
+    its layer outside the blocks ("tok_emb"): `Facts.block`, set where the model is built."""
+    block_of = {name: module.facts.block or module.path for module in model.modules()
+                for name in module.param_names().values()}
     groups: dict[str, list[tuple[int, int]]] = {}
-    for name, where in slices.items():
-        ranges = groups.setdefault(group_of(name), [])
+    for name, where in model.packed.slices.items():
+        ranges = groups.setdefault(block_of[name], [])
         if ranges and ranges[-1][1] == where.start:
             ranges[-1] = (ranges[-1][0], where.stop)
         else:

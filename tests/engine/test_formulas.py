@@ -8,7 +8,9 @@ import pytest
 from engine import (BreakSwitches, DecoderOnlyConfig, EncoderDecoderConfig, Event, build_model,
                     recording)
 from engine.trace.formulas import ENTRIES, KEYS, Explanation, explain, formula
+from engine.maths.facts import facts_by_path
 from engine.maths.loss import CrossEntropyLoss
+from engine.maths.recorder import Recorder
 
 B, S, T, D, H, F, V = 2, 7, 4, 16, 2, 32, 12  # head width K = D / H = 8
 SMALL = dict(vocab_size=V, d_model=D, n_heads=H, d_ff=F, n_layers=1, dropout=0.1, seed=3)
@@ -24,7 +26,8 @@ def record(config, train=True):
     tgt_in, tgt_out = rng.integers(1, V, (B, T)), rng.integers(1, V, (B, T))
     tgt_in[1, 3:] = tgt_out[1, 3:] = 0
     loss_fn = CrossEntropyLoss(ignore_id=0, label_smoothing=0.1)
-    with recording() as rec:
+    # the facts the model declares (a tied head's embedding) as record_step passes them
+    with recording(Recorder(facts=facts_by_path([model, loss_fn]))) as rec:
         is_enc_dec = isinstance(config, EncoderDecoderConfig)
         logits = model.forward(src, tgt_in) if is_enc_dec else model.forward(tgt_in)
         loss_fn.forward(logits, tgt_out)

@@ -1,4 +1,5 @@
 """The training loop: determinism, learning a copy task, non-finite steps, exact resume."""
+import dataclasses
 import math
 
 import numpy as np
@@ -8,7 +9,7 @@ from engine.training.checkpoint import load_checkpoint, save_checkpoint
 from engine.maths.config import ConfigError, DecoderOnlyConfig, EncoderDecoderConfig
 from engine.maths.models import build_model
 from engine.maths.batch import Batch
-from engine.training.trainer import Trainer, group_of
+from engine.training.trainer import Trainer
 from engine.training.train_config import TrainConfig, train_config_from_dict
 
 PAD, BOS, V, LENGTH = 0, 1, 10, 5
@@ -87,11 +88,15 @@ def test_layer_grad_norms_partition_the_global_norm():
     assert trainer.model.packed.grad_norm() == pytest.approx(1e-3, rel=1e-3)  # ... clipped after
 
 
-def test_group_of():
-    assert group_of("decoder.blocks.0.self_attn.q_proj.w") == "decoder.blocks.0"
-    assert group_of("blocks.1.ln1.gamma") == "blocks.1"
-    assert group_of("tok_emb.weight") == "tok_emb"
-    assert group_of("encoder.ln_f.beta") == "encoder.ln_f"
+def test_gradient_groups_are_the_blocks_the_model_declares():
+    """The groups come from the facts the model declares (`Facts.block`), not from reading
+    parameter names: a block that declares another name is reported under that name."""
+    model = decoder_only()
+    for module in model.blocks[1].modules():
+        module.facts = dataclasses.replace(module.facts, block="second block")
+    stats = Trainer(model, TrainConfig(steps=1), lm_batch()).step()
+    assert set(stats.layer_grad_norms) == {"tok_emb", "blocks.0", "second block", "ln_f",
+                                           "lm_head"}
 
 
 @pytest.mark.parametrize("optimizer", ["sgd", "adam"])

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from rich.text import Text
 
+from engine.maths.facts import CROSS_ATTENTION
+
 from .. import render
 from ..render import Style
 from ..shading import ZERO_CENTRED, Scale
@@ -16,9 +18,10 @@ from ..wrap import wrap
 from .panel import TextPanel
 
 
-def _layer_title(path: str) -> str:
-    kind = "cross-attention" if path.endswith("cross_attn") else "self-attention"
-    return f"{path} ({kind})"
+def _layer_title(amap) -> str:
+    """"decoder.blocks.0.cross_attn (cross-attention)", as the layer's facts say."""
+    kind = "cross-attention" if amap.facts.attention == CROSS_ATTENTION else "self-attention"
+    return f"{amap.path} ({kind})"
 
 
 class AttentionView(TextPanel):
@@ -31,7 +34,7 @@ class AttentionView(TextPanel):
         v = session.view
         heads = session.model.config.n_heads
         width = self.text_width
-        text.append(wrap(Text(_layer_title(amap.path), style="bold"), width, indent=2))
+        text.append(wrap(Text(_layer_title(amap), style="bold"), width, indent=2))
         stages = "  ".join(f"[{s}]" if s == amap.stage else s for s in ("scores", "scaled",
                                                                         "masked", "weights"))
         item = f"item {amap.batch + 1}/{session.batch_size} " if session.batch_size > 1 else ""
