@@ -1,0 +1,342 @@
+"""Reading a lesson file: TOML in, a `Lesson` of `Step`s out, or every problem with its line.
+
+This module checks what can be checked without a model: the TOML itself, the tables and keys,
+each value's type and range, that a question names a known answer function with the choices
+or tolerance its kind needs. `check.py` then builds the model each step names and checks the
+places and answers against it. The format is documented in `scenarios/lessons/__init__.py`.
+"""
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from engine.maths.config import BreakSwitches
+from engine.trace.trace import ATTENTION_STAGES
+
+from .answers import ANSWERS, ARG_KEYS, CHOICE, CHOICE_SETS, REQUIRED_ARGS, SETTINGS, STATS
+from .problems import LessonError, Problem
+from .toml_lines import KeyLines
+
+VIEWS = ("tensor", "attention", "overview", "grads", "positional", "embedding", "temperature")
+STAGES = tuple(ATTENTION_STAGES)
+PHASES = ("forward", "backward")
+BREAKS = tuple(f.name for f in dataclasses.fields(BreakSwitches))
+MAX_TRAIN_STEPS = 5000  # `train` bound: a lesson's step opens in seconds, not hours
+TEMPERATURE_RANGE = (1 / 16, 16.0)  # what the explorer's temperature view can show
+MAX_FILE_BYTES = 1_000_000
+
+# place key -> (type, what it is); the place of step 1 starts from [lesson], each later step
+# from the step before, and a step changes only the keys it names.
+PLACE_KEYS: dict[str, tuple[type, str]] = {
+    "scenario": (str, "a built-in scenario name or a scenario file (.toml)"),
+    "checkpoint": (str, "a checkpoint file (.safetensors), relative to the lesson"),
+    "train": (int, f"train the model in place to step N (0 to {MAX_TRAIN_STEPS}; 0: untrained)"),
+    "breaks": (list, f"break-it switches to turn on, the others off: {', '.join(BREAKS)}"),
+    "input": ((str, list), "the text traced, or a list of texts (one batch item each)"),
+    "example": (int, "the scenario's example N (from 1) is traced"),
+    "event": (str, "the event's dotted path, e.g. decoder.blocks.0.cross_attn.softmax"),
+    "op": (str, "the first event of this op, e.g. softmax"),
+    "phase": (str, "forward or backward (default forward)"),
+    "view": (str, ", ".join(VIEWS)),
+    "tensor": (str, "the tensor shown, a name the event recorded (e.g. weights, out)"),
+    "gradient": (bool, "show the tensor's gradient"),
+    "item": (int, "the batch item, from 1"),
+    "head": (int, "the head, from 1"),
+    "stage": (str, ", ".join(STAGES)),
+    "query": (int, "the query row (or output position), from 1"),
+    "temperature": (float, f"softmax temperature, {TEMPERATURE_RANGE[0]} to "
+                           f"{TEMPERATURE_RANGE[1]:g}"),
+}
+EITHER = (("scenario", "checkpoint"), ("input", "example"), ("event", "op"))
+LESSON_KEYS = {"title": (str, "the lesson's title"), "summary": (str, "one line for the list"),
+               **PLACE_KEYS}
+STEP_KEYS = {"title": (str, "a short title for the step"), "text": (str, "Markdown text"),
+             "question": (dict, "a [step.question] table"), **PLACE_KEYS}
+QUESTION_KEYS = {"ask": (str, "the question (Markdown)"),
+                 "answer": (str, "an answer function: " + ", ".join(ANSWERS)),
+                 "choices": ((list, str), "a list of labels, or one of " + ", ".join(CHOICE_SETS)),
+                 "tolerance": (float, "how far from the computed number still counts as right"),
+                 "right": (str, "feedback for a right answer (Markdown)"),
+                 "wrong": (str, "feedback for a wrong answer (Markdown)"),
+                 **ARG_KEYS}
+ARG_CHOICES = {"stat": STATS, "name": SETTINGS}
+
+
+@dataclass
+class Question:
+    ask: str
+    answer: str  # a key of answers.ANSWERS
+    args: dict[str, object]  # the answer function's extra keys (key, row, stat ...)
+    choices: list[str] | str | None  # labels, the name of a computed set, or None (a number)
+    tolerance: float | None
+    right: str
+    wrong: str
+    line: int  # its [step.question] header
+    lines: dict[str, int] = field(default_factory=dict)  # key -> line, for its problems
+
+
+@dataclass
+class Step:
+    number: int  # from 1
+    title: str
+    text: str  # Markdown
+    place: dict[str, object]  # every place key in force at this step (inherited and own)
+    origin: dict[str, int]  # place key -> the line that set it (this step's or an earlier one)
+    question: Question | None
+    line: int  # its [[step]] header
+
+
+@dataclass
+class Lesson:
+    name: str  # the file's stem: what `tui-tfs lesson NAME` opens
+    title: str
+    summary: str
+    path: Path
+    steps: list[Step] = field(default_factory=list)
+
+
+def read_lesson(path: str | Path) -> Lesson:
+    """The lesson in `path`, or LessonError with every problem this module can find."""
+    path = Path(path)
+    problems: list[Problem] = []
+    text = _read_text(path, problems)
+    lesson = None if text is None else parse_lesson(text, path, problems)
+    if problems or lesson is None:
+        raise LessonError(str(path), problems)
+    return lesson
+
+
+def _read_text(path: Path, problems: list[Problem]) -> str | None:
+    try:
+        if path.stat().st_size > MAX_FILE_BYTES:
+            problems.append(Problem(1, f"the file is {path.stat().st_size:,} bytes",
+                                    f"a lesson is text of at most {MAX_FILE_BYTES:,} bytes"))
+            return None
+        data = path.read_bytes()
+    except OSError as error:
+        problems.append(Problem(1, f"cannot read it ({error.strerror or error})",
+                                "check the path: tui-tfs lesson lists the built-in lessons"))
+        return None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = data[:error.start].count(b"\n") + 1
+        problems.append(Problem(line, f"byte {data[error.start]:#04x} is not UTF-8 text",
+                                "save the file as UTF-8"))
+        return None
+
+
+def parse_lesson(text: str, path: Path, problems: list[Problem]) -> Lesson | None:
+    """Parse and check `text`; append every problem found to `problems`."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
+        problems.append(_toml_problem(str(error), text))
+        return None
+    lines = KeyLines.scan(text)
+    for name in data:
+        if name not in ("lesson", "step"):
+            problems.append(Problem(lines.of(name), f"unknown table or key {name!r}",
+                                    _did_you_mean(name, ("lesson", "step"), "start the file with "
+                                                  "[lesson], then one [[step]] per step")))
+    head = data.get("lesson")
+    if not isinstance(head, dict):
+        problems.append(Problem(1, "no [lesson] table", "start the file with [lesson] and "
+                                "title = \"...\" (and the first place: scenario, input)"))
+        head = {}
+    steps = data.get("step")
+    if not isinstance(steps, list) or not steps:
+        problems.append(Problem(lines.of("lesson"), "the lesson has no steps",
+                                "add one [[step]] table per step, each with text = \"...\""))
+        steps = []
+    _check_keys(head, LESSON_KEYS, ("lesson",), lines, problems, "[lesson]")
+    title = head.get("title")
+    if not isinstance(title, str) or not title.strip():
+        problems.append(Problem(lines.of("lesson"), "[lesson] has no title",
+                                "add title = \"...\" under [lesson]"))
+        title = path.stem
+    summary = head.get("summary") if isinstance(head.get("summary"), str) else ""
+    lesson = Lesson(path.stem, title, summary, path)
+    place = {k: v for k, v in head.items() if k in PLACE_KEYS}
+    origin = {k: lines.of("lesson", k) for k in place}
+    for i, raw in enumerate(steps):
+        if not isinstance(raw, dict):
+            problems.append(Problem(lines.of("step"), "step must be a table",
+                                    "write each step as a [[step]] table"))
+            continue
+        where = ("step", i)
+        _check_keys(raw, STEP_KEYS, where, lines, problems, f"step {i + 1}")
+        own = {k: v for k, v in raw.items() if k in PLACE_KEYS}
+        for pair in EITHER:
+            for key in pair:
+                if key in own:
+                    for other in pair:
+                        if other != key:
+                            place.pop(other, None)
+                            origin.pop(other, None)
+        if any(k in own for k in ("event", "op", "phase")) and "tensor" not in own:
+            place.pop("tensor", None)  # a tensor is named by its event: a new event, its own
+            origin.pop("tensor", None)
+        place.update(own)
+        origin.update({k: lines.of(*where, k) for k in own})
+        text_value = raw.get("text", "")
+        if not isinstance(text_value, str) or not text_value.strip():
+            problems.append(Problem(lines.of(*where), f"step {i + 1} has no text",
+                                    "add text = \"\"\"...\"\"\" (Markdown) to the step"))
+        question = None
+        if isinstance(raw.get("question"), dict):
+            question = _question(raw["question"], where + ("question",), lines, problems, i)
+        lesson.steps.append(Step(i + 1, raw.get("title") if isinstance(raw.get("title"), str)
+                                 else "", text_value if isinstance(text_value, str) else "",
+                                 dict(place), dict(origin), question, lines.of(*where)))
+    for step in lesson.steps:
+        for pair in EITHER:
+            if all(k in step.place for k in pair) and any(k in step.origin for k in pair):
+                first, second = pair
+                problems.append(Problem(step.origin[second],
+                                        f"step {step.number} names both {first} and {second}",
+                                        f"keep one of {first} and {second}"))
+        if not any(k in step.place for k in ("scenario", "checkpoint")):
+            problems.append(Problem(step.line, f"step {step.number} has no model",
+                                    "add scenario = \"reverse\" (or checkpoint = \"...\") under "
+                                    "[lesson] or in the step"))
+    return lesson
+
+
+def _check_keys(table: dict, known: dict[str, tuple[type, str]], where: tuple, lines: KeyLines,
+                problems: list[Problem], label: str) -> None:
+    """Unknown keys, wrong types and out-of-range values of one table."""
+    for key, value in table.items():
+        line = lines.of(*where, key)
+        if key not in known:
+            problems.append(Problem(line, f"unknown key {key!r} in {label}",
+                                    _did_you_mean(key, known, "keys are " + ", ".join(known))))
+            continue
+        kind, meaning = known[key]
+        if not _is_a(value, kind):
+            problems.append(Problem(line, f"{key} = {_short(value)} in {label} is not "
+                                    f"{_kind_name(kind)}", f"{key} is {meaning}"))
+            continue
+        message = _value_problem(key, value)
+        if message:
+            problems.append(Problem(line, f"{key} = {_short(value)} in {label} {message}",
+                                    f"{key} is {meaning}"))
+
+
+def _value_problem(key: str, value) -> str | None:
+    if key in ("item", "head", "query", "example", "key", "row", "axis", "position", "other"):
+        return None if 1 <= value <= 10_000 else "is out of range (people count from 1)"
+    if key == "train" and not 0 <= value <= MAX_TRAIN_STEPS:
+        return f"is out of range (0 to {MAX_TRAIN_STEPS})"
+    if key == "temperature":
+        low, high = TEMPERATURE_RANGE
+        return None if low <= value <= high else "is out of range"
+    if key == "tolerance" and not 0 <= value < 1e6:
+        return "is out of range (0 or more)"
+    allowed = {"view": VIEWS, "stage": STAGES, "phase": PHASES, **ARG_CHOICES}.get(key)
+    if allowed is not None and value not in allowed:
+        return f"is not one of {', '.join(allowed)}"
+    if key == "breaks":
+        unknown = [v for v in value if not isinstance(v, str) or v not in BREAKS]
+        if unknown:
+            return f"names no switch {_short(unknown[0])}"
+    if key == "choices" and isinstance(value, list):
+        if len(value) < 2 or not all(isinstance(v, str) and v for v in value):
+            return "needs two or more labels, each text"
+    if key == "choices" and isinstance(value, str) and value not in CHOICE_SETS:
+        return f"is not one of {', '.join(CHOICE_SETS)}"
+    if key == "input" and isinstance(value, list):
+        if not value or len(value) > 16 or not all(isinstance(v, str) and v for v in value):
+            return "needs 1 to 16 texts, each in quotes"
+        return None
+    if key in ("input", "scenario", "checkpoint", "event", "op", "tensor") and not value.strip():
+        return "is empty"
+    return None
+
+
+def _question(raw: dict, where: tuple, lines: KeyLines, problems: list[Problem],
+              index: int) -> Question | None:
+    label = f"step {index + 1}'s question"
+    _check_keys(raw, QUESTION_KEYS, where, lines, problems, label)
+    line = lines.of(*where)
+    ask, answer = raw.get("ask"), raw.get("answer")
+    if not isinstance(ask, str) or not ask.strip():
+        problems.append(Problem(line, f"{label} has no ask", "add ask = \"...\" (the question)"))
+    if not isinstance(answer, str):
+        problems.append(Problem(line, f"{label} has no answer function",
+                                "add answer = one of " + ", ".join(ANSWERS)))
+        return None
+    if answer not in ANSWERS:
+        problems.append(Problem(lines.of(*where, "answer"), f"unknown answer function {answer!r}",
+                                _did_you_mean(answer, ANSWERS, "answer functions are "
+                                              + ", ".join(ANSWERS))))
+        return None
+    function = ANSWERS[answer]
+    choices, tolerance = raw.get("choices"), raw.get("tolerance")
+    if function.kind == CHOICE and choices is None:
+        problems.append(Problem(line, f"{answer} gives a label but {label} has no choices",
+                                "add choices = [\"yes\", \"no\"] (the labels offered) or "
+                                "choices = \"keys\""))
+    if function.kind != CHOICE and choices is not None:
+        problems.append(Problem(lines.of(*where, "choices"), f"{answer} gives a number, not "
+                                f"one of choices", "remove choices and add tolerance = ..."))
+    if function.kind != CHOICE and tolerance is None:
+        problems.append(Problem(line, f"{answer} gives a number but {label} has no tolerance",
+                                "add tolerance = 0.01 (how far off still counts as right)"))
+    for key in raw:
+        if key in ARG_KEYS and key not in function.args:
+            problems.append(Problem(lines.of(*where, key), f"{answer} reads no {key!r}",
+                                    f"{answer} reads " + (", ".join(function.args) or
+                                                          "only the place")))
+    for key in REQUIRED_ARGS.get(answer, ()):
+        if key not in raw:
+            problems.append(Problem(line, f"{answer} needs {key!r}",
+                                    f"add {key} = ... ({function.args[key][1]})"))
+    args = {k: v for k, v in raw.items() if k in function.args}
+    return Question(ask if isinstance(ask, str) else "", answer, args,
+                    choices if isinstance(choices, (list, str)) else None,
+                    float(tolerance) if _is_a(tolerance, float) else None,
+                    raw.get("right", "") if isinstance(raw.get("right"), str) else "",
+                    raw.get("wrong", "") if isinstance(raw.get("wrong"), str) else "", line,
+                    {k: lines.of(*where, k) for k in raw})
+
+
+def _toml_problem(message: str, text: str) -> Problem:
+    """tomllib's "Expected ... (at line 3, column 5)" as a Problem on line 3 ("at end of
+    document": the last line)."""
+    found = re.search(r"\(at line (\d+), column (\d+)\)", message)
+    reason = re.sub(r"\s*\(at (line \d+, column \d+|end of document)\)", "", message)
+    line = int(found.group(1)) if found else max(1, len(text.splitlines()))
+    column = f" (column {found.group(2)})" if found else ""
+    return Problem(line, f"not valid TOML: {reason}{column}",
+                   "write one key = value per line, text in quotes (\"\"\" for several lines), "
+                   "tables as [lesson] and [[step]]")
+
+
+def _is_a(value, kind: type) -> bool:
+    if kind is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if kind is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, kind)
+
+
+def _kind_name(kind: type) -> str:
+    if isinstance(kind, tuple):
+        return "text in quotes or a list [...]"
+    return {str: "text in quotes", int: "a whole number", float: "a number",
+            bool: "true or false", list: "a list [...]", dict: "a table"}[kind]
+
+
+def _short(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _did_you_mean(name: str, known, otherwise: str) -> str:
+    close = difflib.get_close_matches(str(name), list(known), n=1)
+    return f"did you mean {close[0]!r}?" if close else otherwise
