@@ -17,7 +17,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="tui-tfs", description="Explore a transformer written from scratch in NumPy: step "
         "through every forward and backward operation, or train and query it from the shell.",
         epilog="Built-in scenarios: reverse, copy, sort, tiny-lm, char-lm, addition "
-        "(tui-tfs list). Without a command, the explorer opens.")
+        "(tui-tfs list). Lessons: tui-tfs lesson. Without a command, the explorer opens.")
     parser.add_argument("--ascii", action="store_true", default=None, dest="ascii_anywhere",
                         help="ASCII glyphs only, for the explorer opened without a command "
                              "(default: automatic, from the terminal)")
@@ -90,6 +90,18 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--seed", type=_non_negative_int, default=0, help="seeds the sampling (default 0)")
     generate.add_argument("--explain", action="store_true",
                           help="show each token's probability and the alternatives")
+
+    lesson = commands.add_parser(
+        "lesson", help="list the built-in lessons, or check a lesson file",
+        description="Lessons walk the explorer step by step and ask questions whose answers "
+        "are computed from the model shown. Without arguments: the built-in course. "
+        "`tui-tfs lesson check FILE` checks a lesson file without opening the explorer: every "
+        "problem with its line and the fix (exit 0: good, 2: problems); without FILE it checks "
+        "the whole built-in course.",
+        epilog="Write your own: copy a built-in lesson (tui-tfs lesson shows where they are), "
+        "edit it, then tui-tfs lesson check mine.toml")
+    lesson.add_argument("what", nargs="*", metavar="check FILE",
+                        help="`check FILE` (or a built-in lesson's name) to check it")
 
     evaluate = commands.add_parser(
         "eval", help="held-out predictions beside the targets, and metrics",

@@ -7,6 +7,8 @@
     tui-tfs train SCENARIO_OR_PATH       train with a progress bar; checkpoints; --resume
     tui-tfs generate CHECKPOINT          continue a prompt (or translate an input)
     tui-tfs eval CHECKPOINT              held-out predictions beside the targets, and metrics
+    tui-tfs lesson                       the built-in lessons
+    tui-tfs lesson check [FILE]          check a lesson file (or the whole course)
 
 Exit codes: 0 done, 2 a usage or input error (the message says what to fix), 3 training
 diverged (a loss or gradient went NaN/Inf; the checkpoint keeps its last finite weights),
@@ -68,7 +70,8 @@ def main(argv: list[str] | None = None) -> int:
     from .headless import RunError
 
     handlers = {"list": cmd_list, "show": cmd_show, "train": cmd_train,
-                "generate": cmd_generate, "eval": cmd_eval, None: cmd_explore,
+                "generate": cmd_generate, "eval": cmd_eval, "lesson": cmd_lesson,
+                None: cmd_explore,
                 "explore": cmd_explore}
     try:
         return handlers[args.command](args, console)
@@ -102,6 +105,21 @@ def cmd_list(args, console: Console) -> int:
         console.print(Text(line, style="bold" if i == 0 else ""), soft_wrap=True)
     console.print("\nTrain one: tui-tfs train reverse    Your own: tui-tfs show reverse > mine.toml")
     return EXIT_OK
+
+
+def cmd_lesson(args, console: Console) -> int:
+    from .lesson_commands import check_lessons, list_lessons, open_lesson
+
+    what = args.what
+    if not what:
+        return list_lessons(console)
+    if what[0] == "check":
+        return check_lessons(what[1:], console)
+    if len(what) == 1:
+        return open_lesson(what[0], console)
+    print(f"tui-tfs lesson: expected a lesson's name, or check FILE; got {' '.join(what)[:80]}",
+          file=sys.stderr)
+    return EXIT_USAGE
 
 
 def cmd_show(args, console: Console) -> int:
