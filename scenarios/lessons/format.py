@@ -138,29 +138,50 @@ def parse_lesson(text: str, path: Path, problems: list[Problem]) -> Lesson | Non
         problems.append(_toml_problem(str(error), text))
         return None
     lines = KeyLines.scan(text)
-    for name in data:
-        if name not in ("lesson", "step"):
+    stray = [name for name in data if name not in ("lesson", "step")]
+    loose = [name for name in stray if name in LESSON_KEYS]
+    if loose:  # [lesson] left out: its keys stand before any table; read them as its keys
+        problems.append(Problem(lines.of(loose[0]), f"{', '.join(loose)} stand outside any table",
+                                "put [lesson] on the line above them"))
+        if "lesson" not in data:
+            data = {"lesson": {k: data[k] for k in loose}, **data}
+    for name in stray:
+        if name not in loose:
             problems.append(Problem(lines.of(name), f"unknown table or key {name!r}",
                                     _did_you_mean(name, ("lesson", "step"), "start the file with "
                                                   "[lesson], then one [[step]] per step")))
     head = data.get("lesson")
-    if not isinstance(head, dict):
-        problems.append(Problem(1, "no [lesson] table", "start the file with [lesson] and "
-                                "title = \"...\" (and the first place: scenario, input)"))
-        head = {}
     steps = data.get("step")
     if not isinstance(steps, list) or not steps:
+        steps = []
+    if not isinstance(head, dict) and not steps:
+        problems.append(Problem(1, "the file has no [lesson] table and no [[step]]",
+                                "write [lesson] with title = \"...\" and scenario = \"...\", then "
+                                "one [[step]] per step with text = \"...\""))
+        return None
+    misspelt = {name for name in stray if name not in loose}
+    if not isinstance(head, dict) and _near(misspelt, "lesson"):
+        head = None  # said as the misspelt table's problem
+    elif not isinstance(head, dict):
+        problems.append(Problem(1, "no [lesson] table", "start the file with [lesson] and "
+                                "title = \"...\" (and the first place: scenario, input)"))
+        head = None
+    elif not steps and not _near(misspelt, "step"):
         problems.append(Problem(lines.of("lesson"), "the lesson has no steps",
                                 "add one [[step]] table per step, each with text = \"...\""))
-        steps = []
-    _check_keys(head, LESSON_KEYS, ("lesson",), lines, problems, "[lesson]")
-    title = head.get("title")
+    head_bad = _check_keys(head or {}, LESSON_KEYS, ("lesson",), lines, problems, "[lesson]")
+    title = (head or {}).get("title")
+    if head is None:
+        head, title = {}, path.stem
+    elif "title" in head_bad or _near(head_bad, "title"):
+        title = path.stem
     if not isinstance(title, str) or not title.strip():
         problems.append(Problem(lines.of("lesson"), "[lesson] has no title",
                                 "add title = \"...\" under [lesson]"))
         title = path.stem
     summary = head.get("summary") if isinstance(head.get("summary"), str) else ""
     lesson = Lesson(path.stem, title, summary, path)
+    _one_of_each_pair(head, head_bad, ("lesson",), lines, problems, "[lesson]")
     place = {k: v for k, v in head.items() if k in PLACE_KEYS}
     origin = {k: lines.of("lesson", k) for k in place}
     for i, raw in enumerate(steps):
@@ -169,7 +190,14 @@ def parse_lesson(text: str, path: Path, problems: list[Problem]) -> Lesson | Non
                                     "write each step as a [[step]] table"))
             continue
         where = ("step", i)
-        _check_keys(raw, STEP_KEYS, where, lines, problems, f"step {i + 1}")
+        asked = [k for k in raw if k not in STEP_KEYS and k in QUESTION_KEYS]
+        if asked:  # [step.question] left out: its keys land in the step
+            problems.append(Problem(lines.of(*where, asked[0]), f"{', '.join(asked)} in step "
+                                    f"{i + 1} belong to a question",
+                                    "put [step.question] on the line above them"))
+            raw = {k: v for k, v in raw.items() if k not in asked}
+        bad = _check_keys(raw, STEP_KEYS, where, lines, problems, f"step {i + 1}")
+        _one_of_each_pair(raw, bad, where, lines, problems, f"step {i + 1}")
         own = {k: v for k, v in raw.items() if k in PLACE_KEYS}
         for pair in EITHER:
             for key in pair:
@@ -184,7 +212,8 @@ def parse_lesson(text: str, path: Path, problems: list[Problem]) -> Lesson | Non
         place.update(own)
         origin.update({k: lines.of(*where, k) for k in own})
         text_value = raw.get("text", "")
-        if not isinstance(text_value, str) or not text_value.strip():
+        if "text" not in bad and not _near(bad, "text") and (
+                not isinstance(text_value, str) or not text_value.strip()):
             problems.append(Problem(lines.of(*where), f"step {i + 1} has no text",
                                     "add text = \"\"\"...\"\"\" (Markdown) to the step"))
         question = None
@@ -193,14 +222,13 @@ def parse_lesson(text: str, path: Path, problems: list[Problem]) -> Lesson | Non
         lesson.steps.append(Step(i + 1, raw.get("title") if isinstance(raw.get("title"), str)
                                  else "", text_value if isinstance(text_value, str) else "",
                                  dict(place), dict(origin), question, lines.of(*where)))
+    # said once: the steps after it inherit the gap; not at all when [lesson] itself is broken
+    modelless = any(p.message.startswith(("no [lesson]", "unknown table")) or "outside any table" in p.message or
+                    p.message.startswith(("scenario", "checkpoint")) or
+                    "unknown key" in p.message and "[lesson]" in p.message for p in problems)
     for step in lesson.steps:
-        for pair in EITHER:
-            if all(k in step.place for k in pair) and any(k in step.origin for k in pair):
-                first, second = pair
-                problems.append(Problem(step.origin[second],
-                                        f"step {step.number} names both {first} and {second}",
-                                        f"keep one of {first} and {second}"))
-        if not any(k in step.place for k in ("scenario", "checkpoint")):
+        if not any(k in step.place for k in ("scenario", "checkpoint")) and not modelless:
+            modelless = True  # the steps after it inherit the same gap: said once
             problems.append(Problem(step.line, f"step {step.number} has no model",
                                     "add scenario = \"reverse\" (or checkpoint = \"...\") under "
                                     "[lesson] or in the step"))
@@ -208,10 +236,13 @@ def parse_lesson(text: str, path: Path, problems: list[Problem]) -> Lesson | Non
 
 
 def _check_keys(table: dict, known: dict[str, tuple[type, str]], where: tuple, lines: KeyLines,
-                problems: list[Problem], label: str) -> None:
-    """Unknown keys, wrong types and out-of-range values of one table."""
+                problems: list[Problem], label: str) -> set[str]:
+    """Unknown keys, wrong types and out-of-range values of one table; returns the keys at
+    fault, so that what follows from them is not reported again."""
+    bad: set[str] = set()
     for key, value in table.items():
         line = lines.of(*where, key)
+        bad.add(key)
         if key not in known:
             problems.append(Problem(line, f"unknown key {key!r} in {label}",
                                     _did_you_mean(key, known, "keys are " + ", ".join(known))))
@@ -225,6 +256,23 @@ def _check_keys(table: dict, known: dict[str, tuple[type, str]], where: tuple, l
         if message:
             problems.append(Problem(line, f"{key} = {_short(value)} in {label} {message}",
                                     f"{key} is {meaning}"))
+            continue
+        bad.discard(key)
+    return bad
+
+
+def _one_of_each_pair(table: dict, bad: set[str], where: tuple, lines: KeyLines,
+                      problems: list[Problem], label: str) -> None:
+    """scenario or checkpoint, input or example, event or op: one of each in a table."""
+    for first, second in EITHER:
+        if first in table and second in table and not {first, second} & bad:
+            problems.append(Problem(lines.of(*where, second), f"{label} names both {first} and "
+                                    f"{second}", f"keep one of {first} and {second}"))
+
+
+def _near(bad: set[str], key: str) -> bool:
+    """Whether one of the keys at fault looks like a misspelt `key`."""
+    return bool(difflib.get_close_matches(key, [k for k in bad if k != key], n=1))
 
 
 def _value_problem(key: str, value) -> str | None:
@@ -261,14 +309,20 @@ def _value_problem(key: str, value) -> str | None:
 def _question(raw: dict, where: tuple, lines: KeyLines, problems: list[Problem],
               index: int) -> Question | None:
     label = f"step {index + 1}'s question"
-    _check_keys(raw, QUESTION_KEYS, where, lines, problems, label)
+    bad = _check_keys(raw, QUESTION_KEYS, where, lines, problems, label)
     line = lines.of(*where)
     ask, answer = raw.get("ask"), raw.get("answer")
-    if not isinstance(ask, str) or not ask.strip():
+    if ask is None and answer is None and not bad:
+        problems.append(Problem(line, f"{label} has no ask and no answer",
+                                "add ask = \"...\" and answer = one of " + ", ".join(ANSWERS)))
+        return None
+    if "ask" not in bad and not _near(bad, "ask") and (not isinstance(ask, str) or
+                                                      not ask.strip()):
         problems.append(Problem(line, f"{label} has no ask", "add ask = \"...\" (the question)"))
     if not isinstance(answer, str):
-        problems.append(Problem(line, f"{label} has no answer function",
-                                "add answer = one of " + ", ".join(ANSWERS)))
+        if "answer" not in bad and not _near(bad, "answer"):
+            problems.append(Problem(line, f"{label} has no answer function",
+                                    "add answer = one of " + ", ".join(ANSWERS)))
         return None
     if answer not in ANSWERS:
         problems.append(Problem(lines.of(*where, "answer"), f"unknown answer function {answer!r}",
@@ -277,18 +331,20 @@ def _question(raw: dict, where: tuple, lines: KeyLines, problems: list[Problem],
         return None
     function = ANSWERS[answer]
     choices, tolerance = raw.get("choices"), raw.get("tolerance")
-    if function.kind == CHOICE and choices is None:
+    if function.kind == CHOICE and choices is None and "choices" not in bad and not _near(
+            bad, "choices"):
         problems.append(Problem(line, f"{answer} gives a label but {label} has no choices",
                                 "add choices = [\"yes\", \"no\"] (the labels offered) or "
                                 "choices = \"keys\""))
-    if function.kind != CHOICE and choices is not None:
+    if function.kind != CHOICE and choices is not None and "choices" not in bad:
         problems.append(Problem(lines.of(*where, "choices"), f"{answer} gives a number, not "
                                 f"one of choices", "remove choices and add tolerance = ..."))
-    if function.kind != CHOICE and tolerance is None:
+    if function.kind != CHOICE and tolerance is None and "tolerance" not in bad and not _near(
+            bad, "tolerance"):
         problems.append(Problem(line, f"{answer} gives a number but {label} has no tolerance",
                                 "add tolerance = 0.01 (how far off still counts as right)"))
     for key in raw:
-        if key in ARG_KEYS and key not in function.args:
+        if key in ARG_KEYS and key not in function.args and key not in bad:
             problems.append(Problem(lines.of(*where, key), f"{answer} reads no {key!r}",
                                     f"{answer} reads " + (", ".join(function.args) or
                                                           "only the place")))
