@@ -60,8 +60,9 @@ def check_lessons(names: list[str], console: Console) -> int:
             continue
         lesson = read_lesson(path)
         questions = sum(step.question is not None for step in lesson.steps)
-        console.print(f"{shown}: good: {len(lesson.steps)} steps, {questions} questions, every "
-                      f"place found and every answer computed", soft_wrap=True, highlight=False)
+        console.print(f"{shown}: good: {_count(len(lesson.steps), 'step')}, "
+                      f"{_count(questions, 'question')}, every place found and every answer "
+                      f"computed", soft_wrap=True, highlight=False)
     return EXIT_USAGE if bad else EXIT_OK
 
 
@@ -76,6 +77,10 @@ def open_lesson(name: str, console: Console) -> int:
     print(f"tui-tfs lesson: opening a lesson in the explorer is not available yet; check it "
           f"with: tui-tfs lesson check {name}", file=sys.stderr)
     return EXIT_USAGE
+
+
+def _count(n: int, what: str) -> str:
+    return f"{n} {what}" + ("" if n == 1 else "s")
 
 
 def _shown(path: Path) -> str:

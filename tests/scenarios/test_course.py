@@ -4,6 +4,8 @@ lesson code, agrees with the same number read straight from the recorded tensors
 from __future__ import annotations
 
 import math
+import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -159,3 +161,13 @@ def test_break_it_lesson_trains_with_the_switch_on(walked):
     assert honest.key.train == broken.key.train == 300
     assert broken.model.config.breaks.no_causal_mask
     assert broken.trace.loss < broken.scenario.entropy < honest.trace.loss
+
+
+def test_the_readme_example_lesson_passes_check(tmp_path, worlds):
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Lessons (for teachers)", 1)[1].split("\n## ", 1)[0]
+    example = re.search(r"```toml\n(.*?)```", section, re.S).group(1)
+    path = tmp_path / "readme.toml"
+    path.write_text(example, encoding="utf-8")
+    (step,) = walk_lesson(read_lesson(path), worlds)
+    assert step.answer in step.choices and step.shown.head == 0 and step.shown.key.train == 300

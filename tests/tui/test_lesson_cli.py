@@ -50,7 +50,7 @@ def test_check_passes_a_good_file(tmp_path):
     (tmp_path / "mine.toml").write_text(GOOD, encoding="utf-8")
     result = run("check", "mine.toml", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == ("mine.toml: good: 1 steps, 1 questions, every place found "
+    assert result.stdout.strip() == ("mine.toml: good: 1 step, 1 question, every place found "
                                      "and every answer computed")
 
 
