@@ -32,7 +32,8 @@ of the step before and changes only the keys it names. Place keys: scenario or c
 train (the model trained in place to step N), breaks (switches on), input or example, event
 (dotted path) or op, phase, view, tensor, gradient, item, head, stage, query, temperature.
 
-Modules: `format` (TOML -> Lesson, the checks that need no model), `toml_lines` (line numbers),
+Modules: `format` (TOML -> Lesson, the checks that need no model), `keys` (each key's type,
+meaning and allowed values), `toml_lines` (line numbers),
 `world` (the model a place names, trained in place), `places` (a place resolved against the
 trace), `answers` (the answer functions), `check` (walking a lesson: every place resolves,
 every answer is computed), `course` (the built-in lessons). Nothing here imports the UI.

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -119,8 +119,6 @@ def key_weight(shown, args) -> float:
 
 def sharpest_head(shown, args) -> float:
     """The head (from 1) whose shown row has the largest top weight."""
-    from dataclasses import replace
-
     tops = [top_weight(replace(shown, head=h), args) for h in range(shown.model.config.n_heads)]
     return float(int(np.argmax(tops)) + 1)
 

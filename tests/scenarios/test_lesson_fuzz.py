@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from scenarios.lessons import Worlds, check_file
-from scenarios.lessons.format import LESSON_KEYS, QUESTION_KEYS, STEP_KEYS
+from scenarios.lessons.keys import LESSON_KEYS, QUESTION_KEYS, STEP_KEYS
 
 BASE = """\
 [lesson]
