@@ -92,16 +92,19 @@ def build_parser() -> argparse.ArgumentParser:
                           help="show each token's probability and the alternatives")
 
     lesson = commands.add_parser(
-        "lesson", help="list the built-in lessons, or check a lesson file",
+        "lesson", help="open a lesson, list the built-in ones, or check a lesson file",
         description="Lessons walk the explorer step by step and ask questions whose answers "
-        "are computed from the model shown. Without arguments: the built-in course. "
+        "are computed from the model shown. Without arguments: the built-in course; with a "
+        "lesson's name or file: the lesson screen. "
         "`tui-tfs lesson check FILE` checks a lesson file without opening the explorer: every "
         "problem with its line and the fix (exit 0: good, 2: problems); without FILE it checks "
         "the whole built-in course.",
         epilog="Write your own: copy a built-in lesson (tui-tfs lesson shows where they are), "
         "edit it, then tui-tfs lesson check mine.toml")
-    lesson.add_argument("what", nargs="*", metavar="check FILE",
-                        help="`check FILE` (or a built-in lesson's name) to check it")
+    lesson.add_argument("what", nargs="*", metavar="NAME|FILE | check FILE",
+                        help="a lesson to open, or `check FILE` to check one")
+    lesson.add_argument("--ascii", action="store_true", default=None,
+                        help="ASCII glyphs only (default: automatic, from the terminal)")
 
     evaluate = commands.add_parser(
         "eval", help="held-out predictions beside the targets, and metrics",

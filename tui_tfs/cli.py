@@ -9,6 +9,7 @@
     tui-tfs eval CHECKPOINT              held-out predictions beside the targets, and metrics
     tui-tfs lesson                       the built-in lessons
     tui-tfs lesson check [FILE]          check a lesson file (or the whole course)
+    tui-tfs lesson NAME|FILE             open a lesson
 
 Exit codes: 0 done, 2 a usage or input error (the message says what to fix), 3 training
 diverged (a loss or gradient went NaN/Inf; the checkpoint keeps its last finite weights),
@@ -116,7 +117,7 @@ def cmd_lesson(args, console: Console) -> int:
     if what[0] == "check":
         return check_lessons(what[1:], console)
     if len(what) == 1:
-        return open_lesson(what[0], console)
+        return open_lesson(what[0], console, args.ascii_anywhere or args.ascii)
     print(f"tui-tfs lesson: expected a lesson's name, or check FILE; got {' '.join(what)[:80]}",
           file=sys.stderr)
     return EXIT_USAGE

@@ -3,6 +3,7 @@
     tui-tfs lesson                   the built-in lessons, in the course's order, with titles
     tui-tfs lesson check FILE ...    every problem of each file, one line each: FILE:LINE: what; fix
     tui-tfs lesson check             the whole built-in course
+    tui-tfs lesson NAME|FILE         the lesson screen (g opens the explorer at a step's place)
 
 Checking builds each model a lesson names (training in place where a step says `train`), so
 it takes seconds per trained model; progress goes to stderr, problems to stderr, the verdict
@@ -66,17 +67,35 @@ def check_lessons(names: list[str], console: Console) -> int:
     return EXIT_USAGE if bad else EXIT_OK
 
 
-def open_lesson(name: str, console: Console) -> int:
-    from scenarios.lessons import find_lesson
+def open_lesson(name: str, console: Console, ascii_only: bool | None = None) -> int:
+    """The lesson screen on a built-in lesson or a lesson file. The file's format is checked
+    first (its problems on stderr, exit 2); its places are built as the student gets to them
+    (tui-tfs lesson check builds them all up front)."""
+    from scenarios.lessons import LessonError
 
-    path = find_lesson(name)
-    if path is None:
-        print(f"tui-tfs lesson: {name}: no such file or built-in lesson; tui-tfs lesson lists "
-              f"the built-in ones", file=sys.stderr)
+    from .app import wants_ascii
+    from .lessons import LessonNotFound, LessonRun
+
+    ascii_only = wants_ascii() if ascii_only is None else ascii_only
+    try:
+        run = LessonRun.open(name, ascii=ascii_only, check=False)
+    except LessonNotFound as error:
+        print(f"tui-tfs lesson: {error}", file=sys.stderr)
         return EXIT_USAGE
-    print(f"tui-tfs lesson: opening a lesson in the explorer is not available yet; check it "
-          f"with: tui-tfs lesson check {name}", file=sys.stderr)
-    return EXIT_USAGE
+    except LessonError as error:
+        for problem in error.problems:
+            print(problem.format(_shown(Path(error.file))), file=sys.stderr)
+        return EXIT_USAGE
+    for stream_name, stream in (("stdout", sys.stdout), ("stderr", sys.stderr)):
+        if not stream.isatty():
+            print(f"tui-tfs lesson: {stream_name} is not a terminal (piped or redirected?); a "
+                  f"lesson draws a full screen and needs one: run it without | or >, or use "
+                  f"tui-tfs lesson check {name} for text", file=sys.stderr)
+            return EXIT_USAGE
+    from .lessons_screen import LessonApp
+
+    LessonApp(run, ascii=ascii_only).run()
+    return EXIT_OK
 
 
 def _count(n: int, what: str) -> str:
