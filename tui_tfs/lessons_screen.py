@@ -8,6 +8,7 @@ by messages and stops when the screen goes (it checks `is_cancelled` between tra
 """
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 from rich.text import Text
@@ -23,6 +24,8 @@ from textual.worker import get_current_worker
 from .app import TfsApp
 from .lessons import LessonRun
 from .widgets.footer import FittingFooter
+
+YIELD_SECONDS = 0.003  # per training step (~10-30 ms each): the screen stays live for 1-3% more time
 
 LESSON_BINDINGS = [
     Binding("n", "step(1)", "Next", show=True, tooltip="Next step"),
@@ -99,8 +102,8 @@ class LessonScreen(Screen[None]):
         self.feedback = ""
         self._draw_question()
         self.query_one("#lesson-body").scroll_home(animate=False)
-        if run.index not in self.ready:
-            self.prepare(run.index)
+        if run.index not in self.ready:  # after the step's text is drawn
+            self.call_after_refresh(self.prepare, run.index)
 
     def _draw_question(self, waiting: str | None = None) -> None:
         step, text = self.lesson_run.step, Text()
@@ -130,6 +133,7 @@ class LessonScreen(Screen[None]):
         def progress(step: int, total: int) -> None:
             if worker.is_cancelled:
                 raise _Stopped
+            time.sleep(YIELD_SECONDS)  # let the UI thread have the GIL between steps
             if step == 1 or step % 10 == 0 or step == total:
                 self.post_message(Preparing(f"training this step's model: step {step}/{total}"))
 
