@@ -77,6 +77,10 @@ class Worlds:
         self.progress = progress  # (step, of N) while a model trains in place
         self._worlds: OrderedDict[ModelKey, World] = OrderedDict()
 
+    def __len__(self) -> int:
+        """How many models are built (a build stopped part-way counts for nothing)."""
+        return len(self._worlds)
+
     def get(self, key: ModelKey) -> World:
         """The world of `key`; raises ScenarioError or CheckpointError naming the fix."""
         if key in self._worlds:

@@ -145,3 +145,24 @@ def test_the_real_command_runs_a_lesson_in_tmux_at_80x23(tmp_path):
         assert '"masks": 2' in saved  # the step the student was at
     finally:
         tmux.close()
+
+
+@pytest.mark.timeout(120)
+def test_a_step_that_trains_shows_its_progress_and_quitting_stops_the_training(tmp_path):
+    """Lesson 1 trains reverse to step 300 in place: the text and the progress are on screen
+    while it trains, and quitting mid-way stops the thread (it checks is_cancelled each step)."""
+    app = lesson_app(tmp_path, "attention")
+    seen = {}
+
+    async def main():
+        async with app.run_test(size=(80, 23)) as pilot:
+            for _ in range(400):
+                await pilot.pause(0.05)
+                text = screen_text(app)
+                if "training this step's model: step" in text:
+                    seen["text"] = text
+                    break
+            await pilot.press("q")
+    asyncio.run(main())
+    assert "This model has been trained for 300 steps" in seen["text"]
+    assert len(app.lesson_run.worlds) == 0  # the training stopped before its model was built
