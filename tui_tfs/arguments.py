@@ -32,6 +32,12 @@ def build_parser() -> argparse.ArgumentParser:
                               "(.safetensors) (default: the picker)")
     explore.add_argument("--ascii", action="store_true", default=None,
                          help="ASCII glyphs only (default: automatic, from the terminal)")
+    explore.add_argument("--record", type=Path, metavar="KEYS",
+                         help="write every key pressed, with its time, to this file (a demo)")
+    explore.add_argument("--replay", type=Path, metavar="KEYS",
+                         help="play back a file written by --record; any key stops it")
+    explore.add_argument("--speed", type=_speed, default=1.0, metavar="N",
+                         help="replay N times faster (default 1; 0.1 to 100)")
 
     commands.add_parser("list", help="list the built-in scenarios",
                         description="The built-in scenarios, each with one line on what it is.")
@@ -169,6 +175,13 @@ def _whole_in(low: int, high: int):
             raise argparse.ArgumentTypeError(f"must be from {low:,} to {high:,}, got {text[:40]}")
         return value
     return check
+
+
+def _speed(text: str) -> float:
+    value = _real(text)
+    if not 0.1 <= value <= 100:
+        raise argparse.ArgumentTypeError(f"must be from 0.1 to 100, got {text[:40]}")
+    return value
 
 
 def _gib(text: str) -> float:
