@@ -89,6 +89,7 @@ class LessonScreen(Screen[None]):
 
     def on_mount(self) -> None:
         self.show_step()
+        self.query_one("#lesson-body").focus()  # arrows and PgUp/PgDn scroll a long step
         if self.lesson_run.resumed:
             self.notify(f"resumed at step {self.lesson_run.index + 1} of {self.lesson_run.count}", timeout=4)
 
@@ -212,7 +213,7 @@ class LessonScreen(Screen[None]):
     def _close_answer(self) -> None:
         box = self.query_one("#lesson-answer", Input)
         box.remove_class("-asking")
-        self.set_focus(None)
+        self.query_one("#lesson-body").focus()
 
     def action_help(self) -> None:
         from .screens.explorer import ExplorerScreen
