@@ -169,6 +169,8 @@ def tensor_stat(shown, args) -> float:
 
 
 def tensor_dim(shown, args) -> float:
+    if shown.tensor is None:
+        raise AnswerError(f"event {shown.event.path} shows no tensor")
     a = np.asarray(shown.event.tensors[shown.tensor])
     axis = args["axis"]
     if not 1 <= axis <= a.ndim:

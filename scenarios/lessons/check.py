@@ -91,7 +91,10 @@ def compute_answer(step: Step, shown: Shown) -> tuple[float | str, list[str] | N
     if function.needs == "attention" and shown.attention_path is None:
         raise AnswerError("the step's place is in no attention layer: set event to an "
                           "attention op (e.g. op = \"softmax\") or view = \"attention\"")
-    value = function.compute(shown, question.args)
+    try:
+        value = function.compute(shown, question.args)
+    except (KeyError, IndexError, StopIteration) as error:  # a place the function cannot read
+        raise AnswerError(f"cannot be computed at this place ({error!r})") from None
     if function.kind != CHOICE:
         if not math.isfinite(value):
             raise AnswerError(f"the computed answer is {value}, not a finite number")
