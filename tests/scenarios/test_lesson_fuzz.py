@@ -115,3 +115,27 @@ def test_a_damaged_lesson_gives_one_line_problems_with_line_numbers(tmp_path, wo
         assert line.startswith(f"{path}:{problem.line}: ")
         assert "\n" not in line and "Traceback" not in line
         assert problem.message.strip() and problem.fix.strip()
+
+
+@settings(max_examples=6, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(data=damaged())
+def test_the_real_command_on_damaged_files_exits_2_with_one_line_each(tmp_path, data):
+    """A sample through `tui-tfs lesson check` itself: exit 0 or 2, never a traceback."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    (tmp_path / "damaged.toml").write_bytes(data)
+    result = subprocess.run([sys.executable, "-m", "tui_tfs.cli", "lesson", "check",
+                             "damaged.toml"], cwd=tmp_path, capture_output=True, text=True,
+                            timeout=300, env={**os.environ, "PYTHONPATH": str(root)})
+    assert "Traceback" not in result.stderr
+    if result.returncode == 0:
+        assert result.stdout.startswith("damaged.toml: good: ")
+    else:
+        assert result.returncode == 2
+        lines = result.stderr.splitlines()
+        assert 1 <= len(lines) <= 2 and all(line.startswith("damaged.toml:") for line in lines)
