@@ -36,7 +36,8 @@ def read_keys(path: str | Path) -> list[KeyPress]:
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except (OSError, UnicodeDecodeError) as error:
-        raise KeysFileError(f"{path}: cannot read it ({getattr(error, 'strerror', None) or error}); "
+        reason = getattr(error, "strerror", None) or error
+        raise KeysFileError(f"{path}: cannot read it ({reason}); "
                             f"record one with tui-tfs explore --record {path.name}") from None
     try:
         header = json.loads(lines[0]) if lines else None

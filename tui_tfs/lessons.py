@@ -110,7 +110,7 @@ class LessonRun:
         key = names.get(path.resolve(), str(path.resolve()))
         return cls(lesson, key, worlds, progress, ascii)
 
-    # -- where we are -------------------------------------------------------------------------
+    # -- where we are ----------------------------------------------------------------------------
     @property
     def step(self) -> Step:
         return self.lesson.steps[self.index]
@@ -133,7 +133,7 @@ class LessonRun:
     def previous(self) -> bool:
         return self.go(self.index - 1)
 
-    # -- what the step shows --------------------------------------------------------------------------
+    # -- what the step shows ---------------------------------------------------------------------
     def shown(self, index: int | None = None) -> Shown:
         """The step's place resolved (building or training its model the first time)."""
         index = self.index if index is None else index
@@ -157,7 +157,7 @@ class LessonRun:
         session.shown_view = shown.view
         return session
 
-    # -- the question --------------------------------------------------------------------------------------
+    # -- the question ----------------------------------------------------------------------------
     def expected(self) -> tuple[float | str, list[str] | None]:
         """(the computed answer, the labels offered) of this step's question."""
         return compute_answer(self.step, self.shown())

@@ -25,7 +25,7 @@ from .app import TfsApp
 from .lessons import LessonRun
 from .widgets.footer import FittingFooter
 
-YIELD_SECONDS = 0.003  # per training step (~10-30 ms each): the screen stays live for 1-3% more time
+YIELD_SECONDS = 0.003  # a pause per training step (each ~10-30 ms): a live screen for 1-3% more
 
 LESSON_BINDINGS = [
     Binding("n", "step(1)", "Next", show=True, tooltip="Next step"),
@@ -91,9 +91,10 @@ class LessonScreen(Screen[None]):
         self.show_step()
         self.query_one("#lesson-body").focus()  # arrows and PgUp/PgDn scroll a long step
         if self.lesson_run.resumed:
-            self.notify(f"resumed at step {self.lesson_run.index + 1} of {self.lesson_run.count}", timeout=4)
+            run = self.lesson_run
+            self.notify(f"resumed at step {run.index + 1} of {run.count}", timeout=4)
 
-    # -- drawing ----------------------------------------------------------------------------------
+    # -- drawing ---------------------------------------------------------------------------------
     def show_step(self) -> None:
         run, step = self.lesson_run, self.lesson_run.step
         title = f"{run.lesson.title}: step {run.index + 1}/{run.count}"
@@ -126,7 +127,7 @@ class LessonScreen(Screen[None]):
         """The lesson's text; in ASCII mode, characters outside ASCII shown as '?'."""
         return text.encode("ascii", "replace").decode() if self.app.ascii else text
 
-    # -- preparing a step (may train a model) ---------------------------------------------------------
+    # -- preparing a step (may train a model) ----------------------------------------------------
     @work(thread=True, exclusive=True, group="lesson-step")
     def prepare(self, index: int) -> None:
         worker = get_current_worker()
@@ -163,7 +164,7 @@ class LessonScreen(Screen[None]):
         if message.index == self.lesson_run.index:
             self._draw_question()
 
-    # -- actions --------------------------------------------------------------------------------
+    # -- actions ---------------------------------------------------------------------------------
     def action_step(self, delta: int) -> None:
         moved = self.lesson_run.next() if delta > 0 else self.lesson_run.previous()
         if moved:

@@ -208,7 +208,7 @@ def nearest_position(shown, args) -> float:
     return float(int(np.argmax(similarity)) + 1)
 
 
-# -- output, loss and training ------------------------------------------------------------------------
+# -- output, loss and training ------------------------------------------------------------------
 def _next_distribution(shown) -> np.ndarray:
     event = next(e for e in shown.trace.events if e.path == "loss.softmax")
     probs = np.asarray(event.tensors["probs"], dtype=np.float64)  # (B, T, V)

@@ -176,9 +176,9 @@ def parse_lesson(text: str, path: Path, problems: list[Problem]) -> Lesson | Non
                                  else "", text_value if isinstance(text_value, str) else "",
                                  dict(place), dict(origin), question, lines.of(*where)))
     # said once: the steps after it inherit the gap; not at all when [lesson] itself is broken
-    modelless = any(p.message.startswith(("no [lesson]", "unknown table")) or "outside any table" in p.message or
-                    p.message.startswith(("scenario", "checkpoint")) or
-                    "unknown key" in p.message and "[lesson]" in p.message for p in problems)
+    modelless = any(p.message.startswith(("no [lesson]", "unknown table", "scenario",
+                                          "checkpoint")) or "outside any table" in p.message
+                    or "unknown key" in p.message and "[lesson]" in p.message for p in problems)
     for step in lesson.steps:
         if not any(k in step.place for k in ("scenario", "checkpoint")) and not modelless:
             modelless = True  # the steps after it inherit the same gap: said once

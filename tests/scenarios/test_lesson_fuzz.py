@@ -1,7 +1,8 @@
 """Generated broken lesson files: each ends in one problem (two where one damage leaves two
-gaps), one line each, with a line number inside the file and a fix, never in a traceback. The files are a good lesson with one
-random damage: a line deleted, replaced by noise or duplicated, a key added with a random
-value, a value swapped, the file cut short, or bytes that are not UTF-8."""
+gaps), one line each, with a line number inside the file and a fix, never in a traceback. The
+files are a good lesson with one random damage: a line deleted, replaced by noise or
+duplicated, a key added with a random value, a value swapped, the file cut short, or bytes
+that are not UTF-8."""
 from __future__ import annotations
 
 import pytest

@@ -104,8 +104,9 @@ def test_the_command_refuses_a_bad_replay_file_before_the_screen(tmp_path):
                              "--replay", "bad.keys"], env=env, cwd=tmp_path,
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 2
+    header = json.dumps({"tui-tfs-keys": 1})
     assert result.stderr.strip() == (f"tui-tfs explore: bad.keys:1: not a tui-tfs keystroke "
-                                     f"file (its first line must be {json.dumps({'tui-tfs-keys': 1})}); "
+                                     f"file (its first line must be {header}); "
                                      f"record one with tui-tfs explore --record")
     bad_speed = subprocess.run([sys.executable, "-m", "tui_tfs.cli", "explore", "--speed", "0"],
                                env=env, capture_output=True, text=True, timeout=120)

@@ -118,7 +118,8 @@ def test_the_real_command_runs_a_lesson_in_tmux_at_80x23(tmp_path):
     tmux = Tmux()
     # the pause lets the status line go before the app measures the terminal; LINES and
     # COLUMNS (left by the terminal the tests run in) would override the pane's size
-    command = (f"sleep 1; unset LINES COLUMNS; cd {shlex.quote(str(ROOT))} && export LANG=C.UTF-8 TERM=xterm-256color "
+    command = (f"sleep 1; unset LINES COLUMNS; cd {shlex.quote(str(ROOT))} && "
+               f"export LANG=C.UTF-8 TERM=xterm-256color "
                f"PYTHONPATH={shlex.quote(str(ROOT))} XDG_DATA_HOME={shlex.quote(str(tmp_path))} "
                f"&& {shlex.quote(sys.executable)} -m tui_tfs.cli lesson masks")
     try:  # as Tmux.start, but 80x23: a student's 80x24 terminal inside tmux
