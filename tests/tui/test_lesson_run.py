@@ -118,3 +118,12 @@ def test_unknown_lessons_and_the_data_directory(tmp_path):
         LessonRun.open("no-such-lesson")
     assert data_dir({"XDG_DATA_HOME": str(tmp_path)}) == tmp_path / "tui-tfs"
     assert data_dir({"HOME": "/nowhere"}).name == "tui-tfs"
+
+
+def test_the_views_a_lesson_may_name_are_the_explorers():
+    """scenarios cannot import the UI, so the lesson format keeps its own list of views: the
+    same as the explorer's, or a lesson could name a view the explorer does not have."""
+    from scenarios.lessons.keys import VIEWS
+    from tui_tfs.screens.explorer import VIEWS as EXPLORER_VIEWS
+
+    assert tuple(VIEWS) == tuple(EXPLORER_VIEWS)
