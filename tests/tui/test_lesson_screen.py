@@ -116,12 +116,15 @@ def test_the_real_command_runs_a_lesson_in_tmux_at_80x23(tmp_path):
     from test_tmux import ROOT, Tmux
 
     tmux = Tmux()
+    installed = shutil.which("tui-tfs")  # the console script (it honours PYTHONPATH)
+    program = (shlex.quote(installed) if installed else
+               f"{shlex.quote(sys.executable)} -m tui_tfs.cli")
     # the pause lets the status line go before the app measures the terminal; LINES and
     # COLUMNS (left by the terminal the tests run in) would override the pane's size
     command = (f"sleep 1; unset LINES COLUMNS; cd {shlex.quote(str(ROOT))} && "
                f"export LANG=C.UTF-8 TERM=xterm-256color "
                f"PYTHONPATH={shlex.quote(str(ROOT))} XDG_DATA_HOME={shlex.quote(str(tmp_path))} "
-               f"&& {shlex.quote(sys.executable)} -m tui_tfs.cli lesson masks")
+               f"&& {program} lesson masks")
     try:  # as Tmux.start, but 80x23: a student's 80x24 terminal inside tmux
         tmux.run("-f", "/dev/null", "new-session", "-d", "-s", "t", "-x", "80", "-y", "23",
                  f"sh -c {shlex.quote(command + '; echo app-exit-status $?; sleep 60')}")
