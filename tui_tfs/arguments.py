@@ -17,7 +17,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="tui-tfs", description="Explore a transformer written from scratch in NumPy: step "
         "through every forward and backward operation, or train and query it from the shell.",
         epilog="Built-in scenarios: reverse, copy, sort, tiny-lm, char-lm, addition "
-        "(tui-tfs list). Without a command, the explorer opens.")
+        "(tui-tfs list). Lessons: tui-tfs lesson. Without a command, the explorer opens.")
     parser.add_argument("--ascii", action="store_true", default=None, dest="ascii_anywhere",
                         help="ASCII glyphs only, for the explorer opened without a command "
                              "(default: automatic, from the terminal)")
@@ -32,6 +32,12 @@ def build_parser() -> argparse.ArgumentParser:
                               "(.safetensors) (default: the picker)")
     explore.add_argument("--ascii", action="store_true", default=None,
                          help="ASCII glyphs only (default: automatic, from the terminal)")
+    explore.add_argument("--record", type=Path, metavar="KEYS",
+                         help="write every key pressed, with its time, to this file (a demo)")
+    explore.add_argument("--replay", type=Path, metavar="KEYS",
+                         help="play back a file written by --record; any key stops it")
+    explore.add_argument("--speed", type=_speed, default=1.0, metavar="N",
+                         help="replay N times faster (default 1; 0.1 to 100)")
 
     commands.add_parser("list", help="list the built-in scenarios",
                         description="The built-in scenarios, each with one line on what it is.")
@@ -90,6 +96,21 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--seed", type=_non_negative_int, default=0, help="seeds the sampling (default 0)")
     generate.add_argument("--explain", action="store_true",
                           help="show each token's probability and the alternatives")
+
+    lesson = commands.add_parser(
+        "lesson", help="open a lesson, list the built-in ones, or check a lesson file",
+        description="Lessons walk the explorer step by step and ask questions whose answers "
+        "are computed from the model shown. Without arguments: the built-in course; with a "
+        "lesson's name or file: the lesson screen. "
+        "`tui-tfs lesson check FILE` checks a lesson file without opening the explorer: every "
+        "problem with its line and the fix (exit 0: good, 2: problems); without FILE it checks "
+        "the whole built-in course.",
+        epilog="Write your own: copy a built-in lesson (tui-tfs lesson shows where they are), "
+        "edit it, then tui-tfs lesson check mine.toml")
+    lesson.add_argument("what", nargs="*", metavar="NAME|FILE | check FILE",
+                        help="a lesson to open, or `check FILE` to check one")
+    lesson.add_argument("--ascii", action="store_true", default=None,
+                        help="ASCII glyphs only (default: automatic, from the terminal)")
 
     evaluate = commands.add_parser(
         "eval", help="held-out predictions beside the targets, and metrics",
@@ -154,6 +175,13 @@ def _whole_in(low: int, high: int):
             raise argparse.ArgumentTypeError(f"must be from {low:,} to {high:,}, got {text[:40]}")
         return value
     return check
+
+
+def _speed(text: str) -> float:
+    value = _real(text)
+    if not 0.1 <= value <= 100:
+        raise argparse.ArgumentTypeError(f"must be from 0.1 to 100, got {text[:40]}")
+    return value
 
 
 def _gib(text: str) -> float:

@@ -2,11 +2,15 @@
 
     tui-tfs                              the explorer (scenario picker)
     tui-tfs explore [SCENARIO_OR_PATH]   the explorer on a scenario or a checkpoint
+                    [--record KEYS | --replay KEYS [--speed N]]   a demo's keys, with timing
     tui-tfs list                         the built-in scenarios
     tui-tfs show SCENARIO_OR_PATH        its description and every setting, as a scenario file
     tui-tfs train SCENARIO_OR_PATH       train with a progress bar; checkpoints; --resume
     tui-tfs generate CHECKPOINT          continue a prompt (or translate an input)
     tui-tfs eval CHECKPOINT              held-out predictions beside the targets, and metrics
+    tui-tfs lesson                       the built-in lessons
+    tui-tfs lesson check [FILE]          check a lesson file (or the whole course)
+    tui-tfs lesson NAME|FILE             open a lesson
 
 Exit codes: 0 done, 2 a usage or input error (the message says what to fix), 3 training
 diverged (a loss or gradient went NaN/Inf; the checkpoint keeps its last finite weights),
@@ -27,12 +31,15 @@ from .arguments import build_parser
 EXIT_OK, EXIT_USAGE, EXIT_DIVERGED, EXIT_INTERRUPTED = 0, 2, 3, 130
 
 
-def start_explorer(source: str | None, ascii_only: bool | None = None) -> int:
+def start_explorer(source: str | None, ascii_only: bool | None = None, record: Path | None = None,
+                   replay: Path | None = None, speed: float = 1.0) -> int:
     """Open the Textual explorer on `source` (None: the scenario picker): a built-in name, a
     scenario file or a checkpoint. The source is opened first, so a bad one is a message on
-    stderr and exit 2 (ScenarioError, CheckpointError or RunError, caught by `main`); the
-    screen needs a terminal on stdout and stderr (it draws on stderr), else it says so."""
+    stderr and exit 2 (ScenarioError, CheckpointError or RunError, caught by `main`); so is a
+    bad --replay file; the screen needs a terminal on stdout and stderr (it draws on stderr),
+    else it says so. `record`/`replay`: a keystroke file to write or to play back."""
     from .app import run_explorer, wants_ascii
+    from .keys_file import KeysFileError, read_keys
 
     ascii_only = wants_ascii() if ascii_only is None else ascii_only
     session = None
@@ -40,13 +47,30 @@ def start_explorer(source: str | None, ascii_only: bool | None = None) -> int:
         from .session import Session
 
         session = Session.open(source, ascii=ascii_only)
+    try:
+        presses = read_keys(replay) if replay is not None else None
+    except KeysFileError as error:
+        print(f"tui-tfs explore: {error}", file=sys.stderr)
+        return EXIT_USAGE
     for name, stream in (("stdout", sys.stdout), ("stderr", sys.stderr)):
         if not stream.isatty():
             print(f"tui-tfs explore: {name} is not a terminal (piped or redirected?); the "
                   f"explorer draws a full screen and needs one: run it without | or >, or use "
                   f"tui-tfs list, show, eval or generate for text", file=sys.stderr)
             return EXIT_USAGE
-    run_explorer(source, None, ascii_only, session=session)
+    if record is None and replay is None:
+        run_explorer(source, None, ascii_only, session=session)
+        return EXIT_OK
+    from .keys_app import KeysApp
+    from .keys_file import KeysWriter
+
+    try:
+        writer = KeysWriter(record) if record is not None else None
+    except KeysFileError as error:
+        print(f"tui-tfs explore: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    KeysApp(source, None, ascii_only, session=session, record=writer, replay=presses,
+            speed=speed).run()
     return EXIT_OK
 
 
@@ -68,7 +92,8 @@ def main(argv: list[str] | None = None) -> int:
     from .headless import RunError
 
     handlers = {"list": cmd_list, "show": cmd_show, "train": cmd_train,
-                "generate": cmd_generate, "eval": cmd_eval, None: cmd_explore,
+                "generate": cmd_generate, "eval": cmd_eval, "lesson": cmd_lesson,
+                None: cmd_explore,
                 "explore": cmd_explore}
     try:
         return handlers[args.command](args, console)
@@ -84,7 +109,9 @@ def main(argv: list[str] | None = None) -> int:
 # -- commands ---------------------------------------------------------------------------------------
 def cmd_explore(args, console: Console) -> int:
     ascii_only = args.ascii_anywhere or getattr(args, "ascii", None)
-    return start_explorer(getattr(args, "scenario", None), ascii_only)
+    return start_explorer(getattr(args, "scenario", None), ascii_only,
+                          getattr(args, "record", None), getattr(args, "replay", None),
+                          getattr(args, "speed", 1.0))
 
 
 def cmd_list(args, console: Console) -> int:
@@ -102,6 +129,21 @@ def cmd_list(args, console: Console) -> int:
         console.print(Text(line, style="bold" if i == 0 else ""), soft_wrap=True)
     console.print("\nTrain one: tui-tfs train reverse    Your own: tui-tfs show reverse > mine.toml")
     return EXIT_OK
+
+
+def cmd_lesson(args, console: Console) -> int:
+    from .lesson_commands import check_lessons, list_lessons, open_lesson
+
+    what = args.what
+    if not what:
+        return list_lessons(console)
+    if what[0] == "check":
+        return check_lessons(what[1:], console)
+    if len(what) == 1:
+        return open_lesson(what[0], console, args.ascii_anywhere or args.ascii)
+    print(f"tui-tfs lesson: expected a lesson's name, or check FILE; got {' '.join(what)[:80]}",
+          file=sys.stderr)
+    return EXIT_USAGE
 
 
 def cmd_show(args, console: Console) -> int:
