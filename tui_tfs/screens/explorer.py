@@ -18,6 +18,7 @@ from textual.widgets import ContentSwitcher
 
 from scenarios import ScenarioError
 
+from ..memory import give_back_memory
 from ..messages import EventPicked
 from ..render import Style
 from ..session import Session, SessionError
@@ -100,10 +101,12 @@ class ExplorerScreen(Screen[None]):
     GROUPS = [("Stepping", STEP_BINDINGS), ("Trace and checks", TRACE_BINDINGS),
               ("Views", VIEW_BINDINGS), ("Screen", SCREEN_BINDINGS)]
 
-    def __init__(self, session: Session, style: Style) -> None:
+    def __init__(self, session: Session, style: Style, closes_session: bool = False) -> None:
+        """`closes_session`: the session is this screen's own (an inspector's), closed with it."""
         super().__init__()
         self.session = session
         self.style = style
+        self.closes_session = closes_session
         self._before_overview = "tensor"  # the view the overview (A) was opened from
         # None: as the terminal's size suggests (all panels from 80x23, one below); else the
         # user's choice with `L` / `f`
@@ -182,6 +185,14 @@ class ExplorerScreen(Screen[None]):
         self._shown_trace = self.session.trace
         self.query_one(LayerTree).load(self.session.trace)
         self.refresh_views()
+
+    def on_unmount(self) -> None:
+        """Removed (after its widgets): keep no trace alive from here. An inspector's own
+        session is closed and its memory given back (tui_tfs.memory says why both)."""
+        self._shown_trace = None
+        if self.closes_session:
+            self.session.close()
+            give_back_memory()
 
     def on_screen_resume(self) -> None:
         """Back from training (or a dialog): redraw if the trace was re-recorded meanwhile."""
