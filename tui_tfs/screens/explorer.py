@@ -26,7 +26,9 @@ from ..widgets import (AttentionOverview, AttentionView, EmbeddingView, FormulaP
                        GradNormView, LayerTree, PositionalView, StatusLine, TemperatureView,
                        TensorView)
 from ..widgets.footer import FittingFooter
+from ..source import SourceError, op_source
 from .dialogs import ChoiceScreen, PromptScreen, ReportScreen
+from .source import SourceScreen
 
 VIEWS = ("tensor", "attention", "overview", "grads", "positional", "embedding", "temperature")
 
@@ -52,6 +54,7 @@ TRACE_BINDINGS = [
     Binding("c", "run_checks", "Run the built-in checks", show=False),
     Binding("k", "gradient_check", "Gradient check of this parameter", show=False),
     Binding("B", "break_switch", "Toggle a break-it switch and re-run", show=False),
+    Binding("C", "show_code", "Code: the engine lines that computed this event", show=False),
 ]
 VIEW_BINDINGS = [
     Binding("t", "view('tensor')", "Tensor view", show=False),
@@ -308,6 +311,15 @@ class ExplorerScreen(Screen[None]):
                    for n in self.session.break_names()]
         self.app.push_screen(ChoiceScreen("Toggle a break-it switch (Enter), then the trace "
                                           "re-runs:", choices), chosen)
+
+    def action_show_code(self) -> None:
+        """The engine function that emitted the current event, the op's lines marked."""
+        try:
+            source = op_source(self.session.event.where)
+        except (SourceError, OSError, SyntaxError) as error:
+            self.notify(escape(str(error)), title="code", severity="warning", timeout=8)
+            return
+        self.app.push_screen(SourceScreen(self.session.event, source, self.style))
 
     # -- checks -------------------------------------------------------------------------------------
     def action_run_checks(self) -> None:
