@@ -110,6 +110,14 @@ def test_c_opens_the_code_of_the_current_event(make_app, size, ascii, color):
     asyncio.run(main())
 
 
-def test_the_key_is_in_help_and_the_palette():
+def test_the_key_is_in_help_and_the_palette(make_app):
     help_text = bindings_text(ExplorerScreen.GROUPS).plain
     assert "C         Code: the engine lines that computed this event" in help_text
+    app = make_app("reverse")
+
+    async def main():
+        async with app.run_test(size=(80, 24)) as pilot:
+            await pilot.pause()
+            commands = {(c.title, c.help) for c in app.get_system_commands(app.screen)}
+            assert ("Code: the engine lines that computed this event", "key C") in commands
+    asyncio.run(main())

@@ -55,7 +55,6 @@ class SourceScreen(ModalScreen[None]):
     """The code that computed one event; see the module docstring."""
 
     DEFAULT_CSS = """
-    SourceScreen .dialog.source { width: 100%; max-width: 100; }
     SourceScreen #source-scroll { height: 1fr; overflow-x: auto; overflow-y: auto; }
     SourceScreen #source-body { width: auto; }
     """
