@@ -140,6 +140,14 @@ class Session(SessionViews):
         self._fix_tensor()
         return self.trace
 
+    def close(self) -> None:
+        """Let go of the trace (a closed inspector's session: nothing shows it any more). The
+        screen that showed it may live on as garbage until Python's cycle collector runs, and
+        a trace is large (90 MB on char-lm), so the session drops it at once."""
+        self.trace = None
+        self.cursor = None
+        self._backward_by_path, self._forward_by_path = {}, {}
+
     def trace_example(self, index: int) -> Trace:
         """Trace the scenario's example `index` (wrapping around); the scenario makes sure
         each of its examples encodes and fits max_len."""

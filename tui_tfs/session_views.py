@@ -9,6 +9,7 @@ positional and embedding tables. None of it changes the trace.
 """
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass
 
 import numpy as np
@@ -248,7 +249,7 @@ class SessionViews:
             return Scale.for_values(amap.values, keep, probabilities)
         # the overview asks once per map: take the layers x heads pass once per trace and stage
         cached = getattr(self, "_shared_attention_scale", None)
-        if cached is not None and cached[0] is self.trace and cached[1] == (amap.stage, amap.batch):
+        if cached is not None and cached[0]() is self.trace and cached[1] == (amap.stage, amap.batch):
             return cached[2]
         visible = []
         for path in self.trace.attention_paths:
@@ -257,7 +258,8 @@ class SessionViews:
                 shown = other.keep if keep is not None and other.keep is not None else None
                 visible.append(other.values[shown] if shown is not None else other.values.ravel())
         scale = Scale.for_values(np.concatenate(visible), None, probabilities, SHARED_ATTENTION)
-        self._shared_attention_scale = (self.trace, (amap.stage, amap.batch), scale)
+        # weakly: a replaced trace must not live on in this cache
+        self._shared_attention_scale = (weakref.ref(self.trace), (amap.stage, amap.batch), scale)
         return scale
 
     # -- other views ----------------------------------------------------------------------------------

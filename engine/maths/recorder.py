@@ -27,9 +27,15 @@ A recorder given the facts the model declared (`Recorder(facts=facts_by_path([mo
 stamps each event with the facts of the layer that emitted it (`Event.facts`: its token
 streams, attention kind, causality, parameters; see engine.maths.facts), so no reader has to
 guess them from the path.
+
+Each event also says where in the engine it was emitted (`Event.where`: the emitting
+function's file, name and def line, the emit call's line and the same call's previous emit),
+so a viewer can show the lines that computed it: a layer's NumPy lines for an op sit right
+above the op's emit. One frame lookup per event (`sys._getframe`), nothing when not recording.
 """
 from __future__ import annotations
 
+import sys
 import weakref
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -44,6 +50,18 @@ FORWARD = "forward"
 BACKWARD = "backward"
 
 
+@dataclass(frozen=True)
+class Where:
+    """Where an event was emitted: the op's code is the emitting function's lines after
+    `previous` (or after the def line and docstring when None) up to the emit at `line`."""
+
+    file: str  # the module's file as Python loaded it (code.co_filename)
+    function: str  # qualified name of the emitting function: "MultiHeadAttention._softmax"
+    first_line: int  # the function's first line (co_firstlineno: its first decorator, if any)
+    line: int  # the first line of the emit call
+    previous: int | None  # the line of the same call's previous emit; None for its first
+
+
 @dataclass
 class Event:
     """One operation of one pass."""
@@ -56,6 +74,7 @@ class Event:
     formula: str = ""  # key of the explanation shown beside it (engine.trace.formulas)
     attrs: dict[str, object] = field(default_factory=dict)  # small numbers: head count, scale, p
     facts: Facts = NO_FACTS  # what the op means, as the model declared it (engine.maths.facts)
+    where: Where | None = None  # the engine lines that emitted it (None: made by hand)
 
 
 class Recorder:
@@ -72,6 +91,8 @@ class Recorder:
         self._long_lived = None if owners is None else {id(o): o for o in owners}
         # (owner id, address, shape, strides, dtype) -> (weak reference to the owner, copy)
         self._copies: dict[tuple, tuple[weakref.ref, np.ndarray]] = {}
+        # emitting function's code -> (id of the frame of its latest call, line of its emit)
+        self._last_emit: dict[object, tuple[int, int]] = {}
 
     def copy_of(self, array: np.ndarray) -> np.ndarray:
         """A copy of `array` as it is now; the same copy for every event naming the same live
@@ -105,15 +126,32 @@ class Recorder:
         if formula is None:
             formula = op if phase == FORWARD else f"{op}.backward"
         event = Event(len(self.events), phase, path, op, copies, formula, dict(attrs),
-                      facts_of(self._facts, path))
+                      facts_of(self._facts, path), self._where())
         self.events.append(event)
         return event
+
+    def _where(self) -> Where:
+        """The frame that called emit (directly or through forward/backward) as a `Where`.
+        The previous emit counts only from the same call (the same frame) and above this line:
+        a new call of the function starts again from its def line."""
+        frame = sys._getframe(2)
+        while frame.f_code in _OWN_CODE:
+            frame = frame.f_back
+        code, line = frame.f_code, frame.f_lineno
+        last = self._last_emit.get(code)
+        previous = last[1] if last is not None and last[0] == id(frame) and last[1] < line \
+            else None
+        self._last_emit[code] = (id(frame), line)
+        return Where(code.co_filename, code.co_qualname, code.co_firstlineno, line, previous)
 
     def forward(self, path: str, op: str, tensors: Mapping, formula: str | None = None, **attrs):
         return self.emit(FORWARD, path, op, tensors, formula, **attrs)
 
     def backward(self, path: str, op: str, tensors: Mapping, formula: str | None = None, **attrs):
         return self.emit(BACKWARD, path, op, tensors, formula, **attrs)
+
+
+_OWN_CODE = {Recorder.emit.__code__, Recorder.forward.__code__, Recorder.backward.__code__}
 
 
 def _owner(array: np.ndarray) -> np.ndarray:

@@ -18,6 +18,7 @@ from textual.widgets import ContentSwitcher
 
 from scenarios import ScenarioError
 
+from ..memory import give_back_memory
 from ..messages import EventPicked
 from ..render import Style
 from ..session import Session, SessionError
@@ -25,7 +26,9 @@ from ..widgets import (AttentionOverview, AttentionView, EmbeddingView, FormulaP
                        GradNormView, LayerTree, PositionalView, StatusLine, TemperatureView,
                        TensorView)
 from ..widgets.footer import FittingFooter
+from ..source import SourceError, op_source
 from .dialogs import ChoiceScreen, PromptScreen, ReportScreen
+from .source import SourceScreen
 
 VIEWS = ("tensor", "attention", "overview", "grads", "positional", "embedding", "temperature")
 
@@ -51,6 +54,7 @@ TRACE_BINDINGS = [
     Binding("c", "run_checks", "Run the built-in checks", show=False),
     Binding("k", "gradient_check", "Gradient check of this parameter", show=False),
     Binding("B", "break_switch", "Toggle a break-it switch and re-run", show=False),
+    Binding("C", "show_code", "Code: the engine lines that computed this event", show=False),
 ]
 VIEW_BINDINGS = [
     Binding("t", "view('tensor')", "Tensor view", show=False),
@@ -100,10 +104,12 @@ class ExplorerScreen(Screen[None]):
     GROUPS = [("Stepping", STEP_BINDINGS), ("Trace and checks", TRACE_BINDINGS),
               ("Views", VIEW_BINDINGS), ("Screen", SCREEN_BINDINGS)]
 
-    def __init__(self, session: Session, style: Style) -> None:
+    def __init__(self, session: Session, style: Style, closes_session: bool = False) -> None:
+        """`closes_session`: the session is this screen's own (an inspector's), closed with it."""
         super().__init__()
         self.session = session
         self.style = style
+        self.closes_session = closes_session
         self._before_overview = "tensor"  # the view the overview (A) was opened from
         # None: as the terminal's size suggests (all panels from 80x23, one below); else the
         # user's choice with `L` / `f`
@@ -182,6 +188,14 @@ class ExplorerScreen(Screen[None]):
         self._shown_trace = self.session.trace
         self.query_one(LayerTree).load(self.session.trace)
         self.refresh_views()
+
+    def on_unmount(self) -> None:
+        """Removed (after its widgets): keep no trace alive from here. An inspector's own
+        session is closed and its memory given back (tui_tfs.memory says why both)."""
+        self._shown_trace = None
+        if self.closes_session:
+            self.session.close()
+            give_back_memory()
 
     def on_screen_resume(self) -> None:
         """Back from training (or a dialog): redraw if the trace was re-recorded meanwhile."""
@@ -297,6 +311,15 @@ class ExplorerScreen(Screen[None]):
                    for n in self.session.break_names()]
         self.app.push_screen(ChoiceScreen("Toggle a break-it switch (Enter), then the trace "
                                           "re-runs:", choices), chosen)
+
+    def action_show_code(self) -> None:
+        """The engine function that emitted the current event, the op's lines marked."""
+        try:
+            source = op_source(self.session.event.where)
+        except (SourceError, OSError, SyntaxError) as error:
+            self.notify(escape(str(error)), title="code", severity="warning", timeout=8)
+            return
+        self.app.push_screen(SourceScreen(self.session.event, source, self.style))
 
     # -- checks -------------------------------------------------------------------------------------
     def action_run_checks(self) -> None:

@@ -308,7 +308,7 @@ class TrainingScreen(Screen[None]):
         self.inspecting = s
         from .explorer import ExplorerScreen
 
-        self.app.push_screen(ExplorerScreen(s, self.style))
+        self.app.push_screen(ExplorerScreen(s, self.style, closes_session=True))
 
     def action_leave(self) -> None:
         """Back to the explorer: pause, and show it the trained weights."""
