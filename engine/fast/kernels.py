@@ -30,13 +30,25 @@ def _rows_of(mask: np.ndarray | None, rows: slice) -> np.ndarray | None:
     return mask if mask is None or mask.shape[0] == 1 else mask[rows]
 
 
+_ones_columns: dict[tuple[int, np.dtype], np.ndarray] = {}
+
+
+def _ones_column(n: int, dtype) -> np.ndarray:
+    """(n, 1) of ones (shared, never written): `rows @ it` is each row's sum."""
+    key = (n, dtype)
+    if key not in _ones_columns:
+        _ones_columns[key] = np.ones((n, 1), dtype=dtype)
+        _ones_columns[key].flags.writeable = False
+    return _ones_columns[key]
+
+
 # -- softmax, in place ---------------------------------------------------------------------------
 def softmax_(x: np.ndarray, axis: int) -> np.ndarray:
     """x <- softmax(x) along `axis`, the formula's steps in place; returns x."""
     x -= x.max(axis=axis, keepdims=True)
     np.exp(x, out=x)
     if axis in (-1, x.ndim - 1):  # row sums as one product with a ones vector, as the formula
-        total = x @ np.ones((x.shape[-1], 1), dtype=x.dtype)
+        total = x @ _ones_column(x.shape[-1], x.dtype)
     else:
         total = x.sum(axis=axis, keepdims=True)
     x *= np.reciprocal(total, out=total)
@@ -128,46 +140,32 @@ def attention_backward(q, k, v, weights, dropped, keep, scale, axis, fill, d_con
     for_each_block(len(weights), products + 5 * weights.size, block)
 
 
-class KVCache:
-    """Keys and values (B,H,S,K) of the positions decoded so far, in buffers as long as the
-    model's context, written in place: a new position costs its own keys, not a copy of all."""
-
-    def __init__(self) -> None:
-        self.k: np.ndarray | None = None  # (B,H,capacity,K)
-        self.v: np.ndarray | None = None
-        self.length = 0  # positions filled
-
-    def append(self, k_new: np.ndarray, v_new: np.ndarray, capacity: int) -> None:
-        """k_new, v_new (B,H,S_new,K) go after the cached positions."""
-        b, h, s_new, width = k_new.shape
-        end = self.length + s_new
-        if self.k is None or end > self.k.shape[2]:
-            grown_k = np.empty((b, h, max(capacity, end), width), k_new.dtype)
-            grown_v = np.empty_like(grown_k)
-            if self.k is not None:
-                grown_k[:, :, :self.length] = self.k[:, :, :self.length]
-                grown_v[:, :, :self.length] = self.v[:, :, :self.length]
-            self.k, self.v = grown_k, grown_v
-        self.k[:, :, self.length:end] = k_new
-        self.v[:, :, self.length:end] = v_new
-        self.length = end
-
-    def keys(self) -> tuple[np.ndarray, np.ndarray]:
-        """(k, v) of the filled positions, views (B,H,S,K)."""
-        return self.k[:, :, :self.length], self.v[:, :, :self.length]
-
-
-def attention_cached(q, k, v, keep, scale, axis, fill):
-    """Decoding: q (B,H,T,K) against the cached k, v (B,H,S,K) -> context (B,H,T,K), on the
-    calling thread (no pool hand-off), the formula's arithmetic in one buffer."""
-    weights = q @ k.transpose(0, 1, 3, 2)  # (B,H,T,S)
-    return _normalise_(weights, keep, scale, axis, fill) @ v
-
-
 # -- layer normalisation -------------------------------------------------------------------------
+_mean_vectors: dict[tuple[int, np.dtype], np.ndarray] = {}
+
+
 def mean_vector(d: int, dtype) -> np.ndarray:
-    """(D, 1) of 1/D: `rows @ it` is each row's mean as one product."""
-    return np.full((d, 1), 1.0 / d, dtype=dtype)
+    """(D, 1) of 1/D (shared, never written): `rows @ it` is each row's mean as one product."""
+    key = (d, dtype)
+    if key not in _mean_vectors:
+        _mean_vectors[key] = np.full((d, 1), 1.0 / d, dtype=dtype)
+        _mean_vectors[key].flags.writeable = False
+    return _mean_vectors[key]
+
+
+def _layernorm_rows(x, gamma, beta, eps, out, x_hat, mean, rstd) -> None:
+    """The formula's steps on rows x (n,D), into out, x_hat (n,D), mean, rstd (n,1)."""
+    by_d = mean_vector(x.shape[-1], x.dtype)
+    np.matmul(x, by_d, out=mean)
+    centred = np.subtract(x, mean, out=x_hat)  # (n, D)
+    square = np.multiply(centred, centred, out=out)  # scratch: out is free yet
+    var = square @ by_d  # (n, 1) biased variance
+    var += eps
+    np.sqrt(var, out=var)
+    np.divide(1.0, var, out=rstd)
+    centred *= rstd  # x_hat, in place of the centred values
+    np.multiply(centred, gamma, out=out)
+    out += beta
 
 
 def layernorm_forward(x2, gamma, beta, eps):
@@ -175,29 +173,16 @@ def layernorm_forward(x2, gamma, beta, eps):
     out, x_hat = np.empty_like(x2), np.empty_like(x2)
     mean = np.empty((len(x2), 1), dtype=x2.dtype)  # (N, 1)
     rstd = np.empty_like(mean)  # (N, 1)
-    by_d = mean_vector(x2.shape[-1], x2.dtype)
-
-    def block(rows: slice) -> None:
-        centred = x_hat[rows]
-        np.matmul(x2[rows], by_d, out=mean[rows])
-        np.subtract(x2[rows], mean[rows], out=centred)  # (n, D)
-        square = np.multiply(centred, centred, out=out[rows])  # scratch: out is free yet
-        var = square @ by_d  # (n, 1) biased variance
-        var += eps
-        np.sqrt(var, out=var)
-        np.divide(1.0, var, out=rstd[rows])
-        centred *= rstd[rows]  # x_hat, in place of the centred values
-        np.multiply(centred, gamma, out=out[rows])
-        out[rows] += beta
-
-    for_each_block(len(x2), 8 * x2.size, block, ROW_ALIGN)  # 8 passes
+    for_each_block(len(x2), 8 * x2.size, lambda rows: _layernorm_rows(  # 8 passes
+        x2[rows], gamma, beta, eps, out[rows], x_hat[rows], mean[rows], rstd[rows]),
+        ROW_ALIGN)
     return out, mean, rstd, x_hat
 
 
 def layernorm_backward(d2, x_hat, rstd, gamma):
     """d2, x_hat (N,D), rstd (N,1) -> d_x (N,D) in row blocks, the formula's steps in place."""
     d_x = np.empty_like(d2)  # (N, D)
-    by_d = mean_vector(d2.shape[-1], d2.dtype)
+    by_d = mean_vector(d2.shape[-1], d2.dtype)  # (D, 1)
 
     def block(rows: slice) -> None:
         g = np.multiply(d2[rows], gamma, out=d_x[rows])  # (n, D)
@@ -212,22 +197,23 @@ def layernorm_backward(d2, x_hat, rstd, gamma):
 
 
 # -- GELU (tanh form) ----------------------------------------------------------------------------
+def _gelu_rows(x, c, ca, out, tanh) -> None:
+    """out = (1 + t) x / 2 and t = tanh(u), u = (x x ca + c) x, into out and tanh."""
+    u = np.multiply(x, x, out=tanh)  # build u in the tanh buffer
+    u *= ca
+    u += c
+    u *= x
+    np.tanh(u, out=tanh)
+    np.add(tanh, 1, out=out)
+    out *= x
+    out *= 0.5
+
+
 def gelu_forward(x, c, ca):
-    """x (N,...,F) -> (out, t = tanh(u)) in row blocks; u = (x x ca + c) x, out = (1 + t) x / 2."""
+    """x (N,...,F) -> (out, t = tanh(u)), the formula's steps in row blocks."""
     out, tanh = np.empty_like(x), np.empty_like(x)
-
-    def block(rows: slice) -> None:
-        xr, t, o = x[rows], tanh[rows], out[rows]
-        u = np.multiply(xr, xr, out=t)  # build u in the tanh buffer
-        u *= ca
-        u += c
-        u *= xr
-        np.tanh(u, out=t)
-        np.add(t, 1, out=o)
-        o *= xr
-        o *= 0.5
-
-    for_each_block(len(x), 8 * x.size, block)  # 8 passes
+    for_each_block(len(x), 8 * x.size,  # 8 passes
+                   lambda rows: _gelu_rows(x[rows], c, ca, out[rows], tanh[rows]))
     return out, tanh
 
 
@@ -268,3 +254,86 @@ def linear_forward(x2, w, b):
 def linear_backward(x2, d2, w, bias: bool):
     """-> grad_w (I,O), grad_b (O,) or None, d_x (N,I): three products in one hand-off."""
     return parallel.affine_backward(x2, d2, w, bias)
+
+
+# -- decoding: a few rows on the calling thread ---------------------------------------------------
+# Generating at batch 1 runs one row at a time: the thread pool's wrappers would cost more than
+# the work. These run the same steps directly, with nothing kept for backward; given many rows
+# (a whole batch of sources to encode) they hand over to the row-block kernels above.
+DIRECT_ROWS = 4 * ROW_ALIGN  # below this, a product's rows make one block anyway
+
+
+def affine_rows(x2, w, b):
+    """x2 (n,I) @ w (I,O) + b (O,) or None -> (n,O)."""
+    if len(x2) >= DIRECT_ROWS:
+        return linear_forward(x2, w, b)
+    out = x2 @ w
+    if b is not None:
+        out += b
+    return out
+
+
+def layernorm_rows(x2, gamma, beta, eps):
+    """x2 (n,D) -> out (n,D): the same steps (and bits) as layernorm_forward."""
+    if len(x2) >= DIRECT_ROWS:
+        return layernorm_forward(x2, gamma, beta, eps)[0]
+    by_d = mean_vector(x2.shape[-1], x2.dtype)
+    out = x2 - x2 @ by_d  # centred (n, D)
+    var = (out * out) @ by_d  # (n, 1)
+    var += var.dtype.type(eps)
+    np.sqrt(var, out=var)
+    out *= np.divide(1.0, var, out=var)  # x_hat
+    out *= gamma
+    out += beta
+    return out
+
+
+def gelu_rows(x, c, ca):
+    """x -> gelu(x): the same steps (and bits) as gelu_forward."""
+    if 8 * x.size >= parallel.MIN_WORK:
+        return gelu_forward(x, c, ca)[0]
+    out = x * x  # u, then tanh(u), then the output, all in one buffer
+    out *= ca
+    out += c
+    out *= x
+    np.tanh(out, out=out)
+    out += 1
+    out *= x
+    out *= 0.5
+    return out
+
+
+class KVCache:
+    """Keys and values (B,H,S,K) of the positions decoded so far, in buffers as long as the
+    model's context, written in place: a new position costs its own keys, not a copy of all."""
+
+    def __init__(self) -> None:
+        self.k: np.ndarray | None = None  # (B,H,capacity,K)
+        self.v: np.ndarray | None = None
+        self.length = 0  # positions filled
+
+    def append(self, k_new: np.ndarray, v_new: np.ndarray, capacity: int) -> None:
+        """k_new, v_new (B,H,S_new,K) go after the cached positions."""
+        b, h, s_new, width = k_new.shape
+        end = self.length + s_new
+        if self.k is None or end > self.k.shape[2]:
+            grown_k = np.empty((b, h, max(capacity, end), width), k_new.dtype)
+            grown_v = np.empty_like(grown_k)
+            if self.k is not None:
+                grown_k[:, :, :self.length] = self.k[:, :, :self.length]
+                grown_v[:, :, :self.length] = self.v[:, :, :self.length]
+            self.k, self.v = grown_k, grown_v
+        self.k[:, :, self.length:end] = k_new
+        self.v[:, :, self.length:end] = v_new
+        self.length = end
+
+    def keys(self) -> tuple[np.ndarray, np.ndarray]:
+        """(k, v) of the filled positions, views (B,H,S,K)."""
+        return self.k[:, :, :self.length], self.v[:, :, :self.length]
+
+
+def attention_cached(q, k, v, keep, scale, axis, fill):
+    """Decoding: q (B,H,T,K) against the cached k, v (B,H,S,K) -> context (B,H,T,K), on the
+    calling thread (no pool hand-off), the formula's arithmetic in one buffer."""
+    weights = q @ k.transpose(0, 1, 3, 2)  # (B,H,T,S)
+    return _normalise_(weights, keep, scale, axis, fill) @ v

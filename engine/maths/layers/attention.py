@@ -89,6 +89,8 @@ class MultiHeadAttention(Module):
         self.scale = 1.0 / np.sqrt(config.d_head)
         self.apply_scale = not config.breaks.no_scaling
         self.softmax_axis = -2 if config.breaks.softmax_wrong_axis else -1
+        self._settings = dict(scale=self.scale if self.apply_scale else None,
+                              axis=self.softmax_axis, fill=MASK_FILL)
         for name in ("q_proj", "k_proj", "v_proj", "o_proj"):
             setattr(self, name, self.add_child(name, Linear(self.child_path(name), d, d, rng, std, dtype)))
         self.attn_drop = self.add_child("attn_drop", Dropout(self.child_path("attn_drop"),
@@ -211,8 +213,8 @@ class MultiHeadAttention(Module):
 
     # -- the same arithmetic as fast kernels (engine/fast/kernels.py) ---------------------------
     def _kernel_args(self) -> dict:
-        return dict(scale=self.scale if self.apply_scale else None, axis=self.softmax_axis,
-                    fill=MASK_FILL)
+        """The kernels' settings: scale (None when the break switch skips it), axis, fill."""
+        return self._settings
 
     def _forward_fast(self, x_q, x_kv, keep):
         """`forward` as kernels: the chain scores .. attend per block of batch rows."""
@@ -253,20 +255,34 @@ class MultiHeadAttention(Module):
         return self._project_backward(d_qkv, d_kv)
 
     def infer(self, x_q: np.ndarray, x_kv: np.ndarray | None, keep: np.ndarray | None,
-              cache: dict[str, kernels.KVCache]) -> np.ndarray:
+              cache: dict[str, object]) -> np.ndarray:
         """The forward's arithmetic for cached decoding: nothing saved, nothing recorded.
 
-        Keys and values of `x_kv` are appended to `cache["kv"]` (B,H,S,K, preallocated for
-        max_len positions and written in place), so the prefix is projected once.
+        Keys and values of `x_kv` are appended to `cache["kv"]` (a kernels.KVCache: (B,H,S,K)
+        buffers for max_len positions, written in place), so the prefix is projected once.
         `x_kv=None` reuses the cache as it is (cross-attention after the first step: the
-        encoder's memory does not change).
+        encoder's memory does not change). A cache belongs to one decoding: self-attention
+        keeps its q, k, v weights side by side in it, for one product per step.
         """
-        q_heads = split_heads(self.q_proj.infer(x_q), self.n_heads)  # (B,H,T,K)
-        if x_kv is not None:
-            k_new = split_heads(self.k_proj.infer(x_kv), self.n_heads)  # (B,H,S_new,K)
-            v_new = split_heads(self.v_proj.infer(x_kv), self.n_heads)
-            cache.setdefault("kv", kernels.KVCache()).append(k_new, v_new, self.max_len)
+        heads = self.n_heads
+        if x_kv is x_q:  # self-attention: q, k, v = x [Wq Wk Wv] + [bq bk bv], as in forward
+            if "w_qkv" not in cache:
+                projections = (self.q_proj, self.k_proj, self.v_proj)
+                cache["w_qkv"] = np.concatenate([p.w.data for p in projections], axis=1)
+                cache["b_qkv"] = np.concatenate([p.b.data for p in projections])
+            qkv = kernels.affine_rows(x_q.reshape(-1, x_q.shape[-1]), cache["w_qkv"],
+                                      cache["b_qkv"])  # (B*T, 3D)
+            qkv, d = qkv.reshape(*x_q.shape[:-1], -1), x_q.shape[-1]  # (B,T,3D)
+            q, k_new, v_new = qkv[..., :d], qkv[..., d:2 * d], qkv[..., 2 * d:]
+        else:
+            q = self.q_proj.infer(x_q)  # (B,T,D)
+            k_new = None if x_kv is None else self.k_proj.infer(x_kv)  # (B,S,D)
+            v_new = None if x_kv is None else self.v_proj.infer(x_kv)
+        if k_new is not None:
+            if "kv" not in cache:
+                cache["kv"] = kernels.KVCache()
+            cache["kv"].append(split_heads(k_new, heads), split_heads(v_new, heads), self.max_len)
         k_heads, v_heads = cache["kv"].keys()  # (B,H,S,K)
-        context = kernels.attention_cached(q_heads, k_heads, v_heads, keep,
+        context = kernels.attention_cached(split_heads(q, heads), k_heads, v_heads, keep,
                                            **self._kernel_args())  # (B,H,T,K)
         return self.o_proj.infer(merge_heads(context))  # (B,T,D)

@@ -74,8 +74,8 @@ class Linear(Module):
     def infer(self, x: np.ndarray) -> np.ndarray:
         """The forward with nothing saved or recorded (cached decoding): the kernel."""
         n_in, n_out = self.w.data.shape
-        out = kernels.linear_forward(x.reshape(-1, n_in), self.w.data,
-                                     None if self.b is None else self.b.data)  # (N, O)
+        out = kernels.affine_rows(x.reshape(-1, n_in), self.w.data,
+                                  None if self.b is None else self.b.data)  # (N, O)
         return out.reshape(*x.shape[:-1], n_out)
 
 
@@ -113,7 +113,7 @@ class TiedOutput(Module):
 
     def infer(self, x: np.ndarray) -> np.ndarray:
         emb = self.embedding.data  # (V, D)
-        out = kernels.linear_forward(x.reshape(-1, emb.shape[1]), emb.T, None)  # (N, V)
+        out = kernels.affine_rows(x.reshape(-1, emb.shape[1]), emb.T, None)  # (N, V)
         return out.reshape(*x.shape[:-1], emb.shape[0])
 
 
