@@ -96,3 +96,18 @@ def test_the_kernels_run_on_two_threads_when_nobody_records(monkeypatch):
     finally:
         parallel.set_threads(1)
     assert split > 0 and not blocks, (split, len(blocks))
+
+
+def test_the_readme_shows_the_attention_layer_as_it_reads():
+    """Every line of the README's excerpt (but the `...` gaps) is a line of attention.py, in
+    that order: the excerpt cannot drift from the code."""
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    start = readme.index("`MultiHeadAttention.forward`:")
+    block = readme[readme.index("```python\n", start) + 10:readme.index("```\n", start + 40)]
+    excerpt = [line for line in block.splitlines() if line.strip() not in ("", "...")]
+    source = (LAYERS / "attention.py").read_text().splitlines()
+    at = 0
+    for line in excerpt:
+        assert line in source[at:], f"README line not in attention.py (in order): {line!r}"
+        at = source.index(line, at) + 1
+    assert len(excerpt) >= 10
