@@ -89,6 +89,7 @@ class MultiHeadAttention(Module):
         self.scale = 1.0 / np.sqrt(config.d_head)
         self.apply_scale = not config.breaks.no_scaling
         self.softmax_axis = -2 if config.breaks.softmax_wrong_axis else -1
+        # the kernels' settings: scale (None when the break switch skips it), axis, fill
         self._settings = dict(scale=self.scale if self.apply_scale else None,
                               axis=self.softmax_axis, fill=MASK_FILL)
         for name in ("q_proj", "k_proj", "v_proj", "o_proj"):
@@ -212,10 +213,6 @@ class MultiHeadAttention(Module):
                        "weights": weights, "dropped": dropped, "keep": keep, "self": is_self}
 
     # -- the same arithmetic as fast kernels (engine/fast/kernels.py) ---------------------------
-    def _kernel_args(self) -> dict:
-        """The kernels' settings: scale (None when the break switch skips it), axis, fill."""
-        return self._settings
-
     def _forward_fast(self, x_q, x_kv, keep):
         """`forward` as kernels: the chain scores .. attend per block of batch rows."""
         q, k, v = self._project(x_q, x_kv)  # (B,T,D) (B,S,D) (B,S,D)
@@ -224,7 +221,7 @@ class MultiHeadAttention(Module):
         drop = self.attn_drop.forward if self.attn_drop.active else None
         weights, dropped = kernels.attention_forward(
             q_heads, k_heads, v_heads, keep, context=split_heads(merged, self.n_heads),
-            drop=drop, **self._kernel_args())
+            drop=drop, **self._settings)
         if drop is None:
             self.attn_drop.forward(weights)  # the identity; keeps its state in step
         self._save(q_heads, k_heads, v_heads, weights, dropped, keep, x_kv is x_q)
@@ -249,7 +246,7 @@ class MultiHeadAttention(Module):
             s["q_heads"], s["k_heads"], s["v_heads"], s["weights"], s["dropped"], s["keep"],
             d_context=split_heads(d_merged, heads), d_q=split_heads(d_q, heads),
             d_k=split_heads(d_k, heads), d_v=split_heads(d_v, heads),
-            drop_backward=drop_backward, **self._kernel_args())
+            drop_backward=drop_backward, **self._settings)
         if drop_backward is None:
             self.attn_drop.backward(d_merged)  # the identity; clears its state
         return self._project_backward(d_qkv, d_kv)
@@ -284,5 +281,5 @@ class MultiHeadAttention(Module):
             cache["kv"].append(split_heads(k_new, heads), split_heads(v_new, heads), self.max_len)
         k_heads, v_heads = cache["kv"].keys()  # (B,H,S,K)
         context = kernels.attention_cached(split_heads(q, heads), k_heads, v_heads, keep,
-                                           **self._kernel_args())  # (B,H,T,K)
+                                           **self._settings)  # (B,H,T,K)
         return self.o_proj.infer(merge_heads(context))  # (B,T,D)
