@@ -53,6 +53,12 @@ def merge_heads(x: np.ndarray) -> np.ndarray:
     return x.transpose(0, 2, 1, 3).reshape(b, t, h * k)
 
 
+def merge_side_by_side(*heads: np.ndarray) -> np.ndarray:
+    """n arrays (B,H,T,K) -> (B,T,n*H*K): each merged as by merge_heads, side by side, in one copy."""
+    b, _, t, _ = heads[0].shape
+    return np.concatenate([x.transpose(0, 2, 1, 3) for x in heads], axis=2).reshape(b, t, -1)
+
+
 def softmax(x: np.ndarray, axis: int) -> np.ndarray:
     """exp(x - max) / sum(exp(x - max)) along `axis`.
 
@@ -60,12 +66,14 @@ def softmax(x: np.ndarray, axis: int) -> np.ndarray:
     multiply by its reciprocal: NumPy sums a short last axis row by row (~4x slower at 64 keys)
     and divides ~2x slower than it multiplies.
     """
-    e = np.exp(x - x.max(axis=axis, keepdims=True))
+    e = x - x.max(axis=axis, keepdims=True)  # shifted: the largest is 0, exp cannot overflow
+    np.exp(e, out=e)
     if axis in (-1, x.ndim - 1):
         total = e @ np.ones((x.shape[-1], 1), dtype=x.dtype)  # (..., 1) row sums
     else:
         total = e.sum(axis=axis, keepdims=True)
-    return e * np.reciprocal(total)
+    e *= np.reciprocal(total)
+    return e
 
 
 def softmax_backward(weights: np.ndarray, d_weights: np.ndarray, axis: int) -> np.ndarray:
@@ -126,7 +134,7 @@ class MultiHeadAttention(Module):
 
         weights = softmax(masked, axis)  # (B,H,T,S)
         if keep is not None:  # a query that may see no key attends to nothing
-            weights = np.where(keep.any(axis=-1, keepdims=True), weights, weights.dtype.type(0))
+            weights *= keep.any(axis=-1, keepdims=True)
         rec.forward(self.child_path("softmax"), "softmax", {"masked": masked,
                     "weights": weights}, axis=axis)
 
@@ -181,13 +189,17 @@ class MultiHeadAttention(Module):
         rec.backward(self.child_path("scores"), "scores", {"d_scores": d_scores,
                      "d_q": d_q_heads, "d_k": d_k_heads})
 
-        d_q, d_k, d_v = (merge_heads(g) for g in (d_q_heads, d_k_heads, d_v_heads))  # (B,T|S,D)
+        # heads merged back (B,T|S,D), those of one input side by side for one product back
+        if s["self"]:
+            d_qkv = merge_side_by_side(d_q_heads, d_k_heads, d_v_heads)  # [d_q d_k d_v] (B,T,3D)
+            (d_q, d_k, d_v), d_kv = np.split(d_qkv, 3, axis=-1), None
+        else:
+            d_qkv, d_kv = merge_heads(d_q_heads), merge_side_by_side(d_k_heads, d_v_heads)
+            d_q, (d_k, d_v) = d_qkv, np.split(d_kv, 2, axis=-1)  # d_kv = [d_k d_v] (B,S,2D)
         rec.backward(self.child_path("split_heads"), "split_heads",
                      {"d_q_heads": d_q_heads, "d_k_heads": d_k_heads, "d_v_heads": d_v_heads,
                       "d_q": d_q, "d_k": d_k, "d_v": d_v})
-        if s["self"]:
-            return self._project_backward(np.concatenate([d_q, d_k, d_v], axis=-1), None)
-        return self._project_backward(d_q, np.concatenate([d_k, d_v], axis=-1))
+        return self._project_backward(d_qkv, d_kv)
 
     # -- the projections, shared by the formula and the kernels --------------------------------
     def _project(self, x_q: np.ndarray, x_kv: np.ndarray) -> list[np.ndarray]:
