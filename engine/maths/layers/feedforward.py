@@ -40,9 +40,10 @@ class Activation(Module):
         elif use_kernels():
             out, self.tanh = kernels.gelu_forward(x, c, ca)
         else:
+            one, half = x.dtype.type(1), x.dtype.type(0.5)  # typed: temporaries are reused
             t = (x * x * ca + c) * x  # u
             np.tanh(t, out=t)  # t = tanh(u), in u's place
-            out = (t + 1) * x * 0.5  # (B,T,F)
+            out = (t + one) * x * half  # (B,T,F)
             self.tanh = t
         watcher().forward(self.path, self.kind, {"x": x, "out": out})
         return out
@@ -56,9 +57,10 @@ class Activation(Module):
         elif use_kernels():
             d_x = kernels.gelu_backward(x, t, d_out, c, c3a)
         else:
+            one, half = x.dtype.type(1), x.dtype.type(0.5)  # typed: temporaries are reused
             sech2 = t * t  # 1 - t^2 = sech^2(u), the derivative of tanh
-            np.subtract(1, sech2, out=sech2)
-            d_x = ((x * x * c3a + c) * sech2 * x + t + 1) * d_out * 0.5  # (B,T,F)
+            np.subtract(one, sech2, out=sech2)
+            d_x = ((x * x * c3a + c) * sech2 * x + t + one) * d_out * half  # (B,T,F)
         watcher().backward(self.path, self.kind, {"d_out": d_out, "d_x": d_x})
         self.x = self.tanh = None
         return d_x
