@@ -15,7 +15,8 @@ import numpy as np
 from .config import ModelConfig
 from .layers import Dropout, FeedForward, LayerNorm, MultiHeadAttention, ResidualAdd
 from .param import Module
-from ..fast.parallel import add
+from ..fast import kernels
+from .layers.kernel_choice import use_kernels
 
 SELF_ATTENTION, CROSS_ATTENTION, FEED_FORWARD = "self_attn", "cross_attn", "ffn"
 
@@ -57,7 +58,7 @@ class Sublayer(Module):
         if self.kind == SELF_ATTENTION:
             fx = self.inner.infer(h, h, keep, cache)
         elif self.kind == CROSS_ATTENTION:
-            fx = self.inner.infer(h, None if "k" in cache else memory, keep, cache)
+            fx = self.inner.infer(h, None if "kv" in cache else memory, keep, cache)
         else:
             fx = self.inner.infer(h)
         out = fx if self.residual.disabled else x + fx
@@ -78,8 +79,10 @@ class Sublayer(Module):
             d_h = self.inner.backward(d_fx)
         if self.pre_norm:
             d_h = self.norm.backward(d_h)
-        d_x = d_h if d_skip is None else add(d_h, d_skip)
-        return d_x, d_memory
+        if d_skip is None:  # the skip connection is cut
+            return d_h, d_memory
+        # the gradients of the two paths meet: through f, and along the skip connection
+        return (kernels.add(d_h, d_skip) if use_kernels() else d_h + d_skip), d_memory
 
 
 class EncoderBlock(Module):

@@ -78,3 +78,17 @@ def test_the_direct_path_gives_the_same_logits_as_row_blocks_on_two_threads(monk
     finally:
         parallel.set_threads(1)
     assert np.array_equal(direct[0], split[0]) and np.array_equal(direct[1], split[1])
+
+
+def test_decoding_writes_keys_and_values_in_place_into_a_cache_as_long_as_max_len():
+    """A new position costs its own keys and values: the cache is allocated once, for max_len
+    positions, and each step writes into it (no copy of the whole prefix per token)."""
+    model = _model("decoder_only", "pre")
+    cache = model.new_cache()
+    model.infer(IDS[:, :3], cache, 0)
+    kv = cache.blocks[0][0]["kv"]
+    keys, values = kv.k, kv.v
+    assert keys.shape[2] == model.config.max_len
+    for at in range(3, T):
+        model.infer(IDS[:, at:at + 1], cache, at)
+    assert kv.k is keys and kv.v is values and kv.length == T

@@ -283,3 +283,34 @@ def test_ten_adam_steps_give_the_same_losses(case, dtype):
 def _named_engine_weights(tmodel) -> dict[str, "torch.Tensor"]:
     """Torch weights under engine names and layout ((in, out) for linear weights)."""
     return {name: (p.T if transpose else p) for name, (p, transpose) in name_map(tmodel).items()}
+
+
+# -- queries that may see no key -----------------------------------------------------------------
+def left_padded_batch(case: Case) -> tuple[tuple[np.ndarray, ...], np.ndarray]:
+    """make_batch's tokens moved to the right end of each row: the pads come first, so under
+    the causal mask a pad query sees only pad keys (none at all), and its next token is real."""
+    inputs, targets = make_batch(case, np.random.default_rng(6))
+    def shift(ids):
+        return np.stack([np.concatenate([row[row == PAD], row[row != PAD]]) for row in ids])
+    seq = shift(np.concatenate([inputs[-1], targets[:, -1:]], axis=1))  # (B, T+1)
+    inputs = (*(shift(x) for x in inputs[:-1]), seq[:, :-1])
+    return inputs, seq[:, 1:]
+
+
+@pytest.mark.parametrize("case", [CASES[1], CASES[0]], ids=lambda c: c.id)
+def test_queries_that_see_no_key_attend_to_nothing_in_both(case):
+    """A left pad under a causal mask may see no key: the engine gives it zero weights (not a
+    uniform row over every key, the future included); the oracle must define it the same, and
+    the logits of those rows and every gradient must then agree."""
+    model = build_model(make_config(case))
+    model.load_state_dict(random_state(model, seed=11))
+    tmodel = build_torch_model(model.config, torch.float64)
+    load_from_engine(tmodel, model.state_dict())
+    inputs, targets = left_padded_batch(case)
+    assert (targets[inputs[-1] == PAD] != PAD).any(), "no pad query whose prediction counts"
+    ours = run_engine(model.eval(), inputs, targets, case.smoothing, case.pad_id)
+    theirs = run_torch(tmodel.eval(), inputs, targets, case.smoothing, case.pad_id)
+    assert tensor_rel_err(ours.logits, theirs.logits) <= TOL
+    errors = {name: tensor_rel_err(ours.grads[name], theirs.grads[name]) for name in theirs.grads}
+    bad = {name: e for name, e in errors.items() if e > TOL}
+    assert not bad, f"gradients differ with left padding: {bad}"

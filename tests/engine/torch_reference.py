@@ -9,7 +9,9 @@ Shapes: B batch, S source length, T target length, D model width, H heads, K hea
 F feed-forward width, V vocabulary.
 
     embed       x = E[ids] * (sqrt(D) if scale_embedding else 1) + P[:T], then dropout
-    attention   softmax(mask(q k^T / sqrt(K))) v per head, masked scores filled with -1e9
+    attention   softmax(mask(q k^T / sqrt(K))) v per head, masked scores filled with -1e9;
+                a query that may see no key at all (a left pad under a causal mask) attends
+                to nothing: its weights are zero, so its context is zero
     post-LN     x = LN(x + drop(f(x)))
     pre-LN      x = x + drop(f(LN(x))); the stack ends with ln_f
     head        logits = h W + b, or h E^T when the embeddings are tied (no bias)
@@ -32,7 +34,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-MASK_FILL = -1e9  # the spec's fill for masked scores: finite, so a fully masked row is uniform
+MASK_FILL = -1e9  # the spec's fill for masked scores: finite, so a fully masked row gives no NaN
 
 
 # -- masks ------------------------------------------------------------------------------------
@@ -89,9 +91,11 @@ class Attention(nn.Module):
         q, k, v = self._heads(self.q_proj(x_q)), self._heads(self.k_proj(x_kv)), \
             self._heads(self.v_proj(x_kv))  # (B,H,T,K) (B,H,S,K) (B,H,S,K)
         scores = q @ k.transpose(-2, -1) / math.sqrt(d // self.n_heads)  # (B,H,T,S)
-        if keep is not None:
-            scores = scores.masked_fill(~keep, MASK_FILL)
-        weights = self.drop(F.softmax(scores, dim=-1))  # (B,H,T,S)
+        weights = F.softmax(scores if keep is None else scores.masked_fill(~keep, MASK_FILL),
+                            dim=-1)  # (B,H,T,S)
+        if keep is not None:  # rows that see no key: zero, not uniform over every key
+            weights = weights.masked_fill(~keep.any(dim=-1, keepdim=True), 0.0)
+        weights = self.drop(weights)
         context = (weights @ v).transpose(1, 2).reshape(b, t, d)  # (B,T,D)
         return self.o_proj(context)
 

@@ -21,18 +21,21 @@ attends to nothing: its weights are zero, so its context is zero and its gradien
 softmax backward multiplies by the weights). Every other row is untouched: its masked keys
 already get exactly zero weight from the softmax.
 `keep` is a boolean array broadcastable to (B, H, T, S): True where a query may see a key.
-When nothing records, intermediate steps run in place on one (B,H,T,S) buffer; when
-recording, they run out of place on the same numbers, so the values are bit-identical.
+
+`forward` and `backward` below are the formula, one step per paragraph, each followed by the
+trace event that shows it. When nothing records, the same arithmetic runs as fast kernels
+(engine/fast/kernels.py: one block of batch rows at a time on the thread pool, in one buffer),
+chosen by the one rule in kernel_choice.py; `infer` (cached decoding) always runs them.
 """
 from __future__ import annotations
 
 import numpy as np
 
-from ...fast import parallel
+from ...fast import kernels
 from ..config import ModelConfig
 from ..param import Module
-from ..recorder import active
 from .dropout import Dropout
+from .kernel_choice import use_kernels, watcher
 from .linear import Linear, backward_together, forward_together
 
 MASK_FILL = -1e9
@@ -50,58 +53,36 @@ def merge_heads(x: np.ndarray) -> np.ndarray:
     return x.transpose(0, 2, 1, 3).reshape(b, t, h * k)
 
 
-def softmax(x: np.ndarray, axis: int, out: np.ndarray | None = None) -> np.ndarray:
-    """Numerically stable softmax; writes into `out` when given (may be `x` itself).
+def merge_side_by_side(*heads: np.ndarray) -> np.ndarray:
+    """n arrays (B,H,T,K) -> (B,T,n*H*K): each merged as by merge_heads, side by side, in one copy."""
+    b, _, t, _ = heads[0].shape
+    return np.concatenate([x.transpose(0, 2, 1, 3) for x in heads], axis=2).reshape(b, t, -1)
 
-    Over the last axis (attention's keys), each row's sum is one product with a ones vector
-    and the division a multiply by its reciprocal: NumPy reduces a short last axis row by row
-    (~4x slower at 64 keys) and divides ~2x slower than it multiplies.
+
+def softmax(x: np.ndarray, axis: int) -> np.ndarray:
+    """exp(x - max) / sum(exp(x - max)) along `axis`.
+
+    Over the last axis (the keys) the sum is one product with a ones vector and the division a
+    multiply by its reciprocal: NumPy sums a short last axis row by row (~4x slower at 64 keys)
+    and divides ~2x slower than it multiplies.
     """
-    shifted = np.subtract(x, x.max(axis=axis, keepdims=True), out=out)
-    np.exp(shifted, out=shifted)
+    e = x - x.max(axis=axis, keepdims=True)  # shifted: the largest is 0, exp cannot overflow
+    np.exp(e, out=e)
     if axis in (-1, x.ndim - 1):
-        total = shifted @ np.ones((x.shape[-1], 1), dtype=x.dtype)  # (..., 1) row sums
+        total = e @ np.ones((x.shape[-1], 1), dtype=x.dtype)  # (..., 1) row sums
     else:
-        total = shifted.sum(axis=axis, keepdims=True)
-    shifted *= np.reciprocal(total, out=total)
-    return shifted
-
-
-def blind_rows(keep: np.ndarray | None) -> np.ndarray | None:
-    """keep (B|1,H|1,T|1,S) -> (..., 1) True for queries that may see no key, or None if none."""
-    if keep is None:
-        return None
-    blind = ~keep.any(axis=-1, keepdims=True)
-    return blind if blind.any() else None
-
-
-def attend_to_nothing(weights: np.ndarray, keep: np.ndarray | None) -> np.ndarray:
-    """Zero, in place, the weight rows (B,H,T,S) of queries that may see no key; returns them."""
-    blind = blind_rows(keep)
-    if blind is not None:
-        np.copyto(weights, weights.dtype.type(0), where=blind)
-    return weights
+        total = e.sum(axis=axis, keepdims=True)
+    e *= np.reciprocal(total)
+    return e
 
 
 def softmax_backward(weights: np.ndarray, d_weights: np.ndarray, axis: int) -> np.ndarray:
-    """d_s = w * (d_w - sum(d_w * w)) along the softmax axis; reuses the d_weights buffer."""
-    if axis in (-1, weights.ndim - 1):  # one pass, no (..., S) temporary
-        dot = np.einsum("...s,...s->...", d_weights, weights)[..., None]
+    """d_s = w * (d_w - sum(d_w * w)) along the softmax axis."""
+    if axis in (-1, weights.ndim - 1):
+        dot = np.einsum("...s,...s->...", d_weights, weights)[..., None]  # (..., 1)
     else:
         dot = np.sum(d_weights * weights, axis=axis, keepdims=True)
-    d_s = d_weights
-    d_s -= dot
-    d_s *= weights
-    return d_s
-
-
-def _rows_of(mask: np.ndarray | None, rows: slice) -> np.ndarray | None:
-    """The batch rows of a mask that is (B, ...) or broadcast over the batch (1, ...)."""
-    return mask if mask is None or mask.shape[0] == 1 else mask[rows]
-
-
-def _maybe_copy(a: np.ndarray, copy: bool) -> np.ndarray:
-    return a.copy() if copy else a
+    return (d_weights - dot) * weights
 
 
 class MultiHeadAttention(Module):
@@ -112,225 +93,205 @@ class MultiHeadAttention(Module):
         super().__init__(path)
         d, dtype, std = config.d_model, config.np_dtype, config.init_std
         self.n_heads = config.n_heads
+        self.max_len = config.max_len  # the longest a decoding cache can grow
         self.scale = 1.0 / np.sqrt(config.d_head)
         self.apply_scale = not config.breaks.no_scaling
         self.softmax_axis = -2 if config.breaks.softmax_wrong_axis else -1
+        # the kernels' settings: scale (None when the break switch skips it), axis, fill
+        self._settings = dict(scale=self.scale if self.apply_scale else None,
+                              axis=self.softmax_axis, fill=MASK_FILL)
         for name in ("q_proj", "k_proj", "v_proj", "o_proj"):
             setattr(self, name, self.add_child(name, Linear(self.child_path(name), d, d, rng, std, dtype)))
         self.attn_drop = self.add_child("attn_drop", Dropout(self.child_path("attn_drop"),
                                                              config.dropout, dropout_rng))
-        self._saved: dict[str, np.ndarray] = {}
+        self._saved: dict[str, object] = {}
 
     def forward(self, x_q: np.ndarray, x_kv: np.ndarray, keep: np.ndarray | None) -> np.ndarray:
         """x_q (B,T,D), x_kv (B,S,D), keep broadcastable to (B,H,T,S) or None -> (B,T,D)."""
-        rec = active()
-        # Projections that read the same input run as one product (see forward_together).
-        if x_kv is x_q:  # self-attention
-            q, k, v = forward_together([self.q_proj, self.k_proj, self.v_proj], x_q)  # (B,T,D)
-        else:  # cross-attention: queries from x_q, keys and values from the memory
-            q = self.q_proj.forward(x_q)  # (B,T,D)
-            k, v = forward_together([self.k_proj, self.v_proj], x_kv)  # (B,S,D)
-        qh, kh, vh = (split_heads(t, self.n_heads) for t in (q, k, v))  # (B,H,T|S,K)
-        if rec:
-            rec.forward(self.child_path("split_heads"), "split_heads",
-                        {"q": q, "k": k, "v": v, "q_heads": qh, "k_heads": kh, "v_heads": vh},
-                        heads=self.n_heads)
-        merged = np.empty(q.shape, dtype=q.dtype)  # (B,T,D)
-        # Products written through this (B,H,T,K) view of `merged` land merged: no copy.
-        context = split_heads(merged, self.n_heads)
-        if rec is None and not self.attn_drop.active:
-            weights = self._attend_in_blocks(qh, kh, vh, keep, context)  # (B,H,T,S)
-            dropped = self.attn_drop.forward(weights)  # the identity here
-        else:  # step by step, so the recorder sees every step (and dropout draws its mask)
-            scores = parallel.matmul(qh, kh.transpose(0, 1, 3, 2))  # (B,H,T,S)
-            if rec:
-                rec.forward(self.child_path("scores"), "scores",
-                            {"q": qh, "k": kh, "scores": scores})
-                weights = self._normalise(scores, keep, rec)[2]
-            else:
-                parallel.for_each_block(len(scores), 7 * scores.size, lambda rows: self._normalise(
-                    scores[rows], _rows_of(keep, rows), None))
-                weights = scores
-            dropped = self.attn_drop.forward(weights)  # (B,H,T,S)
-            parallel.matmul(dropped, vh, out=context)  # (B,H,T,K)
-        if rec:
-            rec.forward(self.child_path("attend"), "attend", {"weights": dropped, "v": vh,
-                        "context": context})
-            rec.forward(self.child_path("merge_heads"), "merge_heads",
-                        {"context": context, "merged": merged}, heads=self.n_heads)
-        self._saved = {"qh": qh, "kh": kh, "vh": vh, "weights": weights, "dropped": dropped,
-                       "keep": keep, "self": x_kv is x_q}
-        return self.o_proj.forward(merged)
+        if use_kernels():
+            return self._forward_fast(x_q, x_kv, keep)
+        rec, heads, axis = watcher(), self.n_heads, self.softmax_axis
+        q, k, v = self._project(x_q, x_kv)  # (B,T,D) (B,S,D) (B,S,D)
+        q_heads, k_heads, v_heads = (split_heads(t, heads) for t in (q, k, v))  # (B,H,T|S,K)
+        rec.forward(self.child_path("split_heads"), "split_heads",
+                    {"q": q, "k": k, "v": v, "q_heads": q_heads, "k_heads": k_heads,
+                     "v_heads": v_heads}, heads=heads)
 
-    def _attend_in_blocks(self, qh: np.ndarray, kh: np.ndarray, vh: np.ndarray,
-                          keep: np.ndarray | None, context: np.ndarray) -> np.ndarray:
-        """scores, scale, mask, softmax and context for one batch block after another, each
-        block start to finish on one thread: one hand-off instead of three, and the block's
-        scores stay in cache. The step-by-step path's arithmetic, so the same bits.
+        scores = q_heads @ k_heads.transpose(0, 1, 3, 2)  # (B,H,T,S)
+        rec.forward(self.child_path("scores"), "scores", {"q": q_heads, "k": k_heads,
+                    "scores": scores})
 
-        qh (B,H,T,K), kh and vh (B,H,S,K); writes context (B,H,T,K); returns weights (B,H,T,S).
-        """
-        weights = np.empty(qh.shape[:3] + kh.shape[2:3], dtype=qh.dtype)  # (B,H,T,S)
+        scale = self.scale if self.apply_scale else 1.0  # 1 / sqrt(K); 1 with the break switch
+        scaled = scores * scores.dtype.type(scale) if self.apply_scale else scores  # (B,H,T,S)
+        rec.forward(self.child_path("scale"), "scale", {"scores": scores, "scaled": scaled},
+                    scale=scale, applied=self.apply_scale)
 
-        def block(rows: slice) -> None:
-            np.matmul(qh[rows], kh[rows].transpose(0, 1, 3, 2), out=weights[rows])
-            self._normalise(weights[rows], _rows_of(keep, rows), None)
-            np.matmul(weights[rows], vh[rows], out=context[rows])
-
-        products = 2 * weights.size * qh.shape[-1] // parallel.MACS_PER_PASS
-        parallel.for_each_block(len(weights), products + 7 * weights.size, block)
-        return weights
-
-    def _attend_backward_in_blocks(self, d_context: np.ndarray, d_qh: np.ndarray,
-                                   d_kh: np.ndarray, d_vh: np.ndarray) -> np.ndarray:
-        """The backward of `_attend_in_blocks`, block by block: d_weights and d_v, then
-        softmax, mask and scale backward in place, then d_q and d_k. Writes d_qh, d_kh, d_vh
-        (B,H,T|S,K); returns d_scores (B,H,T,S)."""
-        s = self._saved
-        qh, kh, vh, weights, keep = s["qh"], s["kh"], s["vh"], s["weights"], s["keep"]
-        d_scores = np.empty_like(weights)  # (B,H,T,S): d_weights first, then d_scores
-
-        def block(rows: slice) -> None:
-            np.matmul(d_context[rows], vh[rows].transpose(0, 1, 3, 2), out=d_scores[rows])
-            np.matmul(weights[rows].transpose(0, 1, 3, 2), d_context[rows], out=d_vh[rows])
-            self._normalise_backward(weights[rows], d_scores[rows], _rows_of(keep, rows), None)
-            np.matmul(d_scores[rows], kh[rows], out=d_qh[rows])
-            np.matmul(d_scores[rows].transpose(0, 1, 3, 2), qh[rows], out=d_kh[rows])
-
-        products = 4 * weights.size * qh.shape[-1] // parallel.MACS_PER_PASS
-        parallel.for_each_block(len(weights), products + 5 * weights.size, block)
-        return d_scores
-
-    def _normalise(self, scores: np.ndarray, keep: np.ndarray | None, rec):
-        """scaled = scores / sqrt(K); masked = fill where not keep; weights = softmax(masked).
-
-        Returns (scaled, masked, weights). With a recorder each step gets a fresh array and an
-        event; without one, all three are `scores` itself, overwritten in place.
-        """
-        in_place = None if rec else scores
-        scaled = scores
-        if self.apply_scale:
-            scaled = np.multiply(scores, scores.dtype.type(self.scale), out=in_place)  # (B,H,T,S)
-        if rec:
-            rec.forward(self.child_path("scale"), "scale", {"scores": scores, "scaled": scaled},
-                        scale=self.scale if self.apply_scale else 1.0, applied=self.apply_scale)
         masked = scaled
         if keep is not None:
-            if rec:
-                masked = np.where(keep, scaled, scaled.dtype.type(MASK_FILL))
-                rec.forward(self.child_path("mask"), "mask", {"scaled": scaled, "keep": keep,
-                            "masked": masked}, fill=MASK_FILL)
-            else:
-                np.copyto(masked, scaled.dtype.type(MASK_FILL), where=~keep)
-        weights = attend_to_nothing(softmax(masked, self.softmax_axis, out=in_place), keep)
-        if rec:
-            rec.forward(self.child_path("softmax"), "softmax", {"masked": masked, "weights": weights},
-                        axis=self.softmax_axis)
-        return scaled, masked, weights
+            masked = np.where(keep, scaled, scaled.dtype.type(MASK_FILL))  # (B,H,T,S)
+            rec.forward(self.child_path("mask"), "mask", {"scaled": scaled, "keep": keep,
+                        "masked": masked}, fill=MASK_FILL)
 
-    def _normalise_backward(self, weights: np.ndarray, d_weights: np.ndarray,
-                            keep: np.ndarray | None, rec) -> np.ndarray:
-        """d_weights -> d_scores through softmax, mask and scale (the forward's steps reversed).
+        weights = softmax(masked, axis)  # (B,H,T,S)
+        if keep is not None:  # a query that may see no key attends to nothing
+            weights *= keep.any(axis=-1, keepdims=True)
+        rec.forward(self.child_path("softmax"), "softmax", {"masked": masked,
+                    "weights": weights}, axis=axis)
 
-        Without a recorder each step overwrites `d_weights`; with one, each step gets a fresh
-        buffer (same arithmetic, so the same bits) and an event, so the trace keeps every step.
-        """
-        copy = rec is not None
-        d_masked = softmax_backward(weights, _maybe_copy(d_weights, copy), self.softmax_axis)
-        if rec:
-            rec.backward(self.child_path("softmax"), "softmax",
-                         {"d_weights": d_weights, "d_masked": d_masked}, axis=self.softmax_axis)
-        d_scaled = d_masked
-        if keep is not None:
-            # The fill is a constant: masked positions pass no gradient back.
-            d_scaled = _maybe_copy(d_masked, copy)
-            np.copyto(d_scaled, d_scaled.dtype.type(0), where=~keep)
-            if rec:
-                rec.backward(self.child_path("mask"), "mask", {"d_masked": d_masked,
-                             "d_scaled": d_scaled})
-        d_scores = d_scaled
-        if self.apply_scale:
-            d_scores = _maybe_copy(d_scaled, copy)
-            d_scores *= d_scores.dtype.type(self.scale)
-        if rec:
-            rec.backward(self.child_path("scale"), "scale", {"d_scaled": d_scaled,
-                         "d_scores": d_scores}, scale=self.scale if self.apply_scale else 1.0,
-                         applied=self.apply_scale)
-        return d_scores
+        dropped = self.attn_drop.forward(weights)  # (B,H,T,S)
+        context = dropped @ v_heads  # (B,H,T,K)
+        rec.forward(self.child_path("attend"), "attend", {"weights": dropped, "v": v_heads,
+                    "context": context})
 
-    def infer(self, x_q: np.ndarray, x_kv: np.ndarray | None, keep: np.ndarray | None,
-              cache: dict[str, np.ndarray]) -> np.ndarray:
-        """The forward's arithmetic for cached decoding: nothing saved for backward, nothing recorded.
+        merged = merge_heads(context)  # (B,T,D)
+        rec.forward(self.child_path("merge_heads"), "merge_heads",
+                    {"context": context, "merged": merged}, heads=heads)
 
-        Keys and values of `x_kv` are appended to `cache["k"]`, `cache["v"]` (B,H,S,K), so the
-        prefix is projected once. `x_kv=None` reuses the cache as it is (cross-attention after
-        the first step: the encoder's memory does not change).
-        """
-        qh = split_heads(self.q_proj.infer(x_q), self.n_heads)  # (B,H,T,K)
-        if x_kv is not None:
-            kh = split_heads(self.k_proj.infer(x_kv), self.n_heads)  # (B,H,S_new,K)
-            vh = split_heads(self.v_proj.infer(x_kv), self.n_heads)
-            if "k" in cache:
-                kh = np.concatenate([cache["k"], kh], axis=2)
-                vh = np.concatenate([cache["v"], vh], axis=2)
-            cache["k"], cache["v"] = kh, vh
-        kh, vh = cache["k"], cache["v"]
-        scores = qh @ kh.transpose(0, 1, 3, 2)  # (B,H,T,S)
-        if self.apply_scale:
-            scores *= scores.dtype.type(self.scale)
-        if keep is not None:
-            np.copyto(scores, scores.dtype.type(MASK_FILL), where=~keep)
-        weights = attend_to_nothing(softmax(scores, self.softmax_axis, out=scores), keep)
-        return self.o_proj.infer(merge_heads(weights @ vh))  # (B,T,D)
+        self._save(q_heads, k_heads, v_heads, weights, dropped, keep, x_kv is x_q)
+        return self.o_proj.forward(merged)  # (B,T,D)
 
-    def backward(self, d_out: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def backward(self, d_out: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         """d_out (B,T,D) -> (d_x_q (B,T,D), d_x_kv (B,S,D)); for self-attention d_x_q is the
         whole input gradient (q, k and v's shares summed in one product) and d_x_kv is None."""
-        rec = active()
+        if use_kernels():
+            return self._backward_fast(d_out)
+        rec, s, heads, axis = watcher(), self._saved, self.n_heads, self.softmax_axis
+        q_heads, k_heads, v_heads = s["q_heads"], s["k_heads"], s["v_heads"]  # (B,H,T|S,K)
+        weights, dropped, keep = s["weights"], s["dropped"], s["keep"]  # (B,H,T,S)
+        d_merged = self.o_proj.backward(d_out)  # (B,T,D)
+        d_context = split_heads(d_merged, heads)  # (B,H,T,K)
+        rec.backward(self.child_path("merge_heads"), "merge_heads",
+                     {"d_merged": d_merged, "d_context": d_context})
+
+        d_dropped = d_context @ v_heads.transpose(0, 1, 3, 2)  # (B,H,T,S)
+        d_v_heads = dropped.transpose(0, 1, 3, 2) @ d_context  # (B,H,S,K)
+        rec.backward(self.child_path("attend"), "attend",
+                     {"d_context": d_context, "d_weights": d_dropped, "d_v": d_v_heads})
+
+        d_weights = self.attn_drop.backward(d_dropped)  # (B,H,T,S)
+        d_masked = softmax_backward(weights, d_weights, axis)
+        rec.backward(self.child_path("softmax"), "softmax",
+                     {"d_weights": d_weights, "d_masked": d_masked}, axis=axis)
+
+        d_scaled = d_masked
+        if keep is not None:  # the fill is a constant: masked positions pass no gradient back
+            d_scaled = np.where(keep, d_masked, d_masked.dtype.type(0))
+            rec.backward(self.child_path("mask"), "mask", {"d_masked": d_masked,
+                         "d_scaled": d_scaled})
+
+        scale = self.scale if self.apply_scale else 1.0
+        d_scores = d_scaled * d_scaled.dtype.type(scale) if self.apply_scale else d_scaled
+        rec.backward(self.child_path("scale"), "scale", {"d_scaled": d_scaled,
+                     "d_scores": d_scores}, scale=scale, applied=self.apply_scale)
+
+        d_q_heads = d_scores @ k_heads  # (B,H,T,K)
+        d_k_heads = d_scores.transpose(0, 1, 3, 2) @ q_heads  # (B,H,S,K)
+        rec.backward(self.child_path("scores"), "scores", {"d_scores": d_scores,
+                     "d_q": d_q_heads, "d_k": d_k_heads})
+
+        # heads merged back (B,T|S,D), those of one input side by side for one product back
+        if s["self"]:
+            d_qkv = merge_side_by_side(d_q_heads, d_k_heads, d_v_heads)  # [d_q d_k d_v] (B,T,3D)
+            (d_q, d_k, d_v), d_kv = np.split(d_qkv, 3, axis=-1), None
+        else:
+            d_qkv, d_kv = merge_heads(d_q_heads), merge_side_by_side(d_k_heads, d_v_heads)
+            d_q, (d_k, d_v) = d_qkv, np.split(d_kv, 2, axis=-1)  # d_kv = [d_k d_v] (B,S,2D)
+        rec.backward(self.child_path("split_heads"), "split_heads",
+                     {"d_q_heads": d_q_heads, "d_k_heads": d_k_heads, "d_v_heads": d_v_heads,
+                      "d_q": d_q, "d_k": d_k, "d_v": d_v})
+        return self._project_backward(d_qkv, d_kv)
+
+    # -- the projections, shared by the formula and the kernels --------------------------------
+    def _project(self, x_q: np.ndarray, x_kv: np.ndarray) -> list[np.ndarray]:
+        """q, k, v (B,T|S,D). Projections that read the same input run as one product
+        x [Wq Wk Wv] + [bq bk bv] (GPT-2's c_attn), see `forward_together`."""
+        if x_kv is x_q:  # self-attention
+            return forward_together([self.q_proj, self.k_proj, self.v_proj], x_q)
+        return [self.q_proj.forward(x_q), *forward_together([self.k_proj, self.v_proj], x_kv)]
+
+    def _project_backward(self, d_q: np.ndarray, d_kv: np.ndarray | None):
+        """Self-attention: d_q is [d_q d_k d_v] (B,T,3D), d_kv None -> (d_x, None): the input's
+        whole gradient in one product. Cross: d_q (B,T,D), d_kv = [d_k d_v] (B,S,2D) ->
+        (d_x_q, d_memory)."""
+        self._saved = {}
+        if d_kv is None:
+            return backward_together([self.q_proj, self.k_proj, self.v_proj], d_q), None
+        return self.q_proj.backward(d_q), backward_together([self.k_proj, self.v_proj], d_kv)
+
+    def _save(self, q_heads, k_heads, v_heads, weights, dropped, keep, is_self) -> None:
+        """What backward needs: the heads (B,H,T|S,K), the weights before and after dropout
+        (B,H,T,S; the same array without dropout), the mask, and whether x_q fed k and v."""
+        self._saved = {"q_heads": q_heads, "k_heads": k_heads, "v_heads": v_heads,
+                       "weights": weights, "dropped": dropped, "keep": keep, "self": is_self}
+
+    # -- the same arithmetic as fast kernels (engine/fast/kernels.py) ---------------------------
+    def _forward_fast(self, x_q, x_kv, keep):
+        """`forward` as kernels: the chain scores .. attend per block of batch rows."""
+        q, k, v = self._project(x_q, x_kv)  # (B,T,D) (B,S,D) (B,S,D)
+        q_heads, k_heads, v_heads = (split_heads(t, self.n_heads) for t in (q, k, v))
+        merged = np.empty(q.shape, dtype=q.dtype)  # (B,T,D); context lands in it merged
+        drop = self.attn_drop.forward if self.attn_drop.active else None
+        weights, dropped = kernels.attention_forward(
+            q_heads, k_heads, v_heads, keep, context=split_heads(merged, self.n_heads),
+            drop=drop, **self._settings)
+        if drop is None:
+            self.attn_drop.forward(weights)  # the identity; keeps its state in step
+        self._save(q_heads, k_heads, v_heads, weights, dropped, keep, x_kv is x_q)
+        return self.o_proj.forward(merged)
+
+    def _backward_fast(self, d_out):
+        """`backward` as kernels, writing the heads' gradients straight into one buffer."""
         s = self._saved
         d_merged = self.o_proj.backward(d_out)  # (B,T,D)
-        d_context = split_heads(d_merged, self.n_heads)  # (B,H,T,K) view
-        if rec:
-            rec.backward(self.child_path("merge_heads"), "merge_heads",
-                         {"d_merged": d_merged, "d_context": d_context})
-        # Each product is written through the (B,H,T|S,K) view of a (B,T|S,D) column block of
-        # one buffer, so the heads arrive merged and side by side for the projections' backward.
-        b, t, d = d_merged.shape
+        (b, t, d), n_keys = d_merged.shape, s["v_heads"].shape[2]
+        # Each head's gradient is written through the (B,H,T|S,K) view of a column block of one
+        # buffer, so it arrives merged and side by side for the projections' backward.
         if s["self"]:
-            d_qkv = np.empty((b, t, 3 * d), d_merged.dtype)  # [d_q d_k d_v]
+            d_qkv, d_kv = np.empty((b, t, 3 * d), d_merged.dtype), None  # [d_q d_k d_v]
             d_q, d_k, d_v = d_qkv[..., :d], d_qkv[..., d:2 * d], d_qkv[..., 2 * d:]
         else:
-            d_q = np.empty_like(d_merged)
-            d_kv = np.empty((b, s["vh"].shape[2], 2 * d), d_merged.dtype)  # [d_k d_v]
-            d_k, d_v = d_kv[..., :d], d_kv[..., d:]
-        d_qh, d_kh, d_vh = (split_heads(g, self.n_heads) for g in (d_q, d_k, d_v))
-        if rec is None and s["dropped"] is s["weights"]:  # no recorder, no dropout mask
-            d_scores = self._attend_backward_in_blocks(d_context, d_qh, d_kh, d_vh)
-            self.attn_drop.backward(d_scores)  # the identity; clears its state
-        else:  # step by step, so the recorder sees every step
-            d_dropped = parallel.matmul(d_context, s["vh"].transpose(0, 1, 3, 2))  # (B,H,T,S)
-            parallel.matmul(s["dropped"].transpose(0, 1, 3, 2), d_context, out=d_vh)
-            if rec:
-                rec.backward(self.child_path("attend"), "attend",
-                             {"d_context": d_context, "d_weights": d_dropped, "d_v": d_vh})
-            d_weights = self.attn_drop.backward(d_dropped)
-            if rec:
-                d_scores = self._normalise_backward(s["weights"], d_weights, s["keep"], rec)
-            else:
-                parallel.for_each_block(len(d_weights), 5 * d_weights.size,
-                                        lambda rows: self._normalise_backward(
-                                            s["weights"][rows], d_weights[rows],
-                                            _rows_of(s["keep"], rows), None))
-                d_scores = d_weights
-            parallel.matmul(d_scores, s["kh"], out=d_qh)  # (B,H,T,K)
-            parallel.matmul(d_scores.transpose(0, 1, 3, 2), s["qh"], out=d_kh)  # (B,H,S,K)
-        if rec:
-            rec.backward(self.child_path("scores"), "scores", {"d_scores": d_scores,
-                         "d_q": d_qh, "d_k": d_kh})
-            rec.backward(self.child_path("split_heads"), "split_heads",
-                         {"d_q_heads": d_qh, "d_k_heads": d_kh, "d_v_heads": d_vh,
-                          "d_q": d_q, "d_k": d_k, "d_v": d_v})
-        self._saved = {}
-        if s["self"]:  # one input fed q, k and v: its gradient is the one product's d_x
-            return backward_together([self.q_proj, self.k_proj, self.v_proj], d_qkv), None
-        return self.q_proj.backward(d_q), backward_together([self.k_proj, self.v_proj], d_kv)
+            d_qkv, d_kv = np.empty_like(d_merged), np.empty((b, n_keys, 2 * d), d_merged.dtype)
+            d_q, d_k, d_v = d_qkv, d_kv[..., :d], d_kv[..., d:]  # d_kv = [d_k d_v]
+        drop_backward = None if s["dropped"] is s["weights"] else self.attn_drop.backward
+        heads = self.n_heads
+        kernels.attention_backward(
+            s["q_heads"], s["k_heads"], s["v_heads"], s["weights"], s["dropped"], s["keep"],
+            d_context=split_heads(d_merged, heads), d_q=split_heads(d_q, heads),
+            d_k=split_heads(d_k, heads), d_v=split_heads(d_v, heads),
+            drop_backward=drop_backward, **self._settings)
+        if drop_backward is None:
+            self.attn_drop.backward(d_merged)  # the identity; clears its state
+        return self._project_backward(d_qkv, d_kv)
+
+    def infer(self, x_q: np.ndarray, x_kv: np.ndarray | None, keep: np.ndarray | None,
+              cache: dict[str, object]) -> np.ndarray:
+        """The forward's arithmetic for cached decoding: nothing saved, nothing recorded.
+
+        Keys and values of `x_kv` are appended to `cache["kv"]` (a kernels.KVCache: (B,H,S,K)
+        buffers for max_len positions, written in place), so the prefix is projected once.
+        `x_kv=None` reuses the cache as it is (cross-attention after the first step: the
+        encoder's memory does not change). A cache belongs to one decoding: self-attention
+        keeps its q, k, v weights side by side in it, for one product per step.
+        """
+        heads = self.n_heads
+        if x_kv is x_q:  # self-attention: q, k, v = x [Wq Wk Wv] + [bq bk bv], as in forward
+            if "w_qkv" not in cache:
+                projections = (self.q_proj, self.k_proj, self.v_proj)
+                cache["w_qkv"] = np.concatenate([p.w.data for p in projections], axis=1)
+                cache["b_qkv"] = np.concatenate([p.b.data for p in projections])
+            qkv = kernels.affine_rows(x_q.reshape(-1, x_q.shape[-1]), cache["w_qkv"],
+                                      cache["b_qkv"])  # (B*T, 3D)
+            qkv, d = qkv.reshape(*x_q.shape[:-1], -1), x_q.shape[-1]  # (B,T,3D)
+            q, k_new, v_new = qkv[..., :d], qkv[..., d:2 * d], qkv[..., 2 * d:]
+        else:
+            q = self.q_proj.infer(x_q)  # (B,T,D)
+            k_new = None if x_kv is None else self.k_proj.infer(x_kv)  # (B,S,D)
+            v_new = None if x_kv is None else self.v_proj.infer(x_kv)
+        if k_new is not None:
+            if "kv" not in cache:
+                cache["kv"] = kernels.KVCache()
+            cache["kv"].append(split_heads(k_new, heads), split_heads(v_new, heads), self.max_len)
+        k_heads, v_heads = cache["kv"].keys()  # (B,H,S,K)
+        context = kernels.attention_cached(split_heads(q, heads), k_heads, v_heads, keep,
+                                           **self._settings)  # (B,H,T,K)
+        return self.o_proj.infer(merge_heads(context))  # (B,T,D)

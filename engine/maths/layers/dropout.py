@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ...fast import parallel
+from ...fast import kernels
 from ..param import Module
-from ..recorder import active
+from .kernel_choice import use_kernels, watcher
 
 
 class Dropout(Module):
@@ -33,18 +33,14 @@ class Dropout(Module):
         else:
             self.keep_scaled = None
             out = x
-        rec = active()
-        if rec:
-            rec.forward(self.path, "dropout", {"x": x, "mask": self.keep_scaled, "out": out},
-                        p=self.p, active=self.keep_scaled is not None)
+        watcher().forward(self.path, "dropout", {"x": x, "mask": self.keep_scaled, "out": out},
+                          p=self.p, active=self.keep_scaled is not None)
         return out
 
     def backward(self, d_out: np.ndarray) -> np.ndarray:
         d_x = d_out if self.keep_scaled is None else d_out * self.keep_scaled
-        rec = active()
-        if rec:
-            rec.backward(self.path, "dropout", {"d_out": d_out, "d_x": d_x}, p=self.p,
-                         active=self.keep_scaled is not None)
+        watcher().backward(self.path, "dropout", {"d_out": d_out, "d_x": d_x}, p=self.p,
+                           active=self.keep_scaled is not None)
         self.keep_scaled = None
         return d_x
 
@@ -61,17 +57,16 @@ class ResidualAdd(Module):
         self.disabled = disabled
 
     def forward(self, x: np.ndarray, fx: np.ndarray) -> np.ndarray:
-        out = fx.copy() if self.disabled else parallel.add(x, fx)
-        rec = active()
-        if rec:
-            rec.forward(self.path, "residual", {"x": x, "fx": fx, "out": out},
-                        disabled=self.disabled)
+        if self.disabled:
+            out = fx.copy()
+        else:
+            out = kernels.add(x, fx) if use_kernels() else x + fx  # (B,T,D)
+        watcher().forward(self.path, "residual", {"x": x, "fx": fx, "out": out},
+                          disabled=self.disabled)
         return out
 
     def backward(self, d_out: np.ndarray) -> tuple[np.ndarray | None, np.ndarray]:
         """Returns (d_x, d_fx); d_x is None when the skip path is cut."""
         d_x = None if self.disabled else d_out
-        rec = active()
-        if rec:
-            rec.backward(self.path, "residual", {"d_out": d_out, "d_x": d_x, "d_fx": d_out})
+        watcher().backward(self.path, "residual", {"d_out": d_out, "d_x": d_x, "d_fx": d_out})
         return d_x, d_out

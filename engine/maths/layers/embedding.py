@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..param import Module
-from ..recorder import active
+from .kernel_choice import watcher
 
 
 class TokenEmbedding(Module):
@@ -26,10 +26,8 @@ class TokenEmbedding(Module):
         out = self.weight.data[ids]  # (B, T, D) gather: a fresh array
         if self.scale != 1.0:
             out *= self.scale
-        rec = active()
-        if rec:
-            rec.forward(self.path, "embedding", {"ids": ids, "weight": self.weight.data, "out": out},
-                        scale=self.scale, params=self.param_names())
+        watcher().forward(self.path, "embedding", {"ids": ids, "weight": self.weight.data, "out": out},
+                          scale=self.scale, params=self.param_names())
         return out
 
     def infer(self, ids: np.ndarray) -> np.ndarray:
@@ -53,10 +51,8 @@ class TokenEmbedding(Module):
         if len(ids):
             grad[sorted_ids[starts]] = np.add.reduceat(d_rows[order], starts, axis=0)
         self.weight.grad += grad
-        rec = active()
-        if rec:
-            rec.backward(self.path, "embedding", {"d_out": d_out, "grad.weight": grad},
-                         scale=self.scale, params=self.param_names())
+        watcher().backward(self.path, "embedding", {"d_out": d_out, "grad.weight": grad},
+                           scale=self.scale, params=self.param_names())
         self.ids = None
 
 
@@ -102,10 +98,8 @@ class PositionalEncoding(Module):
         self.length, self.offset = x.shape[1], offset
         pe = self.positions()[offset : offset + x.shape[1]]  # (T, D)
         out = x if self.disabled else x + pe  # (B, T, D)
-        rec = active()
-        if rec:
-            rec.forward(self.path, "positional", {"x": x, "pe": pe, "out": out},
-                        kind=self.kind, disabled=self.disabled, params=self.param_names())
+        watcher().forward(self.path, "positional", {"x": x, "pe": pe, "out": out},
+                          kind=self.kind, disabled=self.disabled, params=self.param_names())
         return out
 
     def infer(self, x: np.ndarray, offset: int = 0) -> np.ndarray:
@@ -118,8 +112,6 @@ class PositionalEncoding(Module):
             rows = slice(self.offset, self.offset + self.length)
             grad[rows] = d_out.sum(axis=0)  # every batch row used the same positions
             self.weight.grad += grad
-        rec = active()
-        if rec:
-            rec.backward(self.path, "positional", {"d_out": d_out, "d_x": d_out,
-                         "grad.weight": grad}, kind=self.kind, params=self.param_names())
+        watcher().backward(self.path, "positional", {"d_out": d_out, "d_x": d_out,
+                           "grad.weight": grad}, kind=self.kind, params=self.param_names())
         return d_out
