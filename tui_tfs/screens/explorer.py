@@ -191,7 +191,7 @@ class ExplorerScreen(Screen[None]):
 
     def on_unmount(self) -> None:
         """Removed (after its widgets): keep no trace alive from here. An inspector's own
-        session is closed and its memory given back (tui_tfs.memory says why both)."""
+        session is closed and its memory given back (tui_tfs.memory says why)."""
         self._shown_trace = None
         if self.closes_session:
             self.session.close()
