@@ -22,7 +22,7 @@ from textual.scrollbar import ScrollBar, ScrollBarRender
 from scenarios import ScenarioError
 
 from .messages import ScenarioPicked
-from .render import Style
+from .style import Style
 from .screens import ExplorerScreen, HelpScreen, PickerScreen, QuitScreen, TooSmallScreen
 from .screens.help import key_name
 from .screens.training import TrainingScreen

@@ -19,7 +19,7 @@ from textual.widgets import ContentSwitcher
 from scenarios import ScenarioError
 
 from ..messages import EventPicked
-from ..render import Style
+from ..style import Style
 from ..session import Session, SessionError
 from ..widgets import (AttentionOverview, AttentionView, EmbeddingView, FormulaPanel,
                        GradNormView, LayerTree, PositionalView, StatusLine, TemperatureView,

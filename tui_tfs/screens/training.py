@@ -29,7 +29,7 @@ from scenarios import ScenarioError
 from ..messages import TrainingProgress, TrainingStopped
 from ..widgets.footer import FittingFooter
 from ..widgets.titles import fit_title
-from ..render import Style
+from ..style import Style
 from ..session import Session
 from ..training import DIVERGED, RUNNING, TrainingController
 from ..widgets.loss_plot import LossPlot, PlotData

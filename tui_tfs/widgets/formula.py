@@ -11,7 +11,7 @@ from textual.app import ComposeResult
 from textual.containers import VerticalScroll
 from textual.widgets import Static
 
-from ..render import Style
+from ..style import Style
 
 MORE = {False: "more … F shows all, or Tab + ↓", True: "more ... F shows all, or Tab + down"}
 

@@ -16,7 +16,8 @@ from engine.maths.recorder import BACKWARD, FORWARD
 from engine.trace.trace import path_parts
 
 from ..messages import EventPicked
-from ..render import Style, fit_label
+from ..render import fit_label
+from ..style import Style
 
 ASCII_LINES = ("  ", "| ", "`-", "|-")
 GUIDE = 2  # columns of guide lines a level (guide_depth)

@@ -24,7 +24,8 @@ import plotext
 from rich.text import Text
 from textual.widgets import Static
 
-from ..render import Style, flow
+from ..render import flow
+from ..style import Style
 from ..wrap import wrap
 from .loss_axis import YAxis, fit_axis
 

@@ -11,7 +11,8 @@ import numpy as np
 from rich.text import Text
 from textual.widgets import Static
 
-from ..render import Style, fit_label
+from ..render import fit_label
+from ..style import Style
 from ..wrap import wrap
 
 SPARK_UNICODE = "▁▂▃▄▅▆▇█"

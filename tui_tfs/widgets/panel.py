@@ -6,7 +6,7 @@ from textual.app import ComposeResult
 from textual.containers import ScrollableContainer
 from textual.widgets import Static
 
-from ..render import Style
+from ..style import Style
 
 
 class TextPanel(ScrollableContainer, can_focus=True):

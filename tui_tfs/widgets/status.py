@@ -5,7 +5,8 @@ from __future__ import annotations
 from rich.text import Text
 from textual.widgets import Static
 
-from ..render import Style, fit_label
+from ..render import fit_label
+from ..style import Style
 
 LEVEL_SPLIT = {False: "›", True: ">"}  # between the stepping level and the rest of the path
 
