@@ -139,18 +139,6 @@ class TfsApp(App[None]):
         if self.session is not None:
             self.push_screen(TrainingScreen(self.session, self.style))
 
-    def action_pick(self) -> None:
-        """Esc in the explorer, one level back: from the attention overview (`A`) to the view
-        it was opened from, on the same event; from the explorer to the scenario picker."""
-        screen = self.screen
-        if not isinstance(screen, ExplorerScreen):
-            return
-        if screen.view_name == "overview":
-            screen.close_overview()
-        else:
-            screen.session.shown_view = screen.view_name
-            self.pop_screen()
-
     def action_help(self) -> None:
         if isinstance(self.screen, HelpScreen):
             return

@@ -88,7 +88,7 @@ SCREEN_BINDINGS = [
     Binding("question_mark", "app.help", "Help", show=True, tooltip="Help: every key"),
     Binding("ctrl+t", "app.train", "Train", show=True,
             tooltip="Train this scenario's model (live loss plot, predictions, generation)"),
-    Binding("escape", "app.pick", "Back: close the overview, else the scenarios", show=False),
+    Binding("escape", "back", "Back: close the overview, else the scenarios", show=False),
     Binding("q", "app.quit", "Quit", show=False),
 ]
 
@@ -352,9 +352,15 @@ class ExplorerScreen(Screen[None]):
         self.query_one("#views", ContentSwitcher).current = name
         self.refresh_views()
 
-    def close_overview(self) -> None:
-        """Back from the overview to the view it was opened from, on the same event."""
-        self.action_view(self._before_overview)
+    def action_back(self) -> None:
+        """Esc, one level back: from the attention overview (`A`) to the view it was opened
+        from, on the same event; from the explorer to the scenario picker (the session keeps
+        its trace and cursor, so nothing is lost and nothing is asked)."""
+        if self.view_name == "overview":
+            self.action_view(self._before_overview)
+        else:
+            self.session.shown_view = self.view_name
+            self.app.pop_screen()
 
     def action_toggle_formula(self) -> None:
         formula = self.query_one(FormulaPanel)
