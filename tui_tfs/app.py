@@ -115,10 +115,7 @@ class TfsApp(App[None]):
         self.session = session
         while isinstance(self.screen, ExplorerScreen):
             self.pop_screen()
-        explorer = ExplorerScreen(session, self.style)
-        self.push_screen(explorer)
-        if session.shown_view not in ("tensor", "overview"):  # where it was left
-            self.call_after_refresh(explorer.action_view, session.shown_view)
+        self.push_screen(ExplorerScreen(session, self.style))  # in the view it was left in
         if session.warning:
             self.notify(escape(session.warning), title="weights not finite", severity="warning",
                         timeout=30)

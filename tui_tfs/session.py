@@ -133,11 +133,12 @@ class Session(SessionViews):
             self.cursor.goto(same[0] if same else old.index)
         self._backward_by_path = {e.path: e for e in self.trace.events if e.phase == BACKWARD}
         self._forward_by_path = {e.path: e for e in self.trace.events if e.phase == FORWARD}
-        v = self.view
-        v.item = min(v.item, self.batch_size - 1)
-        v.head = min(v.head, self.model.config.n_heads - 1)
-        if v.attention_path not in self.trace.attention_paths:
-            v.attention_path = self.trace.attention_paths[0] if self.trace.attention_paths else None
+        v, paths = self.view, self.trace.attention_paths
+        self.view = dataclasses.replace(
+            v, item=min(v.item, self.batch_size - 1),
+            head=min(v.head, self.model.config.n_heads - 1),
+            attention_path=v.attention_path if v.attention_path in paths else (
+                paths[0] if paths else None))
         self._fix_tensor()
         return self.trace
 

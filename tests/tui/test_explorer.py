@@ -155,7 +155,7 @@ def test_attention_stages_heads_and_mask_glyph(make_app):
 
     def goto_self_attn(app):
         app.session.goto(app.session.trace.find_path("decoder.blocks.0.self_attn.softmax"))
-        app.screen.refresh_views()
+        app.screen.observe()
 
     def look(app):
         seen["stage"], seen["head"] = app.session.view.stage, app.session.view.head
@@ -244,7 +244,7 @@ def test_gradient_check_report(make_app):
 
     def to_linear(app):
         app.session.goto(app.session.trace.find_path("lm_head"))
-        app.screen.refresh_views()
+        app.screen.observe()
 
     drive(make_app(), check(to_linear), "k",
           check(lambda app: seen.update(screen=app.screen, text=screen_text(app))))
@@ -259,7 +259,7 @@ def test_gradient_check_labels_the_floored_error_honestly(make_app):
 
     def to_k_proj(app):  # k_proj's gradients are ~1e-6, most of them under the floor
         app.session.goto(app.session.trace.find_path("decoder.blocks.0.self_attn.k_proj"))
-        app.screen.refresh_views()
+        app.screen.observe()
 
     def look(app):
         seen.update(text=screen_text(app), result=app.session.gradient_check())
