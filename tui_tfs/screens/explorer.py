@@ -102,6 +102,15 @@ SCREEN_BINDINGS = [
 class ExplorerScreen(Screen[None]):
     """Step through one trace of one scenario."""
 
+    DEFAULT_CSS = """
+    ExplorerScreen #main { height: 1fr; }
+    ExplorerScreen #right {
+        width: 1fr;
+        height: 1fr;
+    }
+    ExplorerScreen #views { height: 1fr; }
+    """
+
     BINDINGS = STEP_BINDINGS + TRACE_BINDINGS + VIEW_BINDINGS + SCREEN_BINDINGS
     GROUPS = [("Stepping", STEP_BINDINGS), ("Trace and checks", TRACE_BINDINGS),
               ("Views", VIEW_BINDINGS), ("Screen", SCREEN_BINDINGS)]

@@ -17,6 +17,22 @@ class TextPanel(ScrollableContainer, can_focus=True):
     text out to `text_width` is drawn again when the panel changes size.
     """
 
+    SCOPED_CSS = False  # the ASCII rule starts at the App's class -ascii
+    DEFAULT_CSS = """
+    TextPanel {
+        height: 1fr;
+        border: round $primary;
+        border-title-align: left;
+        padding: 0 1;
+        scrollbar-size: 1 1;
+    }
+    TextPanel > #body {
+        width: auto;
+        height: auto;
+    }
+    App.-ascii TextPanel { border: ascii $accent; }
+    """
+
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self._shown: tuple[object, Style] | None = None  # the last (session, style) drawn

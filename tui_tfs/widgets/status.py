@@ -54,6 +54,14 @@ class StatusLine(Static):
     decoder.blocks.0 and `u` out of decoder. After `n` or `p` the level is the whole path.
     """
 
+    DEFAULT_CSS = """
+    StatusLine {
+        height: 1;
+        background: $boost;
+        padding: 0 1;
+    }
+    """
+
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self._shown: tuple[object, Style] | None = None
