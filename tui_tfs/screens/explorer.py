@@ -14,8 +14,6 @@ from __future__ import annotations
 from dataclasses import replace
 
 from rich.markup import escape
-
-from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
@@ -25,6 +23,7 @@ from textual.widgets import ContentSwitcher
 
 from scenarios import ScenarioError
 
+from ..check_reports import checks_report, gradient_check_report
 from ..explorer_state import ExplorerState
 from ..messages import EventPicked
 from ..style import Style
@@ -340,23 +339,13 @@ class ExplorerScreen(Screen[None]):
     # -- checks -------------------------------------------------------------------------------------
     def action_run_checks(self) -> None:
         findings = self.session.run_checks()
-        bad = [f for f in findings if not f.ok]
-        text = Text()
-        text.append(f"{len(findings)} findings, {len(bad)} problems\n\n", style="bold")
-        for f in sorted(findings, key=lambda f: f.ok):
-            mark = "PASS" if f.ok else f.severity.upper()
-            text.append(f"{mark:<8}", style=("bold red" if not f.ok else "green")
-                        if self.style.color else "bold")
-            text.append(f"{f.check}", style="bold")
-            where = f" @ event {f.event_index + 1}" if f.event_index is not None else ""
-            text.append(f"{where}\n  {f.message}\n")
-        first_bad = next((f.event_index for f in bad if f.event_index is not None), None)
+        first_bad = next((f.event_index for f in findings
+                          if not f.ok and f.event_index is not None), None)
         if first_bad is not None:
             self.session.goto(first_bad)
             self.observe()
-            text.append(f"\nThe cursor moved to event {first_bad + 1}, the first one to blame.",
-                        style="bold")
-        self.app.push_screen(ReportScreen("Built-in checks", text))
+        self.app.push_screen(ReportScreen("Built-in checks",
+                                          checks_report(findings, first_bad, self.style)))
 
     def action_gradient_check(self) -> None:
         try:
@@ -365,24 +354,7 @@ class ExplorerScreen(Screen[None]):
             self.notify(escape(str(error)).strip("'\""), title="gradient check", severity="warning",
                         timeout=8)
             return
-        text = Text()
-        verdict = "OK" if result.ok else "MISMATCH"
-        text.append(f"{result.param}: {verdict}  max err {result.max_rel_error:.3g} "
-                    f"(tolerance {result.tolerance:g}, {result.dtype})\n", style="bold")
-        # the engine divides by max(|a| + |n|, floor): for gradients near 0 the error is absolute
-        text.append(f"err: relative error |a-n|/(|a|+|n|); * absolute below floor "
-                    f"{result.floor:.3g}\n\n", style="dim")
-        text.append(f"{'element':<14}{'analytic':>12}{'numeric':>12}{'err':>10}\n",
-                    style="bold")
-        for idx, a, n, r in zip(result.indices, result.analytic, result.numeric,
-                                result.rel_error):
-            floored = "*" if abs(a) + abs(n) < result.floor else ""
-            element = "(" + ", ".join(str(int(i) + 1) for i in idx) + ")"
-            text.append(f"{element:<14}{a:>12.4g}{n:>12.4g}"
-                        f"{r:>10.2g}{floored}\n")
-        text.append(f"\nelement: (row, column) in the parameter, counted from 1\n{result.note}\n",
-                    style="dim")
-        self.app.push_screen(ReportScreen("Gradient check", text))
+        self.app.push_screen(ReportScreen("Gradient check", gradient_check_report(result)))
 
     # -- views --------------------------------------------------------------------------------------
     def action_view(self, name: str) -> None:
