@@ -22,7 +22,7 @@ from textual.scrollbar import ScrollBar, ScrollBarRender
 from scenarios import ScenarioError
 
 from .messages import ScenarioPicked
-from .render import Style
+from .style import Style
 from .screens import ExplorerScreen, HelpScreen, PickerScreen, QuitScreen, TooSmallScreen
 from .screens.help import key_name
 from .screens.training import TrainingScreen
@@ -115,10 +115,7 @@ class TfsApp(App[None]):
         self.session = session
         while isinstance(self.screen, ExplorerScreen):
             self.pop_screen()
-        explorer = ExplorerScreen(session, self.style)
-        self.push_screen(explorer)
-        if session.shown_view not in ("tensor", "overview"):  # where it was left
-            self.call_after_refresh(explorer.action_view, session.shown_view)
+        self.push_screen(ExplorerScreen(session, self.style))  # in the view it was left in
         if session.warning:
             self.notify(escape(session.warning), title="weights not finite", severity="warning",
                         timeout=30)
@@ -138,18 +135,6 @@ class TfsApp(App[None]):
                 return
         if self.session is not None:
             self.push_screen(TrainingScreen(self.session, self.style))
-
-    def action_pick(self) -> None:
-        """Esc in the explorer, one level back: from the attention overview (`A`) to the view
-        it was opened from, on the same event; from the explorer to the scenario picker."""
-        screen = self.screen
-        if not isinstance(screen, ExplorerScreen):
-            return
-        if screen.view_name == "overview":
-            screen.close_overview()
-        else:
-            screen.session.shown_view = screen.view_name
-            self.pop_screen()
 
     def action_help(self) -> None:
         if isinstance(self.screen, HelpScreen):

@@ -271,7 +271,7 @@ def cmd_generate(args, console: Console) -> int:
 def cmd_eval(args, console: Console) -> int:
     from scenarios.checkpoints import open_checkpoint, scenario_of
     from .prediction_rows import marked_output, prediction_rows
-    from .render import Style
+    from .style import Style
 
     trained = open_checkpoint(args.checkpoint)
     scenario = scenario_of(trained)

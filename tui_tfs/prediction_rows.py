@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from rich.text import Text
 
-from .render import Style
+from .style import Style
 
 MARK = {False: ("✓", "✗"), True: ("ok", "X")}
 NEWLINE = {False: "⏎", True: "~"}  # a newline token, drawn so a row stays one row

@@ -14,13 +14,13 @@ says how values become glyphs; the legend above a map names it and gives both it
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from itertools import combinations
 
 import numpy as np
 from rich.text import Text
 
 from .shading import MASKED, Scale, short
+from .style import Style
 from .wrap import wrap
 
 NAN_GLYPH = "?"
@@ -33,16 +33,6 @@ def model_kind_label(kind: str) -> str:
     """The one name for a model family, shown the same by the picker and the command line:
     a task's kind ("seq2seq"/"lm") or a config's ("encoder_decoder"/"decoder_only")."""
     return "encoder-decoder" if kind in ("seq2seq", "encoder_decoder") else "decoder-only"
-
-
-@dataclass(frozen=True)
-class Style:
-    """How to draw: the glyph set and whether colour is allowed."""
-
-    ascii: bool = False  # ASCII-only glyphs
-    color: bool = True  # add colour on top of the glyphs
-
-
 
 
 def ellipsis_mark(style: Style, width: int) -> str:

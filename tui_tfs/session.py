@@ -132,11 +132,12 @@ class Session(SessionViews):
         if old is not None:  # stay at the same place in the model when it still exists
             same = [e.index for e in self.trace.events if (e.phase, e.path) == (old.phase, old.path)]
             self.cursor.goto(same[0] if same else old.index)
-        v = self.view
-        v.item = min(v.item, self.batch_size - 1)
-        v.head = min(v.head, self.model.config.n_heads - 1)
-        if v.attention_path not in self.trace.attention_paths:
-            v.attention_path = self.trace.attention_paths[0] if self.trace.attention_paths else None
+        v, paths = self.view, self.trace.attention_paths
+        self.view = dataclasses.replace(
+            v, item=min(v.item, self.batch_size - 1),
+            head=min(v.head, self.model.config.n_heads - 1),
+            attention_path=v.attention_path if v.attention_path in paths else (
+                paths[0] if paths else None))
         self._fix_tensor()
         return self.trace
 

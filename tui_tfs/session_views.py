@@ -10,7 +10,7 @@ positional and embedding tables. None of it changes the trace.
 from __future__ import annotations
 
 import weakref
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -31,9 +31,10 @@ class SessionError(ValueError):
     """Something the user asked for that cannot be done; the message says why."""
 
 
-@dataclass
+@dataclass(frozen=True)
 class ViewState:
-    """What the views show of the current event; the screen reads and sets these."""
+    """What the views show of the current event. A value: a choice is a new ViewState
+    (`dataclasses.replace`), so the explorer sees that something changed by comparing two."""
 
     tensor: str | None = None  # name of the tensor shown (a key of event.tensors)
     gradient: bool = False  # show the gradient counterpart of `tensor` instead
@@ -62,14 +63,15 @@ class SessionViews:
         if self.view.tensor not in names:
             preferred = [n for n in ("weights", "out", "d_x", "masked", "scaled", "scores", "probs",
                                      "context", "merged", "d_logits") if n in names]
-            self.view.tensor = preferred[0] if preferred else (names[-1] if names else None)
+            self.view = replace(self.view, tensor=preferred[0] if preferred else (
+                names[-1] if names else None))
 
     def cycle_tensor(self, step: int = 1) -> str | None:
         names = self.tensor_names()
         if not names:
             return None
         i = names.index(self.view.tensor) if self.view.tensor in names else -step
-        self.view.tensor = names[(i + step) % len(names)]
+        self.view = replace(self.view, tensor=names[(i + step) % len(names)])
         return self.view.tensor
 
     def counterpart(self, event: Event | None = None, name: str | None = None
@@ -202,7 +204,7 @@ class SessionViews:
             return None
         current = self.attention_layer()
         i = paths.index(current) if current in paths else -step
-        self.view.attention_path = paths[(i + step) % len(paths)]
+        self.view = replace(self.view, attention_path=paths[(i + step) % len(paths)])
         # leaving the layer the cursor is in: jump the cursor there too, so the two agree
         self.cursor.to_path(f"{self.view.attention_path}.softmax")
         self._fix_tensor()
@@ -221,23 +223,23 @@ class SessionViews:
         """Cycle a view choice: "item", "head", "stage", "query"."""
         v = self.view
         if what == "item":
-            v.item = (v.item + step) % self.batch_size
-            return v.item
-        if what == "head":
-            v.head = (v.head + step) % self.model.config.n_heads
-            return v.head
-        if what == "stage":
-            v.stage = STAGES[(STAGES.index(v.stage) + step) % len(STAGES)]
-            return v.stage
-        if what == "query":
+            value = (v.item + step) % self.batch_size
+        elif what == "head":
+            value = (v.head + step) % self.model.config.n_heads
+        elif what == "stage":
+            value = STAGES[(STAGES.index(v.stage) + step) % len(STAGES)]
+        elif what == "query":
             amap = self.attention_map()
             n = amap.values.shape[0] if amap is not None else 1
-            v.query = (v.query + step) % n
-            return v.query
-        raise SessionError(f"cannot cycle {what!r}")
+            value = (v.query + step) % n
+        else:
+            raise SessionError(f"cannot cycle {what!r}")
+        self.view = replace(v, **{what: value})
+        return value
 
     def set_temperature(self, factor: float) -> float:
-        self.view.temperature = float(min(16.0, max(1 / 16, self.view.temperature * factor)))
+        temperature = float(min(16.0, max(1 / 16, self.view.temperature * factor)))
+        self.view = replace(self.view, temperature=temperature)
         return self.view.temperature
 
     def attention_scale(self, amap: AttentionMap) -> Scale:

@@ -17,13 +17,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 from rich.text import Text
 
-if TYPE_CHECKING:
-    from .render import Style
+from .style import Style
 
 # Glyphs by step, smallest first. A zero-centred scale has four steps a side: the positive
 # side shades, the negative side dots (ASCII: + * # @ and - = % &), so the sign reads without

@@ -67,3 +67,17 @@ def drive(app, *steps, size=SIZE):
                     await step(pilot)
     asyncio.run(main())
     return app
+
+
+def forward_number(trace, path: str) -> int:
+    """The number the status line gives the forward event at `path` (counted from 1): taken
+    from the trace, so a newly recorded op moves it without breaking a test."""
+    return next(e.index for e in trace.events if e.phase == "forward" and e.path == path) + 1
+
+
+def opening_trace(source: str = "reverse"):
+    """The trace the app shows first on `source` (the same seed and example as the app), for
+    tests that read the app's screen from another process (tmux)."""
+    from tui_tfs.session import Session
+
+    return Session.open(source).trace

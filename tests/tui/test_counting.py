@@ -46,7 +46,7 @@ def at(path: str, phase: str = "forward"):
         app = pilot.app
         app.session.cursor.to_path(path, phase)
         app.session.goto(app.session.cursor.index)
-        app.screen.refresh_views()
+        app.screen.observe()
         await pilot.pause()
     return go
 
@@ -79,7 +79,7 @@ def test_check_messages_and_the_gradient_check_count_from_one(make_app):
 
     async def break_mask(pilot):
         pilot.app.session.toggle_break("no_causal_mask")
-        pilot.app.screen.reload()
+        pilot.app.screen.observe()
         await pilot.pause()
 
     async def grab(key):

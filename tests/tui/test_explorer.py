@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 from textual.widgets import ContentSwitcher
 
-from conftest import drive, screen_text
+from conftest import drive, forward_number, screen_text
 from tui_tfs import render
 from tui_tfs.screens import ChoiceScreen, ExplorerScreen, HelpScreen, PromptScreen, ReportScreen
 from tui_tfs.widgets import LayerTree
@@ -59,13 +59,14 @@ def test_status_line_shows_the_stepping_level(make_app):
         seen.append((status.strip(), app.session.level_path(), app.session.event.path))
 
     rec = check(grab)
-    drive(make_app(), rec, "i", "o", "o", "o", rec, "n", rec, "u", rec)
+    app = drive(make_app(), rec, "i", "o", "o", "o", rec, "n", rec, "u", rec)
     start, over, after_next, after_out = seen
+    at = forward_number(app.session.trace, "encoder.blocks.0.self_attn.q_proj")
     assert start[0].endswith("level encoder › tok_emb")  # a new trace starts at the top level
     # i, then o three times: over tok_emb, pos_enc and emb_drop at level 2, onto blocks.0
     assert over[1:] == ("encoder.blocks.0", "encoder.blocks.0.self_attn.q_proj")
     assert over[0].endswith("level encoder.blocks.0 › self_attn.q_proj"), over
-    assert over[0].startswith("▶ forward 4/237  loss ")
+    assert over[0].startswith(f"▶ forward {at}/{len(app.session.trace)}  loss ")
     # n lands on the next event at its leaf: the level is the whole path, nothing after it
     assert after_next[0].endswith("level encoder.blocks.0.self_attn.k_proj"), after_next
     assert "›" not in after_next[0]
@@ -77,9 +78,10 @@ def test_status_line_shows_the_stepping_level(make_app):
 
 def test_status_line_level_in_ascii(make_app):
     seen = {}
-    drive(make_app(ascii=True), "o", check(lambda app: seen.update(text=screen_text(app))))
+    app = drive(make_app(ascii=True), "o", check(lambda app: seen.update(text=screen_text(app))))
     status = seen["text"].splitlines()[-2]
-    assert status.strip().startswith(">> forward 44/237  loss ")
+    at = forward_number(app.session.trace, "decoder.tok_emb")  # o: over the whole encoder
+    assert status.strip().startswith(f">> forward {at}/{len(app.session.trace)}  loss ")
     assert status.endswith("level decoder > tok_emb"), status
 
 
@@ -153,7 +155,7 @@ def test_attention_stages_heads_and_mask_glyph(make_app):
 
     def goto_self_attn(app):
         app.session.goto(app.session.trace.find_path("decoder.blocks.0.self_attn.softmax"))
-        app.screen.refresh_views()
+        app.screen.observe()
 
     def look(app):
         seen["stage"], seen["head"] = app.session.view.stage, app.session.view.head
@@ -242,7 +244,7 @@ def test_gradient_check_report(make_app):
 
     def to_linear(app):
         app.session.goto(app.session.trace.find_path("lm_head"))
-        app.screen.refresh_views()
+        app.screen.observe()
 
     drive(make_app(), check(to_linear), "k",
           check(lambda app: seen.update(screen=app.screen, text=screen_text(app))))
@@ -257,7 +259,7 @@ def test_gradient_check_labels_the_floored_error_honestly(make_app):
 
     def to_k_proj(app):  # k_proj's gradients are ~1e-6, most of them under the floor
         app.session.goto(app.session.trace.find_path("decoder.blocks.0.self_attn.k_proj"))
-        app.screen.refresh_views()
+        app.screen.observe()
 
     def look(app):
         seen.update(text=screen_text(app), result=app.session.gradient_check())

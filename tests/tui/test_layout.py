@@ -201,7 +201,7 @@ async def explorer_views(pilot, seen: dict) -> None:
         screen = app.screen
     # every gradient computed: the last event of the backward pass
     screen.session.goto(len(screen.session.trace) - 1)
-    screen.refresh_views()
+    screen.observe()
     await pilot.press("d")
     text = await look("grads")
     grads = screen.query_one("#grads")
@@ -243,10 +243,10 @@ def test_a_broken_switch_shows_whatever_the_path(ascii):
         screen = app.screen
         s = screen.session
         s.toggle_break("no_causal_mask")
-        screen.reload()
+        screen.observe()
         longest = max(range(len(s.trace)), key=lambda i: len(s.trace.events[i].path))
         s.goto(longest)
-        screen.refresh_views()
+        screen.observe()
         for size in ((80, 23), (60, 18)):
             await pilot.resize_terminal(*size)
             await pilot.pause()

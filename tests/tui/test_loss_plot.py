@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from conftest import screen_text
 
-from tui_tfs.render import Style
+from tui_tfs.style import Style
 from tui_tfs.widgets.loss_axis import fit_axis
 from tui_tfs.widgets.loss_plot import LEVEL, PlotData, legend_text, loss_plot_text
 

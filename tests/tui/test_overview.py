@@ -49,3 +49,24 @@ def test_escape_from_the_overview_opened_from_the_attention_map(make_app):
     assert after["screen"] is seen["before"]["screen"]
     assert after["index"] == seen["before"]["index"] > 0
     assert after["view"] == "attention"
+
+
+def test_escape_belongs_to_the_screen_that_owns_the_view(make_app):
+    """Esc is the explorer's own key (as it is the training screen's and help's): the binding
+    that fires names an action of the screen itself, and the App binds no Esc of its own."""
+    seen = []
+
+    def note(where: str):
+        async def step(pilot):
+            app = pilot.app
+            active = app.screen.active_bindings["escape"]
+            seen.append((where, active.node is app.screen, active.binding.action,
+                         "escape" in app._bindings.key_to_bindings))
+        return step
+
+    drive(make_app("reverse"), note("explorer"), "A", note("overview"), "escape",
+          "ctrl+t", note("training"), "question_mark", note("help"))
+    assert [s[0] for s in seen] == ["explorer", "overview", "training", "help"]
+    for where, on_screen, action, app_binds in seen:
+        assert on_screen and not action.startswith("app."), (where, action)
+        assert not app_binds, where

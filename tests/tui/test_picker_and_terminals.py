@@ -88,7 +88,7 @@ def test_ascii_mode_reads_without_unicode():
     async def goto(pilot):
         app = pilot.app
         app.session.goto(app.session.trace.find_path("decoder.blocks.0.self_attn.softmax"))
-        app.screen.refresh_views()
+        app.screen.observe()
         await pilot.pause()
 
     drive(TfsApp("reverse", None, ascii=True), goto, "a", "S", grab(seen, "masked"))

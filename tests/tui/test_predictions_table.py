@@ -10,7 +10,7 @@ import pytest
 from conftest import screen_text
 
 from scenarios import Prediction
-from tui_tfs.render import Style
+from tui_tfs.style import Style
 from tui_tfs.training import Evaluation, TrainingController
 from tui_tfs.widgets.predictions import predictions_text
 

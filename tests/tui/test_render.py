@@ -2,7 +2,7 @@
 import numpy as np
 
 from tui_tfs import render
-from tui_tfs.render import Style
+from tui_tfs.style import Style
 from tui_tfs.shading import NEGATIVE_RAMP, POSITIVE_RAMP, PROBABILITY_RAMP, Scale
 
 

@@ -1,4 +1,6 @@
 """Session: the explorer's model of the world, driven without a screen."""
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -41,7 +43,7 @@ def test_find_layer_and_attention_labels():
     assert amap.path == "decoder.blocks.0.cross_attn"
     assert amap.rows == ["<s>", "5", "1", "4", "1", "3"] and amap.cols == list("31415")
     assert np.allclose(amap.values.sum(-1), 1, atol=1e-5)
-    s.view.stage = "masked"
+    s.view = replace(s.view, stage="masked")
     s.cursor.to_path("decoder.blocks.0.self_attn.softmax")
     masked = s.attention_map()
     assert masked.keep is not None and not masked.keep[0, 1]  # <s> cannot see the future
@@ -50,10 +52,10 @@ def test_find_layer_and_attention_labels():
 def test_tensor_and_gradient_pairs():
     s = Session.open("reverse")
     s.find("path", "encoder.blocks.0.self_attn.q_proj")
-    s.view.tensor = "w"
+    s.view = replace(s.view, tensor="w")
     event, name = s.counterpart()
     assert event.phase == "backward" and name == "grad.w"
-    s.view.gradient = True
+    s.view = replace(s.view, gradient=True)
     assert s.shown_tensor()[1] == "grad.w"
     values, rows, cols, where = s.tensor_slice(*s.shown_tensor())
     assert values.shape == (32, 32)
@@ -63,8 +65,7 @@ def test_3d_and_4d_slices_follow_item_and_head():
     s = Session.open("reverse")
     s.new_batch()
     s.find("op", "softmax")
-    s.view.tensor = "weights"
-    s.view.item, s.view.head = 2, 3
+    s.view = replace(s.view, tensor="weights", item=2, head=3)
     values, rows, cols, where = s.tensor_slice(s.event, "weights")
     assert np.array_equal(values, s.event.tensors["weights"][2, 3])
     assert where == "[item 3/4, head 4/4]"  # counted from 1 on screen
@@ -147,11 +148,11 @@ def test_shared_scale_spans_the_whole_tensor_and_every_attention_map():
     s = Session.open("reverse")
     s.new_batch()
     s.find("path", "decoder.blocks.0.self_attn.scale")
-    s.view.tensor, s.view.head = "scores", 1
+    s.view = replace(s.view, tensor="scores", head=1)
     values, _, _, _ = s.tensor_slice(s.event, "scores")
     own = s.tensor_scale(s.event, "scores", values, None)
     assert own.limit == pytest.approx(float(np.abs(values).max()))
-    s.view.shared_scale = True
+    s.view = replace(s.view, shared_scale=True)
     shared = s.tensor_scale(s.event, "scores", values, None)
     assert shared.limit == pytest.approx(float(np.abs(s.event.tensors["scores"]).max()))
     assert shared.limit > own.limit and shared.scope == "shared across items/heads"
@@ -162,5 +163,5 @@ def test_shared_scale_spans_the_whole_tensor_and_every_attention_map():
                 for m in [s.attention_map(path, "masked", h)])
     assert s.attention_scale(amap).limit == pytest.approx(limit) and limit < 1e3
     assert s.attention_scale(s.attention_map(stage="weights")).kind == "probability"
-    s.view.shared_scale = False
+    s.view = replace(s.view, shared_scale=False)
     assert s.attention_scale(amap).limit < limit

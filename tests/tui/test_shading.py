@@ -4,6 +4,7 @@ the scale in force, and the vocabulary labelling the columns of logits and proba
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import pytest
 
@@ -23,8 +24,8 @@ def goto(path: str, phase: str = "forward", tensor: str | None = None):
         app.session.cursor.to_path(path, phase)
         app.session.goto(app.session.cursor.index)
         if tensor is not None:
-            app.session.view.tensor = tensor
-        app.screen.refresh_views()
+            app.session.view = replace(app.session.view, tensor=tensor)
+        app.screen.observe()
     return check(go)
 
 

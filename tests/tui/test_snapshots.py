@@ -18,7 +18,7 @@ def at_cross_attention(pilot):
     async def go():
         app = pilot.app
         app.session.goto(app.session.trace.find_path("decoder.blocks.0.cross_attn.softmax"))
-        app.screen.refresh_views()
+        app.screen.observe()
         await pilot.pause()
     return go()
 

@@ -18,6 +18,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+from conftest import forward_number, opening_trace
 
 pytestmark = [pytest.mark.timeout(120),
               pytest.mark.skipif(shutil.which("tmux") is None,
@@ -81,7 +82,8 @@ def test_real_terminal_reversal_attention():
     tmux = Tmux()
     try:
         tmux.start(_command())
-        tmux.wait_for("forward 1/237")
+        trace = opening_trace("reverse")
+        tmux.wait_for(f"forward 1/{len(trace)}")
         tmux.keys("l")
         tmux.wait_for("Run to layer")
         tmux.keys("-l", "decoder.blocks.0.cross_attn.softmax")
@@ -95,7 +97,8 @@ def test_real_terminal_reversal_attention():
         rows = [m.group(1) for part in right
                 if (m := re.match(r"\s*(<s>|\d) ([ ▁▂▃▄▅▆▇█] ){5}", part))]  # weights, 0..1
         assert rows == ["<s>", "5", "1", "4", "1", "3"], screen  # queries down: the reversal
-        assert "forward 68/237" in screen
+        softmax = forward_number(trace, "decoder.blocks.0.cross_attn.softmax")
+        assert f"forward {softmax}/{len(trace)}" in screen
         tmux.keys("q")
         tmux.wait_for("app-exit-status 0")
     finally:

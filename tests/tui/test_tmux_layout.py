@@ -6,6 +6,7 @@ import re
 import shlex
 import time
 
+from tests.tui.conftest import opening_trace
 from tests.tui.test_tmux import ROOT, Tmux, _command
 
 import pytest
@@ -42,7 +43,7 @@ def test_explorer_and_training_read_whole_at_80x23():
     try:
         tmux.start_in_terminal(_command(), 80, 23)
         assert tmux.run("display", "-p", "#{pane_width}x#{pane_height}").strip() == "80x23"
-        screen = tmux.settled("forward 1/237")
+        screen = tmux.settled(f"forward 1/{len(opening_trace('reverse'))}")
         rows = screen.rstrip("\n").split("\n")
         assert len(rows) == 23 and "Make the terminal larger" not in screen
         assert "reverse" in rows[0] and "formula" in rows[0], screen  # tree and formula panel

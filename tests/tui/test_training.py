@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from scenarios import load_scenario
-from tui_tfs.render import Style
+from tui_tfs.style import Style
 from tui_tfs.training import DIVERGED, FINISHED, PAUSED, RUNNING, STOPPED, TrainingController
 from tui_tfs.widgets.loss_plot import PlotData, downsample, loss_plot_text
 from tui_tfs.widgets.metrics import grad_history_text, metrics_text

@@ -5,7 +5,7 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical, VerticalScroll
-from textual.screen import ModalScreen, Screen
+from textual.screen import ModalScreen, Screen, ScreenResultType
 from textual.widgets import Input, Label, OptionList, Static
 from textual.widgets.option_list import Option
 
@@ -14,7 +14,45 @@ from textual.widgets.option_list import Option
 QUIT_KEY = Binding("ctrl+c", "app.quit", "Quit", show=False, priority=True)
 
 
-class PromptScreen(ModalScreen[str | None]):
+class Dialog(ModalScreen[ScreenResultType]):
+    """A box over the screen, centred: a question, a choice, a report or the help. Its body is
+    a container of class `dialog` (plus `report` or `help` for the tall ones)."""
+
+    SCOPED_CSS = False  # the rules name the dialog's classes and the App's -ascii
+    DEFAULT_CSS = """
+    Dialog { align: center middle; }
+    Dialog .dialog {
+        width: 72;
+        max-width: 100%;  /* a 60-column terminal: the dialog narrows, its text wraps */
+        height: auto;
+        max-height: 20;
+        border: round $accent;
+        background: $surface;
+        padding: 0 1;
+    }
+    Dialog .dialog.report, Dialog .dialog.help {
+        height: 20;
+        max-height: 100%;
+    }
+    Dialog .dialog.report {
+        width: 76;  /* a gradient check's legend line, beside the scrollbar */
+    }
+    Dialog .dialog-title {
+        width: 100%;  /* a Label is as wide as its text: a long question would run off the dialog */
+        text-style: bold;
+        margin-bottom: 1;
+    }
+    Dialog .dialog-hint { color: $text-muted; }
+    Dialog #choices {
+        height: auto;
+        max-height: 14;
+    }
+    Dialog #report-scroll { height: 1fr; }
+    App.-ascii Dialog .dialog { border: ascii $accent; }
+    """
+
+
+class PromptScreen(Dialog[str | None]):
     """One line of input; Enter returns it, Escape returns None."""
 
     BINDINGS = [Binding("escape", "cancel", "Cancel"), QUIT_KEY]
@@ -36,7 +74,7 @@ class PromptScreen(ModalScreen[str | None]):
         self.dismiss(None)
 
 
-class ChoiceScreen(ModalScreen[object]):
+class ChoiceScreen(Dialog[object]):
     """A list to choose from (type to filter when `filter` is on); returns the chosen id."""
 
     BINDINGS = [Binding("escape", "cancel", "Cancel"), QUIT_KEY]
@@ -89,7 +127,7 @@ class ChoiceScreen(ModalScreen[object]):
         self.dismiss(None)
 
 
-class ReportScreen(ModalScreen[None]):
+class ReportScreen(Dialog[None]):
     """A scrollable report (check findings, gradient check); Escape or Enter closes it."""
 
     BINDINGS = [Binding("escape,enter,q", "close", "Close"), QUIT_KEY]
@@ -111,6 +149,15 @@ class ReportScreen(ModalScreen[None]):
 
 class TooSmallScreen(Screen[None]):
     """Shown instead of the layout when the terminal is below the size it needs."""
+
+    DEFAULT_CSS = """
+    TooSmallScreen { align: center middle; }
+    TooSmallScreen #too-small-text {
+        width: auto;
+        height: auto;
+        text-style: bold;
+    }
+    """
 
     BINDINGS = [Binding("q,ctrl+c", "app.quit", "Quit")]
 

@@ -2,25 +2,32 @@
 status line and the keys at the bottom. Every action is a Binding with a description, so it is
 in the footer (the stepping keys), the command palette (all) and the help screen (all).
 
-Attributes down: after every action `refresh_views` hands the session to the tree, the status
-line, the formula panel and the visible view. Messages up: the tree posts `EventPicked`.
+State: what the screen shows is one value, `state` (an `ExplorerState`), held in a reactive.
+An action either replaces it (`dataclasses.replace`: a view, a panel, a view choice) or moves
+the session and then `observe`s it; `watch_state` draws whenever the new value differs from the
+last, so no action redraws by hand and a key that changes nothing draws nothing.
+Attributes down: the drawing hands the session to the tree, the status line, the formula panel
+and the visible view. Messages up: the tree posts `EventPicked`.
 """
 from __future__ import annotations
 
-from rich.markup import escape
+from dataclasses import replace
 
-from rich.text import Text
+from rich.markup import escape
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
+from textual.reactive import reactive
 from textual.screen import Screen
 from textual.widgets import ContentSwitcher
 
 from scenarios import ScenarioError
 
 from ..memory import give_back_memory
+from ..check_reports import checks_report, gradient_check_report
+from ..explorer_state import ExplorerState
 from ..messages import EventPicked
-from ..render import Style
+from ..style import Style
 from ..session import Session, SessionError
 from ..widgets import (AttentionOverview, AttentionView, EmbeddingView, FormulaPanel,
                        GradNormView, LayerTree, PositionalView, StatusLine, TemperatureView,
@@ -29,8 +36,6 @@ from ..widgets.footer import FittingFooter
 from ..source import SourceError, op_source
 from .dialogs import ChoiceScreen, PromptScreen, ReportScreen
 from .source import SourceScreen
-
-VIEWS = ("tensor", "attention", "overview", "grads", "positional", "embedding", "temperature")
 
 STEP_BINDINGS = [
     Binding("n", "step('next')", "Next", show=True, tooltip="Next event"),
@@ -92,7 +97,7 @@ SCREEN_BINDINGS = [
     Binding("question_mark", "app.help", "Help", show=True, tooltip="Help: every key"),
     Binding("ctrl+t", "app.train", "Train", show=True,
             tooltip="Train this scenario's model (live loss plot, predictions, generation)"),
-    Binding("escape", "app.pick", "Back: close the overview, else the scenarios", show=False),
+    Binding("escape", "back", "Back: close the overview, else the scenarios", show=False),
     Binding("q", "app.quit", "Quit", show=False),
 ]
 
@@ -100,9 +105,21 @@ SCREEN_BINDINGS = [
 class ExplorerScreen(Screen[None]):
     """Step through one trace of one scenario."""
 
+    DEFAULT_CSS = """
+    ExplorerScreen #main { height: 1fr; }
+    ExplorerScreen #right {
+        width: 1fr;
+        height: 1fr;
+    }
+    ExplorerScreen #views { height: 1fr; }
+    """
+
     BINDINGS = STEP_BINDINGS + TRACE_BINDINGS + VIEW_BINDINGS + SCREEN_BINDINGS
     GROUPS = [("Stepping", STEP_BINDINGS), ("Trace and checks", TRACE_BINDINGS),
               ("Views", VIEW_BINDINGS), ("Screen", SCREEN_BINDINGS)]
+
+    state: reactive[ExplorerState] = reactive(ExplorerState, init=False, repaint=False)
+    """What the screen shows, as one value: assigning a different one redraws (watch_state)."""
 
     def __init__(self, session: Session, style: Style, closes_session: bool = False) -> None:
         """`closes_session`: the session is this screen's own (an inspector's), closed with it."""
@@ -110,20 +127,16 @@ class ExplorerScreen(Screen[None]):
         self.session = session
         self.style = style
         self.closes_session = closes_session
-        self._before_overview = "tensor"  # the view the overview (A) was opened from
-        # None: as the terminal's size suggests (all panels from 80x23, one below); else the
-        # user's choice with `L` / `f`
-        self._tree_shown: bool | None = None
-        self._formula_shown: bool | None = None
-        self._formula_expanded = False  # `F`: the formula panel takes the right column
-        self._was_compact = False  # the layout the choices above were made in
+        # reopened from the picker: the view it was left in (the overview's "back" is lost)
+        shown = session.shown_view if session.shown_view != "overview" else "tensor"
+        self.set_reactive(ExplorerScreen.state, self.observed(shown=shown))
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="main"):
             yield LayerTree(id="tree")
             with Vertical(id="right"):
                 yield FormulaPanel(id="formula")
-                with ContentSwitcher(initial="tensor", id="views"):
+                with ContentSwitcher(initial=self.state.shown, id="views"):
                     yield TensorView(id="tensor")
                     yield AttentionView(id="attention")
                     yield AttentionOverview(id="overview")
@@ -136,107 +149,132 @@ class ExplorerScreen(Screen[None]):
 
     def on_resize(self) -> None:
         self.app.check_size()
-        self.apply_layout()
+        self.observe()
 
     def on_mount(self) -> None:
         tree = self.query_one(LayerTree)
         tree.use_style(self.style)
-        tree.border_title = self.session.scenario.name
-        self.apply_layout()
-        self.reload()
+        self.set_reactive(ExplorerScreen.state, self.observed())
+        self.show_state(None, self.state)
         tree.focus()
 
-    # -- which panels show ----------------------------------------------------------------------------
+    def on_screen_resume(self) -> None:
+        """Back from training (or a dialog): the trace may have been re-recorded and the
+        terminal resized meanwhile."""
+        if self.is_mounted:
+            self.observe()
+
+    # -- the state and what follows from it -----------------------------------------------------------
     @property
     def compact(self) -> bool:
         """Below 80x23: one panel at a time (the tree or the view), the formula folded away."""
         return bool(getattr(self.app, "compact", False))
 
-    def apply_layout(self) -> None:
-        """Show the panels the size and the user's `L`, `f`, `F` choices ask for. In the compact
-        layout the tree and the right column take turns; the formula is off unless asked."""
-        compact = self.compact
-        if compact != self._was_compact:  # L and f choices belong to the layout they were made in
-            self._tree_shown = self._formula_shown = None
-            self._was_compact = compact
-        tree_shown = (not compact) if self._tree_shown is None else self._tree_shown
-        formula_shown = (not compact) if self._formula_shown is None else self._formula_shown
-        expanded = self._formula_expanded
-        tree = self.query_one(LayerTree)
-        tree.display = tree_shown
-        tree.border_title = self.session.scenario.name + (" (Enter/L: view)" if compact else "")
-        self.query_one("#right").display = not (compact and tree_shown)
-        formula = self.query_one(FormulaPanel)
-        was_shown = formula.display
-        formula.display = formula_shown or expanded
-        formula.set_class(expanded, "-expanded")
-        self.query_one("#views").display = not expanded
-        if formula.display and not was_shown and self.is_mounted:
-            formula.show(self.session, self.style)
-        if not tree.display and tree.has_focus:
-            self.query_one(f"#{self.view_name}").focus()
-        self.set_class(compact, "-compact")
-        self.query_one(f"#{self.view_name}").border_title = self._view_title()
-
-    # -- drawing ------------------------------------------------------------------------------------
     @property
     def view_name(self) -> str:
-        return self.query_one("#views", ContentSwitcher).current or "tensor"
-
-    def reload(self) -> None:
-        """A new trace: rebuild the tree, then draw."""
-        self._shown_trace = self.session.trace
-        self.query_one(LayerTree).load(self.session.trace)
-        self.refresh_views()
+        return self.state.shown
 
     def on_unmount(self) -> None:
         """Removed (after its widgets): keep no trace alive from here. An inspector's own
         session is closed and its memory given back (tui_tfs.memory says why)."""
-        self._shown_trace = None
+        self.set_reactive(ExplorerScreen.state, replace(self.state, trace=None))
         if self.closes_session:
             self.session.close()
             give_back_memory()
 
-    def on_screen_resume(self) -> None:
-        """Back from training (or a dialog): redraw if the trace was re-recorded meanwhile."""
-        if self.is_mounted:
-            self.apply_layout()  # the terminal may have been resized meanwhile
-        if getattr(self, "_shown_trace", None) is not self.session.trace and self.is_mounted:
-            self.reload()
-
-    def refresh_views(self) -> None:
+    def observed(self, **changes) -> ExplorerState:
+        """The state with the session's cursor, trace and view choices and the terminal's
+        layout read in, then `changes` (fields of ExplorerState) made."""
         s = self.session
-        self.query_one(LayerTree).show_event(s.cursor.index)
+        state = replace(self.state, view=s.view, event=s.cursor.index, level=s.cursor.level,
+                        trace=s.trace, trace_id=id(s.trace))
+        return replace(state.laid_out(self.compact), **changes)
+
+    def observe(self, **changes) -> None:
+        """After the session moved (a step, a search, a new trace): take its state. Nothing is
+        drawn unless that differs from what is on screen."""
+        self.state = self.observed(**changes)
+
+    def watch_state(self, old: ExplorerState, new: ExplorerState) -> None:
+        if self.is_mounted:
+            self.show_state(old, new)
+
+    def show_state(self, old: ExplorerState | None, new: ExplorerState) -> None:
+        """Draw `new`: the session takes its view choices; a new trace rebuilds the tree; a new
+        layout shows and hides panels; then the tree's cursor, the status line, the formula
+        (when shown) and the visible view are drawn again."""
+        self.session.view = new.view
+        if old is None or new.trace_id != old.trace_id:
+            self.query_one(LayerTree).load(new.trace)
+        switcher = self.query_one("#views", ContentSwitcher)
+        if switcher.current != new.shown:
+            switcher.current = new.shown
+        if old is not None and new.layout() != old.layout():
+            # panels come, go and change size: draw at their new widths, after the layout
+            self.apply_layout(new)
+            self.call_after_refresh(self.draw)
+            return
+        if old is None:
+            self.apply_layout(new)
+        self.draw()
+
+    def draw(self) -> None:
+        """The tree's cursor, the status line, the formula (when shown) and the visible view,
+        as the state says."""
+        if not self.is_attached:  # a draw put off until after a layout, the screen gone since
+            return
+        s, state = self.session, self.state
+        self.query_one(LayerTree).show_event(state.event)
         self.query_one(StatusLine).show(s, self.style)
         formula = self.query_one(FormulaPanel)
         if formula.display:
             formula.show(s, self.style)
-        view = self.query_one(f"#{self.view_name}")
+        view = self.query_one(f"#{state.shown}")
         view.show(s, self.style)
-        view.border_title = self._view_title()
+        view.border_title = self._view_title(state)
 
-    def _view_title(self) -> str:
-        flip = " (L: tree)" if self.compact else ""
+    def apply_layout(self, state: ExplorerState) -> None:
+        """Show the panels the size and the user's `L`, `f`, `F` choices ask for. In the compact
+        layout the tree and the right column take turns; the formula is off unless asked."""
+        tree = self.query_one(LayerTree)
+        tree.display = state.tree_shown
+        tree.border_title = self.session.scenario.name + (" (Enter/L: view)" if state.compact
+                                                          else "")
+        self.query_one("#right").display = state.right_shown
+        formula = self.query_one(FormulaPanel)
+        formula.display = state.formula_shown
+        formula.set_class(state.formula_expanded, "-expanded")
+        self.query_one("#views").display = not state.formula_expanded
+        if not tree.display and tree.has_focus:
+            self.query_one(f"#{state.shown}").focus()
+        self.set_class(state.compact, "-compact")
+        self.query_one(f"#{state.shown}").border_title = self._view_title(state)
+
+    @staticmethod
+    def _view_title(state: ExplorerState) -> str:
+        flip = " (L: tree)" if state.compact else ""
         return {"tensor": "tensor", "attention": "attention map", "overview": "attention overview",
                 "grads": "gradient norms", "positional": "positional encoding",
-                "embedding": "embeddings", "temperature": "softmax temperature"}[self.view_name] + flip
+                "embedding": "embeddings", "temperature": "softmax temperature"}[state.shown] + flip
 
     # -- messages up --------------------------------------------------------------------------------
     def on_event_picked(self, message: EventPicked) -> None:
         self.session.goto(message.index)
-        if self.compact and self.query_one(LayerTree).display:
-            self.action_toggle_tree()  # one panel at a time: the picked event's view
-        self.refresh_views()
+        if self.compact and self.state.tree_shown:  # one panel at a time: the picked event's view
+            self.observe(tree=False)
+            self.query_one(f"#{self.state.shown}").focus()
+        else:
+            self.observe()
 
     # -- stepping -----------------------------------------------------------------------------------
     def action_step(self, how: str) -> None:
         self.session.step(how)
-        self.refresh_views()
+        self.observe()
 
     def action_find_nonfinite(self) -> None:
         if not self.session.find("nonfinite"):
             self.notify("no NaN or Inf after this event", title="run to NaN/Inf")
-        self.refresh_views()
+        self.observe()
 
     def action_find_grad_norm(self) -> None:
         def chosen(value: str | None) -> None:
@@ -250,7 +288,7 @@ class ExplorerScreen(Screen[None]):
             if not self.session.find("grad_norm", bound):
                 self.notify(f"no gradient with norm above {bound:g} after this event",
                             title="run to gradient norm")
-            self.refresh_views()
+            self.observe()
 
         self.app.push_screen(PromptScreen("Run to the next event with a gradient norm above:",
                                           "e.g. 1.0", "1.0"), chosen)
@@ -267,7 +305,7 @@ class ExplorerScreen(Screen[None]):
             except KeyError:
                 self.session.cursor.to_path(path, "forward" if phase == "backward" else "backward")
             self.session.goto(self.session.cursor.index)
-            self.refresh_views()
+            self.observe()
 
         self.app.push_screen(ChoiceScreen("Run to layer (type to filter):",
                                           [(p, p) for p in paths], filter=True), chosen)
@@ -279,7 +317,7 @@ class ExplorerScreen(Screen[None]):
         except (ScenarioError, SessionError, ValueError) as error:
             self.notify(escape(str(error)), title=what, severity="error", timeout=8)
             return
-        self.reload()
+        self.observe()
         self.notify(self.session.source, title=what)
 
     def action_new_batch(self) -> None:
@@ -303,7 +341,7 @@ class ExplorerScreen(Screen[None]):
         def chosen(name: str | None) -> None:
             if name:
                 value = self.session.toggle_break(name)
-                self.reload()
+                self.observe()
                 self.notify(f"{name} is now {'ON' if value else 'off'}; trace re-run "
                             f"(loss {self.session.trace.loss:.4f})", title="break-it switch")
 
@@ -324,23 +362,13 @@ class ExplorerScreen(Screen[None]):
     # -- checks -------------------------------------------------------------------------------------
     def action_run_checks(self) -> None:
         findings = self.session.run_checks()
-        bad = [f for f in findings if not f.ok]
-        text = Text()
-        text.append(f"{len(findings)} findings, {len(bad)} problems\n\n", style="bold")
-        for f in sorted(findings, key=lambda f: f.ok):
-            mark = "PASS" if f.ok else f.severity.upper()
-            text.append(f"{mark:<8}", style=("bold red" if not f.ok else "green")
-                        if self.style.color else "bold")
-            text.append(f"{f.check}", style="bold")
-            where = f" @ event {f.event_index + 1}" if f.event_index is not None else ""
-            text.append(f"{where}\n  {f.message}\n")
-        first_bad = next((f.event_index for f in bad if f.event_index is not None), None)
+        first_bad = next((f.event_index for f in findings
+                          if not f.ok and f.event_index is not None), None)
         if first_bad is not None:
             self.session.goto(first_bad)
-            self.refresh_views()
-            text.append(f"\nThe cursor moved to event {first_bad + 1}, the first one to blame.",
-                        style="bold")
-        self.app.push_screen(ReportScreen("Built-in checks", text))
+            self.observe()
+        self.app.push_screen(ReportScreen("Built-in checks",
+                                          checks_report(findings, first_bad, self.style)))
 
     def action_gradient_check(self) -> None:
         try:
@@ -349,102 +377,73 @@ class ExplorerScreen(Screen[None]):
             self.notify(escape(str(error)).strip("'\""), title="gradient check", severity="warning",
                         timeout=8)
             return
-        text = Text()
-        verdict = "OK" if result.ok else "MISMATCH"
-        text.append(f"{result.param}: {verdict}  max err {result.max_rel_error:.3g} "
-                    f"(tolerance {result.tolerance:g}, {result.dtype})\n", style="bold")
-        # the engine divides by max(|a| + |n|, floor): for gradients near 0 the error is absolute
-        text.append(f"err: relative error |a-n|/(|a|+|n|); * absolute below floor "
-                    f"{result.floor:.3g}\n\n", style="dim")
-        text.append(f"{'element':<14}{'analytic':>12}{'numeric':>12}{'err':>10}\n",
-                    style="bold")
-        for idx, a, n, r in zip(result.indices, result.analytic, result.numeric,
-                                result.rel_error):
-            floored = "*" if abs(a) + abs(n) < result.floor else ""
-            element = "(" + ", ".join(str(int(i) + 1) for i in idx) + ")"
-            text.append(f"{element:<14}{a:>12.4g}{n:>12.4g}"
-                        f"{r:>10.2g}{floored}\n")
-        text.append(f"\nelement: (row, column) in the parameter, counted from 1\n{result.note}\n",
-                    style="dim")
-        self.app.push_screen(ReportScreen("Gradient check", text))
+        self.app.push_screen(ReportScreen("Gradient check", gradient_check_report(result)))
 
     # -- views --------------------------------------------------------------------------------------
     def action_view(self, name: str) -> None:
-        if name == "overview" and self.view_name != "overview":
-            self._before_overview = self.view_name  # where Esc goes back to
-        self.query_one("#views", ContentSwitcher).current = name
-        self.refresh_views()
+        self.state = self.state.showing(name)
 
-    def close_overview(self) -> None:
-        """Back from the overview to the view it was opened from, on the same event."""
-        self.action_view(self._before_overview)
+    def action_back(self) -> None:
+        """Esc, one level back: from the attention overview (`A`) to the view it was opened
+        from, on the same event; from the explorer to the scenario picker (the session keeps
+        its trace and cursor, so nothing is lost and nothing is asked)."""
+        if self.state.shown == "overview":
+            self.state = self.state.showing(self.state.before_overview)
+        else:
+            self.session.shown_view = self.state.shown
+            self.app.pop_screen()
 
     def action_toggle_formula(self) -> None:
-        formula = self.query_one(FormulaPanel)
-        self._formula_shown = not formula.display
-        self._formula_expanded = False
-        self.apply_layout()
-        self.refresh_views()
+        self.state = replace(self.state, formula=not self.state.formula_shown,
+                             formula_expanded=False)
 
     def action_expand_formula(self) -> None:
         """The formula panel with the whole explanation in the view's place, or back."""
-        self._formula_expanded = not self._formula_expanded
-        if self.compact and self._formula_expanded:
-            self._tree_shown = False  # the right column holds the formula
-        self.apply_layout()
-        self.refresh_views()
-        if self._formula_expanded:
+        expanded = not self.state.formula_expanded
+        tree = False if self.state.compact and expanded else self.state.tree  # room for it
+        self.state = replace(self.state, formula_expanded=expanded, tree=tree)
+        if expanded:
             self.query_one(FormulaPanel).focus()
 
     def action_toggle_tree(self) -> None:
         """Show or hide the layer tree; in the compact layout, the tree or the view."""
-        tree = self.query_one(LayerTree)
-        self._tree_shown = not tree.display
-        self.apply_layout()
-        if tree.display:
-            tree.focus()
-            self.refresh_views()
+        self.state = replace(self.state, tree=not self.state.tree_shown)
+        if self.state.tree_shown:
+            self.query_one(LayerTree).focus()
         else:
-            self.query_one(f"#{self.view_name}").focus()
+            self.query_one(f"#{self.state.shown}").focus()
 
     def action_tensor(self, step: int) -> None:
         self.session.cycle_tensor(step)
-        if self.view_name != "tensor":
-            self.query_one("#views", ContentSwitcher).current = "tensor"
-        self.refresh_views()
+        self.observe(shown="tensor")
 
     def action_toggle_gradient(self) -> None:
-        v = self.session.view
+        v = self.state.view
         if self.session.counterpart() is None:
             self.notify(f"{v.tensor} has no {'gradient' if self.session.event.phase == 'forward' else 'value'} "
                         f"recorded at this place", title="tensor <-> gradient")
-        v.gradient = not v.gradient
-        self.refresh_views()
+        self.state = replace(self.state, view=replace(v, gradient=not v.gradient))
 
     def action_toggle_numbers(self) -> None:
-        self.session.view.numbers = not self.session.view.numbers
-        self.refresh_views()
+        v = self.state.view
+        self.state = replace(self.state, view=replace(v, numbers=not v.numbers))
 
     def action_toggle_shared_scale(self) -> None:
-        v = self.session.view
-        v.shared_scale = not v.shared_scale
+        v = replace(self.state.view, shared_scale=not self.state.view.shared_scale)
         self.notify("one shade scale across heads and layers" if v.shared_scale
                     else "each map on its own shade scale", title="shade scale")
-        self.refresh_views()
+        self.state = replace(self.state, view=v)
 
     def action_cycle(self, what: str, step: int) -> None:
         self.session.cycle(what, step)
-        self.refresh_views()
+        self.observe()
 
     def action_attention_layer(self, step: int) -> None:
         self.session.cycle_attention_layer(step)
-        if self.view_name not in ("attention", "overview", "temperature"):
-            self.query_one("#views", ContentSwitcher).current = "attention"
-        self.refresh_views()
+        shown = self.state.shown
+        self.observe(shown=shown if shown in ("attention", "overview", "temperature")
+                     else "attention")
 
     def action_temperature(self, factor: float) -> None:
         self.session.set_temperature(factor)
-        if self.view_name != "temperature":
-            self.query_one("#views", ContentSwitcher).current = "temperature"
-        self.refresh_views()
-
+        self.observe(shown="temperature")

@@ -6,10 +6,9 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
-from textual.screen import ModalScreen
 from textual.widgets import Static
 
-from .dialogs import QUIT_KEY
+from .dialogs import QUIT_KEY, Dialog
 
 
 def key_name(key: str) -> str:
@@ -39,7 +38,7 @@ NAVIGATION = ("Tab and Shift+Tab move the focus between panels (the tree, the fo
               "on the training screen v flips the loss plot, the numbers and panel 1/2/3.")
 
 
-class HelpScreen(ModalScreen[None]):
+class HelpScreen(Dialog[None]):
     BINDINGS = [Binding("escape,question_mark,q", "close", "Close help"), QUIT_KEY]
 
     def __init__(self, groups: list[tuple[str, list[Binding]]]) -> None:

@@ -77,6 +77,30 @@ def checkpoint_card(info: CheckpointInfo) -> Text:
 class PickerScreen(Screen[None]):
     """Choose what to explore."""
 
+    SCOPED_CSS = False  # the ASCII rule starts at the App's class -ascii
+    DEFAULT_CSS = """
+    PickerScreen #picker-title {
+        height: auto;  /* wraps on a narrow terminal rather than losing its end */
+        padding: 0 1;
+        text-style: bold;
+    }
+    PickerScreen #picker { height: 1fr; }
+    PickerScreen #scenarios {
+        width: 30;
+        height: 1fr;
+        border: round $accent;
+    }
+    PickerScreen #card-scroll {
+        width: 1fr;
+        height: 1fr;
+        border: round $primary;
+        padding: 0 1;
+    }
+    App.-ascii PickerScreen #scenarios, App.-ascii PickerScreen #card-scroll {
+        border: ascii $accent;
+    }
+    """
+
     BINDINGS = [
         Binding("enter", "open", "Open", show=True, tooltip="Open the highlighted scenario or checkpoint"),
         Binding("o", "open_file", "Open file", show=True,

@@ -29,7 +29,7 @@ from scenarios import ScenarioError
 from ..messages import TrainingProgress, TrainingStopped
 from ..widgets.footer import FittingFooter
 from ..widgets.titles import fit_title
-from ..render import Style
+from ..style import Style
 from ..session import Session
 from ..training import DIVERGED, RUNNING, TrainingController
 from ..widgets.loss_plot import LossPlot, PlotData
@@ -77,6 +77,34 @@ SCREEN_BINDINGS = [
 
 class TrainingScreen(Screen[None]):
     """Train the session's model and watch it learn."""
+
+    SCOPED_CSS = False  # some rules start at the App's classes (-compact, -large, -ascii)
+    DEFAULT_CSS = """
+    TrainingScreen #tr-top { height: 12; }
+    /* below 80x23 one panel at a time (v flips); a projector's terminal: the plot takes half */
+    App.-compact TrainingScreen #tr-top { height: 1fr; }
+    App.-large TrainingScreen #tr-top { height: 55%; }
+    TrainingScreen #tr-views {
+        height: 1fr;
+        border: round $secondary;
+        border-title-align: left;
+    }
+    TrainingScreen #tr-views > * {
+        height: 1fr;
+        padding: 0 1;
+        scrollbar-size: 1 1;
+    }
+    TrainingScreen #tr-views Static {
+        width: auto;
+        height: auto;
+    }
+    TrainingScreen #tr-status {
+        height: 1;
+        background: $boost;
+        padding: 0 1;
+    }
+    App.-ascii TrainingScreen #tr-views { border: ascii $accent; }
+    """
 
     BINDINGS = RUN_BINDINGS + VIEW_BINDINGS + GENERATE_BINDINGS + SCREEN_BINDINGS
     GROUPS = [("Training", RUN_BINDINGS), ("Panels", VIEW_BINDINGS),

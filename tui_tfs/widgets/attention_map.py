@@ -12,7 +12,7 @@ from rich.text import Text
 from engine.maths.facts import CROSS_ATTENTION
 
 from .. import render
-from ..render import Style
+from ..style import Style
 from ..shading import ZERO_CENTRED, Scale
 from ..wrap import wrap
 from .panel import TextPanel

@@ -11,13 +11,33 @@ from textual.app import ComposeResult
 from textual.containers import VerticalScroll
 from textual.widgets import Static
 
-from ..render import Style
+from ..style import Style
 
 MORE = {False: "more … F shows all, or Tab + ↓", True: "more ... F shows all, or Tab + down"}
 
 
 class FormulaPanel(VerticalScroll, can_focus=True):
     """Title, formula (Unicode or ASCII), this event's shapes, and the explanation."""
+
+    SCOPED_CSS = False  # the ASCII rule starts at the App's class -ascii
+    DEFAULT_CSS = """
+    FormulaPanel {
+        height: auto;
+        max-height: 35%;
+        border: round $secondary;
+        border-title-align: left;
+        border-subtitle-align: right;
+        padding: 0 1;
+        scrollbar-size-vertical: 1;
+    }
+    FormulaPanel > #formula-body { height: auto; }
+    /* F: the whole explanation in the view's place */
+    FormulaPanel.-expanded {
+        height: 1fr;
+        max-height: 100%;
+    }
+    App.-ascii FormulaPanel { border: ascii $accent; }
+    """
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)

@@ -16,7 +16,8 @@ from engine.maths.recorder import BACKWARD, FORWARD
 from engine.trace.trace import path_parts
 
 from ..messages import EventPicked
-from ..render import Style, fit_label
+from ..render import fit_label
+from ..style import Style
 
 ASCII_LINES = ("  ", "| ", "`-", "|-")
 GUIDE = 2  # columns of guide lines a level (guide_depth)
@@ -24,6 +25,23 @@ GUIDE = 2  # columns of guide lines a level (guide_depth)
 
 class LayerTree(Tree[int]):
     """Collapsible layers; node data is the event index of a leaf (or of a layer's first event)."""
+
+    SCOPED_CSS = False  # some rules start at the App's classes (-compact, -large, -ascii)
+    DEFAULT_CSS = """
+    LayerTree {
+        width: 28;
+        height: 1fr;
+        border: round $accent;
+        border-title-align: left;
+        scrollbar-size-vertical: 1;
+        overflow-x: hidden;
+    }
+    /* below 80x23 the tree and the view take turns (L) and take the whole width */
+    App.-compact LayerTree { width: 1fr; }
+    /* a projector's terminal: a wider tree (the maps' cells grow in the views) */
+    App.-large LayerTree { width: 40; }
+    App.-ascii LayerTree { border: ascii $accent; }
+    """
 
     def __init__(self, **kwargs) -> None:
         super().__init__("model", **kwargs)

@@ -24,7 +24,8 @@ import plotext
 from rich.text import Text
 from textual.widgets import Static
 
-from ..render import Style, flow
+from ..render import flow
+from ..style import Style
 from ..wrap import wrap
 from .loss_axis import YAxis, fit_axis
 
@@ -160,6 +161,19 @@ def legend_text(data: PlotData, style: Style, width: int | None = None,
 
 class LossPlot(Static):
     """Draws `PlotData` at the widget's own size; `show(data, style, log)` redraws."""
+
+    SCOPED_CSS = False  # some rules start at the App's classes (-compact, -large, -ascii)
+    DEFAULT_CSS = """
+    LossPlot {
+        width: 1fr;
+        height: 12;
+        border: round $primary;
+        border-title-align: left;
+    }
+    /* below 80x23 one panel at a time (v flips); a projector's terminal: as tall as its row */
+    App.-compact LossPlot, App.-large LossPlot { height: 1fr; }
+    App.-ascii LossPlot { border: ascii $accent; }
+    """
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)

@@ -11,7 +11,8 @@ import numpy as np
 from rich.text import Text
 from textual.widgets import Static
 
-from ..render import Style, fit_label
+from ..render import fit_label
+from ..style import Style
 from ..wrap import wrap
 
 SPARK_UNICODE = "▁▂▃▄▅▆▇█"
@@ -113,6 +114,21 @@ def _room(widget) -> int:
 
 class MetricsPanel(Static):
     """Step, learning rate, gradient norm, tokens/s and the held-out metric."""
+
+    SCOPED_CSS = False  # some rules start at the App's classes (-compact, -large, -ascii)
+    DEFAULT_CSS = """
+    MetricsPanel {
+        width: 27;
+        height: 12;
+        border: round $accent;
+        border-title-align: left;
+        padding: 0 1;
+    }
+    /* below 80x23 one panel at a time (v flips): it takes the whole height and width */
+    App.-compact MetricsPanel { width: 1fr; height: 1fr; }
+    App.-large MetricsPanel { height: 1fr; }
+    App.-ascii MetricsPanel { border: ascii $accent; }
+    """
 
     def show(self, controller, style: Style) -> None:
         self.update(metrics_text(controller, style), layout=False)  # fixed size

@@ -6,7 +6,7 @@ from textual.app import ComposeResult
 from textual.containers import ScrollableContainer
 from textual.widgets import Static
 
-from ..render import Style
+from ..style import Style
 
 
 class TextPanel(ScrollableContainer, can_focus=True):
@@ -15,6 +15,22 @@ class TextPanel(ScrollableContainer, can_focus=True):
     Subclasses implement `render_view(session, style) -> Text`; the screen calls `show` on
     the visible panel only, so hidden views cost nothing while stepping. A view that lays
     text out to `text_width` is drawn again when the panel changes size.
+    """
+
+    SCOPED_CSS = False  # the ASCII rule starts at the App's class -ascii
+    DEFAULT_CSS = """
+    TextPanel {
+        height: 1fr;
+        border: round $primary;
+        border-title-align: left;
+        padding: 0 1;
+        scrollbar-size: 1 1;
+    }
+    TextPanel > #body {
+        width: auto;
+        height: auto;
+    }
+    App.-ascii TextPanel { border: ascii $accent; }
     """
 
     def __init__(self, *args, **kwargs) -> None:

@@ -9,7 +9,8 @@ from textual.widgets import Static
 
 from ..prediction_rows import (guess_shown, marked_output, prediction_rows, special_note,
                                token_style, verdict_style)
-from ..render import Style, fit_label
+from ..render import fit_label
+from ..style import Style
 
 
 def predictions_text(evaluation, word_level: bool, style: Style, width: int = 76) -> Text:

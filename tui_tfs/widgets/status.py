@@ -5,7 +5,8 @@ from __future__ import annotations
 from rich.text import Text
 from textual.widgets import Static
 
-from ..render import Style, fit_label
+from ..render import fit_label
+from ..style import Style
 
 LEVEL_SPLIT = {False: "›", True: ">"}  # between the stepping level and the rest of the path
 
@@ -51,6 +52,14 @@ class StatusLine(Static):
     The event's path is split at the cursor's level, the node that `o`, `O` and `u` step from:
     "level decoder.blocks.0 › self_attn.softmax" means `o` runs past the rest of
     decoder.blocks.0 and `u` out of decoder. After `n` or `p` the level is the whole path.
+    """
+
+    DEFAULT_CSS = """
+    StatusLine {
+        height: 1;
+        background: $boost;
+        padding: 0 1;
+    }
     """
 
     def __init__(self, *args, **kwargs) -> None:

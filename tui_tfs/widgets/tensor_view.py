@@ -11,7 +11,7 @@ from __future__ import annotations
 from rich.text import Text
 
 from .. import render
-from ..render import Style
+from ..style import Style
 from ..wrap import wrap
 from .panel import TextPanel
 

@@ -2,7 +2,8 @@
 which an ASCII-only terminal cannot show."""
 from __future__ import annotations
 
-from ..render import Style, fit_label
+from ..render import fit_label
+from ..style import Style
 
 TITLE_FRAME = 6  # '╭─ ' before the title and ' ─╮' after it
 

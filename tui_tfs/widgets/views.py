@@ -5,7 +5,7 @@ import numpy as np
 from rich.text import Text
 
 from .. import render
-from ..render import Style
+from ..style import Style
 from ..shading import ZERO_CENTRED, Scale
 from ..wrap import wrap
 from .panel import TextPanel
