@@ -17,6 +17,7 @@ without a screen.
 from __future__ import annotations
 
 import math
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -147,7 +148,6 @@ class Session(SessionViews):
         a trace is large (90 MB on char-lm), so the session drops it at once."""
         self.trace = None
         self.cursor = None
-        self._backward_by_path, self._forward_by_path = {}, {}
 
     def trace_example(self, index: int) -> Trace:
         """Trace the scenario's example `index` (wrapping around); the scenario makes sure

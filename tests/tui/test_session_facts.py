@@ -1,5 +1,7 @@
 """The session labels and groups what it shows by the facts the events carry, and reads the
 trace's one path index."""
+import dataclasses
+
 import numpy as np
 
 from engine.maths.batch import Batch
@@ -54,7 +56,7 @@ def test_the_session_reads_the_traces_one_path_index(monkeypatch):
     for _ in range(40):
         s.step("next")
         s.counterpart()
-    s.view.gradient = True
+    s.view = dataclasses.replace(s.view, gradient=True)
     s.shown_tensor()
     s.attention_map()
     s.run_checks()

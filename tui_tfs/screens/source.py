@@ -11,14 +11,13 @@ from rich.syntax import Syntax
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import ScrollableContainer, Vertical
-from textual.screen import ModalScreen
 from textual.widgets import Label, Static
 
 from engine.maths.recorder import Event
 
-from ..render import Style
+from ..style import Style
 from ..source import OpSource
-from .dialogs import QUIT_KEY
+from .dialogs import QUIT_KEY, Dialog
 
 MARKED_BACKGROUND = RichStyle(bgcolor="grey23")  # the op's lines, where there is colour
 CONTEXT_ROWS = 2  # rows of the function shown above the op's first line when it opens
@@ -51,7 +50,7 @@ def source_renderable(source: OpSource, style: Style):
     return AsciiPointer(syntax) if style.ascii else syntax
 
 
-class SourceScreen(ModalScreen[None]):
+class SourceScreen(Dialog[None]):
     """The code that computed one event; see the module docstring."""
 
     DEFAULT_CSS = """
