@@ -44,6 +44,11 @@ class BpeTokenizer:
         self.source = source  # the file it was read from
         self.vocab_size = backend.get_vocab_size(with_added_tokens=True)
         self._pieces = {i: t for t, i in backend.get_vocab(with_added_tokens=True).items()}
+        # id -> piece as stored ("Ġthe"), what the views index by id; a gap reads "<id>"
+        self.vocab = tuple(self.piece(i) for i in range(max(self._pieces, default=-1) + 1))
+        self.eos_id = backend.token_to_id("<|endoftext|>")  # GPT-2's one special token, or None
+        self.bos_id = self.eos_id  # GPT-2 starts a text after <|endoftext|>, as it ends one
+        self.pad_id = None  # GPT-2 has no padding token
 
     @classmethod
     def from_folder(cls, folder: Path) -> BpeTokenizer:

@@ -28,8 +28,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Open the Textual explorer on a built-in scenario, a scenario file or a "
         "checkpoint (it traces the trained model; Ctrl+T trains on from its step).")
     explore.add_argument("scenario", nargs="?", metavar="SCENARIO_OR_PATH",
-                         help="built-in name, scenario file (.toml) or checkpoint "
-                              "(.safetensors) (default: the picker)")
+                         help="built-in name, scenario file (.toml), checkpoint "
+                              "(.safetensors) or a Hugging Face GPT-2 folder (config.json, "
+                              "model.safetensors, tokenizer.json) (default: the picker)")
     explore.add_argument("--ascii", action="store_true", default=None,
                          help="ASCII glyphs only (default: automatic, from the terminal)")
 
