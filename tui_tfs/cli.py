@@ -7,6 +7,7 @@
     tui-tfs train SCENARIO_OR_PATH       train with a progress bar; checkpoints; --resume
     tui-tfs generate CHECKPOINT          continue a prompt (or translate an input)
     tui-tfs eval CHECKPOINT              held-out predictions beside the targets, and metrics
+    tui-tfs export CHECKPOINT --hf DIR   a GPT-2-shaped language model as a Hugging Face folder
 
 Exit codes: 0 done, 2 a usage or input error (the message says what to fix), 3 training
 diverged (a loss or gradient went NaN/Inf; the checkpoint keeps its last finite weights),
@@ -68,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     from .headless import RunError
 
     handlers = {"list": cmd_list, "show": cmd_show, "train": cmd_train,
-                "generate": cmd_generate, "eval": cmd_eval, None: cmd_explore,
+                "generate": cmd_generate, "eval": cmd_eval, "export": cmd_export, None: cmd_explore,
                 "explore": cmd_explore}
     try:
         return handlers[args.command](args, console)
@@ -259,6 +260,17 @@ def cmd_eval(args, console: Console) -> int:
     counted = ("" if scenario.layout == "stream"
                else f" ({min(len(scenario.data.held_out), scenario.task.eval_size)})")
     console.print(f"held-out{counted}: {_metrics_line(metrics)}")
+    return EXIT_OK
+
+
+def cmd_export(args, console: Console) -> int:
+    from scenarios.checkpoints import open_checkpoint
+    from scenarios.gpt2_export import export_gpt2
+
+    trained = open_checkpoint(args.checkpoint)
+    folder = export_gpt2(trained.model, trained.tokenizer, args.hf)
+    console.print(f"wrote {folder}: config.json, model.safetensors, tokenizer.json "
+                  f"(GPT2LMHeadModel.from_pretrained reads it; tui-tfs explore {folder} too)")
     return EXIT_OK
 
 
