@@ -32,6 +32,8 @@ def test_session_traces_a_typed_prompt_with_bpe_labels(folder):
     assert any(w.startswith("␣") for w in words)
     assert trace.tgt_tokens[0] == words[:-1]
     assert len(trace) > 0 and session.trace.loss > 0
+    attention = session.attention_map("blocks.1.self_attn")  # the map's labels are BPE pieces
+    assert attention.rows == words[:-1] and attention.cols == words[:-1]
 
 
 def test_explorer_opens_the_folder(folder, make_app):
