@@ -106,3 +106,17 @@ def test_missing_pieces_are_named(folder, tmp_path):
     (empty / "tokenizer.json").write_bytes((folder / "tokenizer.json").read_bytes())
     with pytest.raises(ScenarioError, match="model.safetensors"):
         open_gpt2(empty)
+
+
+def test_greedy_generation_equals_transformers(folder):
+    from scenarios.predict import complete
+
+    opened = open_gpt2(folder)
+    prompt = "It is a truth"
+    completion = complete(opened.model, opened.tokenizer, "stream", prompt, max_tokens=8,
+                          greedy=True)
+    ids = torch.tensor([opened.tokenizer.encode(prompt)])
+    theirs = hf_model(folder, "float32").generate(ids, max_new_tokens=8, do_sample=False,
+                                                  pad_token_id=0)[0, ids.shape[1]:].tolist()
+    assert len(theirs) == 8 and completion.text == opened.tokenizer.decode(theirs)
+    assert completion.tokens == [opened.tokenizer.label(i) for i in theirs]
