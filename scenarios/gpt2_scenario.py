@@ -37,6 +37,7 @@ class Gpt2Scenario:
     opened: Gpt2
     train_config: TrainConfig = field(default_factory=TrainConfig)
     layout = "stream"
+    trainable = False  # traced only: no held-out split or metrics to train against
 
     @property
     def name(self) -> str:

@@ -60,3 +60,11 @@ def test_cli_names_an_unsupported_setting(folder, tmp_path, capsys):
     assert main(["explore", str(bad)]) == 2
     error = capsys.readouterr().err
     assert "activation_function" in error and "relu" in error and "Traceback" not in error
+
+
+def test_training_is_refused_with_a_message(folder, make_app):
+    from tui_tfs.screens.training import TrainingScreen
+
+    app = drive(make_app(None, path=str(folder)), "ctrl+t")
+    assert not any(isinstance(screen, TrainingScreen) for screen in app.screen_stack)
+    assert any("not to train" in str(n.message) for n in app._notifications)
