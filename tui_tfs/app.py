@@ -133,7 +133,10 @@ class TfsApp(App[None]):
                 for _ in range(depth):
                     self.pop_screen()
                 return
-        if self.session is not None:
+        if self.session is not None and not getattr(self.session.scenario, "trainable", True):
+            self.notify(f"{self.session.name} is opened to trace, not to train: train a scenario "
+                        f"here and export it (tui-tfs export)", title="no training")
+        elif self.session is not None:
             self.push_screen(TrainingScreen(self.session, self.style))
 
     def action_help(self) -> None:

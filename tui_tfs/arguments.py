@@ -28,8 +28,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Open the Textual explorer on a built-in scenario, a scenario file or a "
         "checkpoint (it traces the trained model; Ctrl+T trains on from its step).")
     explore.add_argument("scenario", nargs="?", metavar="SCENARIO_OR_PATH",
-                         help="built-in name, scenario file (.toml) or checkpoint "
-                              "(.safetensors) (default: the picker)")
+                         help="built-in name, scenario file (.toml), checkpoint "
+                              "(.safetensors) or a Hugging Face GPT-2 folder (config.json, "
+                              "model.safetensors, tokenizer.json) (default: the picker)")
     explore.add_argument("--ascii", action="store_true", default=None,
                          help="ASCII glyphs only (default: automatic, from the terminal)")
     explore.add_argument("--record", type=Path, metavar="KEYS",
@@ -119,6 +120,15 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("checkpoint", type=Path, metavar="CHECKPOINT", help="a file saved by tui-tfs train")
     evaluate.add_argument("--n", type=_whole_in(1, MAX_ROWS), default=10,
                           help=f"predictions to show (default 10, at most {MAX_ROWS:,})")
+    export = commands.add_parser(
+        "export", help="write a trained language model as a Hugging Face GPT-2 folder",
+        description="Write a decoder-only checkpoint whose model is GPT-2-shaped (norm \"pre\", "
+        "activation \"gelu\", positional \"learned\", tie_embeddings true, scale_embedding "
+        "false) as config.json, model.safetensors and tokenizer.json, which transformers' "
+        "GPT2LMHeadModel and tokenizers read.")
+    export.add_argument("checkpoint", type=Path, metavar="CHECKPOINT", help="a file saved by tui-tfs train")
+    export.add_argument("--hf", type=Path, required=True, metavar="DIR",
+                        help="the folder to write (new, or empty)")
     return parser
 
 

@@ -11,6 +11,7 @@
     tui-tfs lesson                       the built-in lessons
     tui-tfs lesson check [FILE]          check a lesson file (or the whole course)
     tui-tfs lesson NAME|FILE             open a lesson
+    tui-tfs export CHECKPOINT --hf DIR   a GPT-2-shaped language model as a Hugging Face folder
 
 Exit codes: 0 done, 2 a usage or input error (the message says what to fix), 3 training
 diverged (a loss or gradient went NaN/Inf; the checkpoint keeps its last finite weights),
@@ -93,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
 
     handlers = {"list": cmd_list, "show": cmd_show, "train": cmd_train,
                 "generate": cmd_generate, "eval": cmd_eval, "lesson": cmd_lesson,
-                None: cmd_explore,
+                "export": cmd_export, None: cmd_explore,
                 "explore": cmd_explore}
     try:
         return handlers[args.command](args, console)
@@ -301,6 +302,17 @@ def cmd_eval(args, console: Console) -> int:
     counted = ("" if scenario.layout == "stream"
                else f" ({min(len(scenario.data.held_out), scenario.task.eval_size)})")
     console.print(f"held-out{counted}: {_metrics_line(metrics)}")
+    return EXIT_OK
+
+
+def cmd_export(args, console: Console) -> int:
+    from scenarios.checkpoints import open_checkpoint
+    from scenarios.gpt2_export import export_gpt2
+
+    trained = open_checkpoint(args.checkpoint)
+    folder = export_gpt2(trained.model, trained.tokenizer, args.hf)
+    console.print(f"wrote {folder}: config.json, model.safetensors, tokenizer.json "
+                  f"(GPT2LMHeadModel.from_pretrained reads it; tui-tfs explore {folder} too)")
     return EXIT_OK
 
 

@@ -81,8 +81,15 @@ class Session(SessionViews):
         headless.RunError, each naming the file and the fix."""
         from scenarios import load_scenario
 
+        from scenarios.gpt2 import is_gpt2_folder
+
         from .checkpoints import kind_of
 
+        if is_gpt2_folder(source):  # a Hugging Face GPT-2 folder: traced, not trained here
+            from scenarios.gpt2_scenario import open_gpt2_scenario
+
+            scenario = open_gpt2_scenario(source)
+            return cls(scenario, scenario.build_model(), _loss_of(scenario), ascii=ascii, seed=seed)
         if kind_of(source) == "checkpoint":
             return cls.from_checkpoint(source, ascii=ascii, seed=seed)
         scenario = load_scenario(source)

@@ -22,7 +22,7 @@ from scenarios.checkpoints import save
 from tui_tfs.headless import META_TRAIN, RunOptions, prepare
 
 ROOT = Path(__file__).resolve().parents[2]
-COMMANDS = ["explore", "list", "show", "train", "generate", "eval"]
+COMMANDS = ["explore", "list", "show", "train", "generate", "eval", "export"]
 
 
 def run_cli(capsys, *args: str) -> tuple[int, str, str]:

@@ -1,0 +1,70 @@
+"""`tui-tfs explore DIR` on a Hugging Face GPT-2 folder: the session traces a typed prompt with
+BPE token labels, and the explorer opens on it."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("transformers")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scenarios"))
+from gpt2_folders import make_folder  # noqa: E402
+
+from conftest import drive, screen_text  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+    return make_folder(tmp_path_factory.mktemp("gpt2") / "tiny-gpt2")
+
+
+def test_session_traces_a_typed_prompt_with_bpe_labels(folder):
+    from tui_tfs.session import Session
+
+    session = Session.open(str(folder))
+    assert session.model.config.positional == "learned" and session.model.config.norm == "pre"
+    trace = session.trace_text("It is a truth universally acknowledged")
+    ids = session.scenario.tokenizer.encode("It is a truth universally acknowledged")
+    assert trace.batch.tgt_in.tolist() == [ids[:-1]]
+    assert session.source == "your input: 'It is a truth universally acknowledged'"
+    words = [session.scenario.tokenizer.label(i) for i in ids]
+    assert any(w.startswith("␣") for w in words)
+    assert trace.tgt_tokens[0] == words[:-1]
+    assert len(trace) > 0 and session.trace.loss > 0
+    attention = session.attention_map("blocks.1.self_attn")  # the map's labels are BPE pieces
+    assert attention.rows == words[:-1] and attention.cols == words[:-1]
+
+
+def test_explorer_opens_the_folder(folder, make_app):
+    seen = {}
+
+    async def look(pilot):
+        seen["screen"] = screen_text(pilot.app)
+
+    app = drive(make_app(None, path=str(folder)), look)
+    assert app.session is not None and app.session.name == "tiny-gpt2"
+    assert "tiny-gpt2" in seen["screen"]
+
+
+def test_cli_names_an_unsupported_setting(folder, tmp_path, capsys):
+    from tui_tfs.cli import main
+
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    for file in folder.iterdir():
+        text = file.read_bytes()
+        if file.name == "config.json":
+            text = text.replace(b'"gelu_new"', b'"relu"')
+        (bad / file.name).write_bytes(text)
+    assert main(["explore", str(bad)]) == 2
+    error = capsys.readouterr().err
+    assert "activation_function" in error and "relu" in error and "Traceback" not in error
+
+
+def test_training_is_refused_with_a_message(folder, make_app):
+    from tui_tfs.screens.training import TrainingScreen
+
+    app = drive(make_app(None, path=str(folder)), "ctrl+t")
+    assert not any(isinstance(screen, TrainingScreen) for screen in app.screen_stack)
+    assert any("not to train" in str(n.message) for n in app._notifications)
