@@ -2,9 +2,7 @@
 mean (said in every problem about them) and the values they allow."""
 from __future__ import annotations
 
-import dataclasses
-
-from engine.maths.config import BreakSwitches
+from engine.maths.switches import SWITCHES
 from engine.trace.trace import ATTENTION_STAGES
 
 from .answers import ANSWERS, ARG_KEYS, CHOICE_SETS, SETTINGS, STATS
@@ -12,7 +10,7 @@ from .answers import ANSWERS, ARG_KEYS, CHOICE_SETS, SETTINGS, STATS
 VIEWS = ("tensor", "attention", "overview", "grads", "positional", "embedding", "temperature")
 STAGES = tuple(ATTENTION_STAGES)
 PHASES = ("forward", "backward")
-BREAKS = tuple(f.name for f in dataclasses.fields(BreakSwitches))
+BREAKS = SWITCHES
 MAX_TRAIN_STEPS = 5000  # `train` bound: a lesson's step opens in seconds, not hours
 TEMPERATURE_RANGE = (1 / 16, 16.0)  # what the explorer's temperature view can show
 MAX_FILE_BYTES = 1_000_000

@@ -19,7 +19,7 @@ import numpy as np
 
 from engine.maths.batch import Batch
 from engine.maths.loss import CrossEntropyLoss
-from engine.maths.models import build_model
+from engine.maths.switches import SWITCHES, with_break
 from engine.trace.trace import Trace, record_step
 
 KEEP_WORLDS = 6  # models kept at once (a few MB each for the built-in scenarios)
@@ -111,15 +111,12 @@ class Worlds:
 
 
 def with_breaks(model, names: tuple[str, ...]):
-    """`model` with exactly the switches `names` on (the same weights), or itself if so already."""
-    config = model.config
-    fields = {f.name: f.name in names for f in dataclasses.fields(config.breaks)}
-    if all(getattr(config.breaks, n) == on for n, on in fields.items()):
-        return model
-    new = build_model(dataclasses.replace(config, breaks=dataclasses.replace(config.breaks,
-                                                                             **fields)))
-    new.load_state_dict(model.state_dict())
-    return new
+    """`model` with exactly the switches `names` on (the same weights): each switch that
+    differs flipped by the engine's one rebuild, `with_break`."""
+    for name in SWITCHES:
+        if getattr(model.config.breaks, name) != (name in names):
+            model, _ = with_break(model, name)
+    return model
 
 
 def train_in_place(scenario, model, steps: int,
