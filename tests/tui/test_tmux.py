@@ -87,9 +87,12 @@ def test_real_terminal_reversal_attention():
         tmux.keys("l")
         tmux.wait_for("Run to layer")
         tmux.keys("-l", "decoder.blocks.0.cross_attn.softmax")
-        time.sleep(0.5)
+        tmux.wait_for("decoder.blocks.0.cross_attn.softmax")  # typed into the filter
         tmux.keys("Enter")
-        tmux.wait_for("decoder.blocks.0.cross_attn.softmax")
+        softmax = forward_number(trace, "decoder.blocks.0.cross_attn.softmax")
+        # the status line names the event only once the jump is done: a key sent earlier
+        # would land in the filter
+        tmux.wait_for(f"forward {softmax}/{len(trace)}")
         tmux.keys("a")
         screen = tmux.wait_for("queries down, keys across")
         right = [line[29:] for line in screen.splitlines()]  # the tree is 28 columns wide
@@ -97,7 +100,6 @@ def test_real_terminal_reversal_attention():
         rows = [m.group(1) for part in right
                 if (m := re.match(r"\s*(<s>|\d) ([ ▁▂▃▄▅▆▇█] ){5}", part))]  # weights, 0..1
         assert rows == ["<s>", "5", "1", "4", "1", "3"], screen  # queries down: the reversal
-        softmax = forward_number(trace, "decoder.blocks.0.cross_attn.softmax")
         assert f"forward {softmax}/{len(trace)}" in screen
         tmux.keys("q")
         tmux.wait_for("app-exit-status 0")
