@@ -10,6 +10,8 @@ the requests the screen makes between steps (pause, stop, a new learning rate, a
     controller.run_for(0.25)          # steps for a quarter second (the screen's worker loop)
     controller.request("pause")       # honoured between two steps
     controller.save()                 # checkpoints/<name>.safetensors, like `tui-tfs train`
+    trace, before = controller.step_traced()  # exactly one step, recorded: forward, loss,
+                                      # backward and the optimizer's update, per parameter
 
 Threads: a worker thread calls `run_for`; the UI thread reads the history (lists only ever
 appended to) and changes settings through methods that take `lock`, which `run_for` holds for
@@ -26,9 +28,12 @@ from pathlib import Path
 
 import numpy as np
 
+from engine.maths.facts import facts_by_path
 from engine.maths.models import build_model
+from engine.maths.recorder import Recorder, recording
 from engine.maths.switches import with_break
 from engine.maths.batch import Batch
+from engine.trace.trace import Trace
 from engine.training.trainer import StepStats, Trainer
 from scenarios import Completion, complete
 
@@ -183,6 +188,45 @@ class TrainingController:
             if time.perf_counter() >= deadline:
                 break
         return taken
+
+    def step_traced(self, ascii_only: bool = False):
+        """Train exactly one step with recording on: returns (trace, model before), the trace
+        holding the step's forward, loss, backward and, after them, the optimizer's update (one
+        event per parameter), and a copy of the model with the weights the step started from
+        (the ones its forward and backward ran on; the live model has the updated ones). The
+        same `Trainer.step` as a running step, so the run goes on exactly as if it had not been
+        recorded. None, with a notice, while training runs or when the run is complete."""
+        with self.lock:
+            if self.running or self.step >= self.total_steps:
+                self.notice = ("pause first (space): one step at a time needs training stopped"
+                               if self.running else
+                               f"the run is complete ({self.total_steps} steps)")
+                return None
+            before = build_model(self.model.config)
+            before.packed.data[...] = self.model.packed.data
+            recorder = Recorder(long_lived=[p.data for p in self.model.params()],
+                                facts=facts_by_path([self.model, self.trainer.loss_fn]))
+            with recording(recorder):
+                stats = self.trainer.step()
+            self._record(stats)
+            if stats.nonfinite:
+                self._diverge(stats)
+            else:
+                if self.eval_every and stats.step % self.eval_every == 0:
+                    self.evaluate()
+                self.state = FINISHED if self.step >= self.total_steps else PAUSED
+                self.notice = (f"step {stats.step} trained alone and traced, loss "
+                               f"{stats.loss:.4f} (space trains on)")
+            batch = self.last_batch
+            tokenizer = self.scenario.tokenizer
+
+            def labels(ids):
+                return [[tokenizer.label(int(i), ascii_only=ascii_only) for i in row] for row in ids]
+
+            trace = Trace(recorder.events, self.model.config, batch, float(stats.loss),
+                          None if batch.src is None else labels(batch.src), labels(batch.tgt_in),
+                          labels(batch.tgt_out))
+        return trace, before
 
     def _honour(self, what: str) -> None:
         self._request = None
