@@ -255,10 +255,11 @@ def test_metric_labels_never_touch_their_values():
     c = controller(load_scenario("tiny-lm"), eval_every=2)
     run_steps(c, 2)
     lines = metrics_text(c, Style(ascii=True, color=False)).plain.splitlines()[1:]
-    labels = ["step", "loss", "lr", "grad norm", "tokens/s", "perplexity", "held loss", "broken"]
+    labels = ["step", "loss", "lr", "grad norm", "tokens/s", "speed", "perplexity", "held loss",
+              "broken"]
     assert [line[:len(label)] for line, label in zip(lines, labels)] == labels
     assert all(line[len(label)] == " " for line, label in zip(lines, labels)), lines
-    assert re.match(r"perplexity +\d", lines[5]), lines
+    assert re.match(r"perplexity +\d", lines[6]), lines
 
 
 def test_generation_columns_fit_word_alternatives_whole():

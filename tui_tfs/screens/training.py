@@ -50,6 +50,10 @@ RUN_BINDINGS = [
     Binding("i", "inspect", "Inspect", show=True,
             tooltip="Pause and open the explorer on the current batch with the live weights"),
     Binding("w", "save", "Save", show=True, tooltip="Save a checkpoint (like tui-tfs train)"),
+    Binding("left_square_bracket", "speed(-1)", "Slower: fewer steps a second (down to 1)",
+            show=False),
+    Binding("right_square_bracket", "speed(1)", "Faster: more steps a second (up to no cap)",
+            show=False),
     Binding("plus", "scale_lr(2.0)", "LR x2", show=True, tooltip="Double the learning rate"),
     Binding("minus", "scale_lr(0.5)", "LR /2", show=True, tooltip="Halve the learning rate"),
     Binding("L", "set_lr", "Type a learning rate", show=False),
@@ -354,6 +358,10 @@ class TrainingScreen(Screen[None]):
         self.app.pop_screen()
 
     # -- settings between steps ----------------------------------------------------------------------
+    def action_speed(self, by: int) -> None:
+        self.controller.change_speed(by)
+        self.refresh_all(False)
+
     def action_scale_lr(self, factor: float) -> None:
         self.controller.set_lr(self.controller.config.lr * factor)
         self.refresh_all(False)

@@ -50,6 +50,7 @@ def metrics_text(controller, style: Style) -> Text:
             ("lr", _fmt(s.lr if s else c.config.lr, ".2e")),
             ("grad norm", _fmt(s.grad_norm if s else None, ".3g")),
             ("tokens/s", f"{s.tokens_per_s:,.0f}" if s else "-"),
+            ("speed", c.speed_label),  # the cap [ and ] set
             held_out_line(c)]
     ev = c.evaluation
     rows.append(("held loss", _fmt(ev.metrics["loss"] if ev else None, ".4f")))
