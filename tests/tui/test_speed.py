@@ -107,14 +107,14 @@ def test_brackets_set_the_speed_shown_on_screen_and_the_run_keeps_to_it(make_app
 
     async def body(pilot):
         c = await open_training(pilot, app)
-        assert "speed     max" in screen_text(app)
+        assert "ready  max speed" in screen_text(app)
         await pilot.press("left_square_bracket")
         await pilot.pause()
-        assert c.steps_per_second == 50 and "speed     50 steps/s" in screen_text(app)
+        assert c.steps_per_second == 50 and "ready  50 steps/s" in screen_text(app)
         for _ in range(len(SPEEDS)):
             await pilot.press("left_square_bracket")
         await pilot.pause()
-        assert "speed     1 step/s" in screen_text(app)
+        assert "ready  1 step/s" in screen_text(app)
         clock, starts = paced(c)
         await pilot.press("space")
         await until(pilot, lambda: len(starts) >= 4)
@@ -124,6 +124,6 @@ def test_brackets_set_the_speed_shown_on_screen_and_the_run_keeps_to_it(make_app
         assert min(gaps) >= 1.0 - 1e-9  # one step a second of the controller's clock
         await pilot.press("right_square_bracket")
         await pilot.pause()
-        assert "speed     2 steps/s" in screen_text(app)
+        assert "PAUSED  2 steps/s" in screen_text(app)
 
     run(app, body, size=(80, 23))
