@@ -37,7 +37,8 @@ from .session_views import SessionError, SessionViews, ViewState
 __all__ = ["EXPLORER_BATCH", "STEPS", "GradNorm", "Session", "SessionError", "ViewState",
            "source_key"]
 
-STEPS = ("next", "prev", "over", "back_over", "into", "out", "end_of_forward", "first_backward")
+STEPS = ("next", "prev", "over", "back_over", "into", "out", "end_of_forward", "first_backward",
+         "first_update")
 EXPLORER_BATCH = 4  # rows of a "new batch": few enough to label, enough to choose between
 
 
@@ -132,8 +133,14 @@ class Session(SessionViews):
         """Trace one forward + backward on `batch`; the cursor keeps its place when it can."""
         batch = Batch(batch.src, batch.tgt_in, batch.tgt_out)
         src_tokens = None if batch.src is None else self._labels(batch.src)
-        self.trace = record_step(self.model, self.loss_fn, batch, src_tokens,
-                                 self._labels(batch.tgt_in), self._labels(batch.tgt_out))
+        return self.show(record_step(self.model, self.loss_fn, batch, src_tokens,
+                                     self._labels(batch.tgt_in), self._labels(batch.tgt_out)),
+                         source)
+
+    def show(self, trace: Trace, source: str) -> Trace:
+        """Explore `trace` (recorded elsewhere: a training step with its update); the cursor
+        keeps its place when it can."""
+        self.trace = trace
         self.source = source
         old = self.cursor.event if self.cursor is not None else None
         self.cursor = Cursor(self.trace, 0)
@@ -218,7 +225,8 @@ class Session(SessionViews):
         if how not in STEPS:
             raise SessionError(f"step must be one of {STEPS}, got {how!r}")
         before = (self.cursor.index, self.cursor.level)
-        method = {"end_of_forward": "to_end_of_forward", "first_backward": "to_first_backward"}
+        method = {"end_of_forward": "to_end_of_forward", "first_backward": "to_first_backward",
+                  "first_update": "to_first_update"}
         getattr(self.cursor, method.get(how, how))()
         self._fix_tensor()
         return (self.cursor.index, self.cursor.level) != before

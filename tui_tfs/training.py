@@ -10,6 +10,13 @@ the requests the screen makes between steps (pause, stop, a new learning rate, a
     controller.run_for(0.25)          # steps for a quarter second (the screen's worker loop)
     controller.request("pause")       # honoured between two steps
     controller.save()                 # checkpoints/<name>.safetensors, like `tui-tfs train`
+    trace, before = controller.step_traced()  # exactly one step, recorded: forward, loss,
+                                      # backward and the optimizer's update, per parameter
+
+Speed: `set_speed` caps the steps a second (SPEEDS, from one a second up to as fast as it
+goes), so a class can watch each step land; `run_for` then waits between steps on `clock` and
+`sleep` (replaceable, so tests can count what a fake clock allows instead of timing), in slices
+short enough that a pause or a stop is still seen at once.
 
 Threads: a worker thread calls `run_for`; the UI thread reads the history (lists only ever
 appended to) and changes settings through methods that take `lock`, which `run_for` holds for
@@ -26,14 +33,19 @@ from pathlib import Path
 
 import numpy as np
 
+from engine.maths.facts import facts_by_path
 from engine.maths.models import build_model
+from engine.maths.recorder import Recorder, recording
 from engine.maths.switches import with_break
 from engine.maths.batch import Batch
+from engine.trace.trace import Trace
 from engine.training.trainer import StepStats, Trainer
 from scenarios import Completion, complete
 
 READY, RUNNING, PAUSED, STOPPED, FINISHED, DIVERGED = (
     "ready", "running", "paused", "stopped", "finished", "diverged")
+SPEEDS: tuple[float | None, ...] = (1, 2, 5, 10, 20, 50, None)  # steps a second; None: no cap
+PACE_SLICE = 0.05  # seconds: the longest sleep while waiting for a step, so requests land fast
 EVAL_N = 50  # held-out examples per in-run evaluation (the CLI's final eval uses more)
 N_PREDICTIONS = 6  # rows of the predictions table
 
@@ -96,6 +108,10 @@ class TrainingController:
         self.saved_step = self.step  # the step a checkpoint holds: nothing to lose before training
         self._request: str | None = None  # "pause" | "stop", read between steps
         self._gen_model = None  # a copy of the weights for generating while training runs
+        self.steps_per_second: float | None = None  # the speed cap (SPEEDS); None: as fast as it goes
+        self.clock = time.perf_counter  # seconds; tests give a fake one with a fake `sleep`
+        self.sleep = time.sleep
+        self._last_step_at = -math.inf  # `clock` when the latest step started
 
     # -- facts ---------------------------------------------------------------------------------
     @property
@@ -159,8 +175,9 @@ class TrainingController:
         """Train while RUNNING for about `seconds`; returns the steps taken. Checks
         `cancelled()` and the requests before every step."""
         taken = 0
-        deadline = time.perf_counter() + seconds
+        deadline = self.clock() + seconds
         while self.state == RUNNING:
+            due = self._pace(deadline, cancelled)  # outside the lock: settings change meanwhile
             with self.lock:  # a request made while the UI holds the lock is seen here
                 if cancelled():
                     self.state, self.notice = PAUSED, f"paused at step {self.step}"
@@ -173,6 +190,9 @@ class TrainingController:
                         self.evaluate()
                     self.state, self.notice = FINISHED, f"finished: {self.step} steps"
                     break
+                if not due:  # the window ended while waiting for the next step's turn
+                    break
+                self._last_step_at = self.clock()
                 stats = self.trainer.step()
                 self._record(stats)
                 if stats.nonfinite:
@@ -180,9 +200,83 @@ class TrainingController:
                 elif self.eval_every and stats.step % self.eval_every == 0:
                     self.evaluate()
             taken += 1
-            if time.perf_counter() >= deadline:
+            if self.clock() >= deadline:
                 break
         return taken
+
+    def _pace(self, deadline: float, cancelled) -> bool:
+        """Wait until the next step is due at `steps_per_second` (at once without a cap);
+        False when the window (`deadline`), a cancel or a request comes first."""
+        while True:
+            rate = self.steps_per_second  # read each slice: the UI may change it meanwhile
+            now = self.clock()
+            due = -math.inf if rate is None else self._last_step_at + 1.0 / rate
+            if now >= due:
+                return True
+            if now >= deadline or cancelled() or self._request is not None:
+                return False
+            self.sleep(min(due - now, deadline - now, PACE_SLICE))
+
+    def set_speed(self, steps_per_second: float | None) -> None:
+        """Cap training at this many steps a second (one of SPEEDS; None: no cap)."""
+        if steps_per_second not in SPEEDS:
+            raise ValueError(f"speed must be one of {SPEEDS} steps a second, "
+                             f"got {steps_per_second!r}")
+        self.steps_per_second = steps_per_second
+        self.notice = f"speed: {self.speed_label}"
+
+    def change_speed(self, by: int) -> str:
+        """One notch slower (by < 0) or faster (by > 0) on SPEEDS; returns the new label."""
+        at = SPEEDS.index(self.steps_per_second) + by
+        self.set_speed(SPEEDS[max(0, min(at, len(SPEEDS) - 1))])
+        return self.speed_label
+
+    @property
+    def speed_label(self) -> str:
+        """"max", "1 step/s", "5 steps/s"."""
+        rate = self.steps_per_second
+        if rate is None:
+            return "max"
+        return f"{rate:g} step/s" if rate == 1 else f"{rate:g} steps/s"
+
+    def step_traced(self, ascii_only: bool = False):
+        """Train exactly one step with recording on: returns (trace, model before), the trace
+        holding the step's forward, loss, backward and, after them, the optimizer's update (one
+        event per parameter), and a copy of the model with the weights the step started from
+        (the ones its forward and backward ran on; the live model has the updated ones). The
+        same `Trainer.step` as a running step, so the run goes on exactly as if it had not been
+        recorded. None, with a notice, while training runs or when the run is complete."""
+        with self.lock:
+            if self.running or self.step >= self.total_steps:
+                self.notice = ("pause first (space): one step at a time needs training stopped"
+                               if self.running else
+                               f"the run is complete ({self.total_steps} steps)")
+                return None
+            before = build_model(self.model.config)
+            before.packed.data[...] = self.model.packed.data
+            recorder = Recorder(long_lived=[p.data for p in self.model.params()],
+                                facts=facts_by_path([self.model, self.trainer.loss_fn]))
+            with recording(recorder):
+                stats = self.trainer.step()
+            self._record(stats)
+            if stats.nonfinite:
+                self._diverge(stats)
+            else:
+                if self.eval_every and stats.step % self.eval_every == 0:
+                    self.evaluate()
+                self.state = FINISHED if self.step >= self.total_steps else PAUSED
+                self.notice = (f"step {stats.step} trained alone and traced, loss "
+                               f"{stats.loss:.4f} (space trains on)")
+            batch = self.last_batch
+            tokenizer = self.scenario.tokenizer
+
+            def labels(ids):
+                return [[tokenizer.label(int(i), ascii_only=ascii_only) for i in row] for row in ids]
+
+            trace = Trace(recorder.events, self.model.config, batch, float(stats.loss),
+                          None if batch.src is None else labels(batch.src), labels(batch.tgt_in),
+                          labels(batch.tgt_out))
+        return trace, before
 
     def _honour(self, what: str) -> None:
         self._request = None

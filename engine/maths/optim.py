@@ -20,6 +20,12 @@ is read, never written (weight decay goes into a scratch buffer), so what the UI
 gradients stays the true gradients. All work is done in place with `out=` into buffers
 allocated once: a step allocates no new arrays (fresh pages are expensive on small machines).
 
+While a recorder is active (engine.maths.recorder), a step also emits one "update" event per
+parameter, after the update, with copies of what it used and made (for Adam: grad, m, v, m_hat,
+v_hat, update, w_before, w_after; for SGD: grad, velocity with momentum, update, w_before,
+w_after). The numbers are the step's own buffers, read after it ran, so recording changes no
+number of the step; without a recorder the only extra work is one context-variable read.
+
 Shapes: P total number of parameter elements; every buffer here is (P,).
 """
 from __future__ import annotations
@@ -31,6 +37,7 @@ import numpy as np
 
 from ..fast import parallel
 from .param import PackedParams
+from .recorder import Recorder, active
 
 
 class Optimizer:
@@ -123,6 +130,8 @@ class SGD(Optimizer):
         self._update = np.empty_like(packed.data)  # (P,) lr * direction, before subtracting
 
     def step(self, lr: float | None = None) -> None:
+        recorder = active()
+        before = None if recorder is None else self.packed.data.copy()  # (P,) w_before
         grad = self._decayed_grad(self.weight_decay)  # (P,)
         direction = grad
         if self.momentum:
@@ -133,6 +142,11 @@ class SGD(Optimizer):
         np.multiply(direction, self._lr(lr), out=self._update)
         self.packed.data -= self._update
         self.step_count += 1
+        if recorder is not None:
+            state = {"grad": grad, "velocity": self.momentum_buffer, "update": self._update}
+            _emit_updates(recorder, self, before, state, "sgd.update", lr=self._lr(lr),
+                          momentum=self.momentum, weight_decay=self.weight_decay,
+                          step=self.step_count)
 
 
 class Adam(Optimizer):
@@ -161,6 +175,8 @@ class Adam(Optimizer):
     def step(self, lr: float | None = None) -> None:
         lr = self._lr(lr)
         beta1, beta2 = self.betas
+        recorder = active()
+        before = None if recorder is None else self.packed.data.copy()  # (P,) w_before
         if self.decoupled and self.weight_decay:
             self.packed.data *= 1.0 - lr * self.weight_decay  # p *= 1 - lr * wd, before the update
             grad = self.packed.grad
@@ -188,6 +204,15 @@ class Adam(Optimizer):
             data[i] -= w
 
         parallel.for_each_block(len(data), 14 * len(data), block)  # 14 passes
+        if recorder is not None:  # work holds each element's update: lr m_hat / (sqrt(v_hat) + eps)
+            bias2 = 1.0 - beta2**self.step_count
+            state = {"grad": grad, "m": m, "v": v, "m_hat": m / bias1, "v_hat": v / bias2,
+                     "update": work}
+            decay = 1.0 - lr * self.weight_decay if self.decoupled else 1.0
+            _emit_updates(recorder, self, before, state, f"{self.name}.update", lr=lr,
+                          beta1=beta1, beta2=beta2, eps=self.eps, step=self.step_count,
+                          bias1=bias1, bias2=bias2, weight_decay=self.weight_decay,
+                          decay=decay)
 
 
 class AdamW(Adam):
@@ -230,6 +255,22 @@ def clip_grad_norm(packed: PackedParams, max_norm: float, norm: float | None = N
         if coef < 1.0:
             packed.grad *= coef
     return total
+
+
+def _emit_updates(recorder: Recorder, optimizer: Optimizer, before: np.ndarray,
+                  state: dict[str, np.ndarray | None], formula: str, **attrs: float) -> None:
+    """One "update" event per parameter, at the parameter's name ("decoder.blocks.0.ff.w1"),
+    with each (P,) buffer's slice shaped like the parameter; `None` buffers are left out.
+    Every tensor is a fresh copy: the buffers are reused, and changed in place, next step."""
+    packed = optimizer.packed
+    for param in packed.params:
+        part = packed.slices[param.name]
+        shape = param.data.shape
+        tensors = {name: buffer[part].reshape(shape).copy()
+                   for name, buffer in state.items() if buffer is not None}
+        tensors["w_before"] = before[part].reshape(shape)  # `before` is already a copy
+        tensors["w_after"] = packed.data[part].reshape(shape).copy()
+        recorder.update(param.name, optimizer.name, tensors, formula, **attrs)
 
 
 def _check_positive(name: str, value: float) -> None:

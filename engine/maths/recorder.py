@@ -48,6 +48,7 @@ from .facts import NO_FACTS, Facts, facts_of
 
 FORWARD = "forward"
 BACKWARD = "backward"
+UPDATE = "update"  # the optimizer's step after the backward (engine.maths.optim)
 
 
 @dataclass(frozen=True)
@@ -67,7 +68,7 @@ class Event:
     """One operation of one pass."""
 
     index: int  # position in the trace
-    phase: str  # "forward" | "backward"
+    phase: str  # "forward" | "backward" | "update"
     path: str  # dotted place in the model: "encoder.blocks.0.self_attn.softmax"
     op: str  # what ran: "linear", "scores", "mask", "softmax", "layernorm", ...
     tensors: dict[str, np.ndarray] = field(repr=False)  # name -> copy ("x", "out", "d_x", "grad.w")
@@ -149,6 +150,9 @@ class Recorder:
 
     def backward(self, path: str, op: str, tensors: Mapping, formula: str | None = None, **attrs):
         return self.emit(BACKWARD, path, op, tensors, formula, **attrs)
+
+    def update(self, path: str, op: str, tensors: Mapping, formula: str, **attrs):
+        return self.emit(UPDATE, path, op, tensors, formula, **attrs)
 
 
 _OWN_CODE = {Recorder.emit.__code__, Recorder.forward.__code__, Recorder.backward.__code__}

@@ -3,7 +3,7 @@
     explain(event)      -> Explanation: key, title, formula (Unicode and ASCII), the shape line
                            with this trace's numbers, and two or three plain sentences
     formula(event, ascii) -> just the formula
-    KEYS                -> every formula key with a written entry, forward then backward
+    KEYS                -> every formula key with a written entry, forward, backward, update
 
 The formula is the general rule; `shapes` fills in the real numbers of the event, read from
 its tensors and attrs (sqrt(d_k), dropout p, eps, the embedding scale, the softmax axis) and
@@ -23,7 +23,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from .formulas_backward import BACKWARD, BACKWARD_SHAPES, Entry, backward_variant, dims, num, root
-from ..maths.recorder import FORWARD, Event
+from .formulas_update import UPDATE, UPDATE_SHAPES, update_variant
+from ..maths.recorder import FORWARD, UPDATE as UPDATE_PHASE, Event
 
 
 @dataclass(frozen=True)
@@ -332,9 +333,12 @@ FORWARD_SHAPES: dict[str, Callable[[Event], str]] = {
 }
 
 FORWARD_KEYS: tuple[str, ...] = tuple(k for k in FORWARD_ENTRIES if ":" not in k)
-KEYS: tuple[str, ...] = FORWARD_KEYS + tuple(f"{k}.backward" for k in FORWARD_KEYS)
-ENTRIES: dict[str, Entry] = {**FORWARD_ENTRIES, **BACKWARD}  # "key" and "key:variant"
-SHAPES: dict[str, Callable[[Event], str]] = {**FORWARD_SHAPES, **BACKWARD_SHAPES}
+UPDATE_KEYS: tuple[str, ...] = tuple(k for k in UPDATE if ":" not in k)  # "adam.update", ...
+KEYS: tuple[str, ...] = (FORWARD_KEYS + tuple(f"{k}.backward" for k in FORWARD_KEYS)
+                         + UPDATE_KEYS)
+ENTRIES: dict[str, Entry] = {**FORWARD_ENTRIES, **BACKWARD, **UPDATE}  # "key" and "key:variant"
+SHAPES: dict[str, Callable[[Event], str]] = {**FORWARD_SHAPES, **BACKWARD_SHAPES, **UPDATE_SHAPES}
+VARIANTS: dict[str, Callable[[Event], str]] = {UPDATE_PHASE: update_variant}  # else backward's
 
 
 def _forward_variant(e: Event) -> str:
@@ -372,7 +376,8 @@ def explain(event: Event) -> Explanation:
             f"No explanation is written for the '{op}' step yet. Its tensors are listed with "
             f"their shapes.", generic=True)
     try:
-        variant = (_forward_variant if event.phase == FORWARD else backward_variant)(event)
+        variant = (_forward_variant if event.phase == FORWARD
+                   else VARIANTS.get(event.phase, backward_variant))(event)
         shapes = SHAPES[key](event) if key in SHAPES else _tensor_list(event)
     except (KeyError, IndexError, TypeError, ValueError, ZeroDivisionError, AttributeError):
         variant, shapes = "", _tensor_list(event)  # an event unlike the engine's: still explain

@@ -6,7 +6,9 @@ descends one level (the current event is the first of the child too); `out` fini
 current layer and stops just after it. `next` / `prev` move one event and land on the leaf.
 
 A node is a (phase, path prefix) pair, so the backward pass of a block is a different node
-from its forward pass, as a return is different from a call.
+from its forward pass, as a return is different from a call. A traced training step has a
+third phase after the backward, "update": one event per parameter, at the parameter's name,
+so `over` steps a block's whole update at once there too.
 
     cursor = Cursor(trace)
     cursor.over()                      # to the next block
@@ -155,6 +157,11 @@ class Cursor:
     # -- jumps ------------------------------------------------------------------------------------
     def to_first_backward(self) -> Cursor:
         return self.goto(self.trace.first_backward)
+
+    def to_first_update(self) -> Cursor:
+        """To the optimizer's first update event (after the backward); no move without one."""
+        first = self.trace.first_update
+        return self if first is None else self.goto(first)
 
     def to_end_of_forward(self) -> Cursor:
         return self.goto(self.trace.first_backward - 1)

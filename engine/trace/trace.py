@@ -1,4 +1,5 @@
-"""A Trace: every operation of one forward + loss + backward pass on one batch, for replay.
+"""A Trace: every operation of one forward + loss + backward pass on one batch, for replay
+(and, for a traced training step, the optimizer's update after it: phase "update").
 
 The engine records; the UI replays. `record_step` runs one step with recording on and wraps
 the events with what a viewer needs to label them: the batch's tokens as strings, the loss,
@@ -18,7 +19,7 @@ import numpy as np
 from ..maths.config import ModelConfig
 from ..maths.facts import SOURCE, Facts, facts_by_path
 from ..maths.param import Module
-from ..maths.recorder import BACKWARD, FORWARD, Event, Recorder, recording
+from ..maths.recorder import BACKWARD, FORWARD, UPDATE, Event, Recorder, recording
 from ..maths.batch import Batch, run_model  # the batch a step (traced or not) runs on
 
 ATTENTION_STAGES = {  # stage -> (op of the attention step, tensor name)
@@ -116,7 +117,10 @@ class PathIndex:
         self.attention: dict[str, dict[str, Event]] = {}  # layer path -> op -> forward event
         self.attention_layers: list[str] = []  # in forward order, as their softmax ran
         for event in events:
-            (self.forward if event.phase == FORWARD else self.backward)[event.path] = event
+            if event.phase == FORWARD:
+                self.forward[event.path] = event
+            elif event.phase == BACKWARD:
+                self.backward[event.path] = event
             layer = event.facts.attention_layer
             if event.phase == FORWARD and layer is not None:
                 self.attention.setdefault(layer, {})[event.op] = event
@@ -142,6 +146,12 @@ class Trace:
     def first_backward(self) -> int:
         """Index of the first backward event (len(self) if there is none)."""
         return next((e.index for e in self.events if e.phase == BACKWARD), len(self.events))
+
+    @cached_property
+    def first_update(self) -> int | None:
+        """Index of the optimizer's first update event, or None (a trace of forward and
+        backward only: the explorer's traces; a traced training step has them)."""
+        return next((e.index for e in self.events if e.phase == UPDATE), None)
 
     def stats(self, index: int, name: str) -> TensorStats:
         """Statistics of tensor `name` of event `index`, computed once on demand."""

@@ -65,7 +65,7 @@ def line(events, path_end, key):
 
 # -- the table ----------------------------------------------------------------------------------
 def test_keys_cover_forward_and_backward_of_every_op():
-    forward = [k for k in KEYS if not k.endswith(".backward")]
+    forward = [k for k in KEYS if not k.endswith((".backward", ".update"))]
     assert set(forward) == {"embedding", "positional", "dropout", "residual", "layernorm", "linear",
                             "logits", "split_heads", "scores", "scale", "mask", "softmax",
                             "attend", "merge_heads", "relu", "gelu", "output_softmax",
@@ -108,8 +108,10 @@ def test_every_event_gets_a_specific_ascii_explanation_with_its_shapes(trace, re
 def test_the_engine_emits_exactly_the_known_keys(enc_dec, dec_only):
     seen = {e.formula for e in enc_dec + dec_only}
     assert seen <= set(KEYS)
-    # the vocabulary softmax's backward is folded into cross_entropy.backward (p - q)
-    assert set(KEYS) - seen == {"output_softmax.backward"}
+    # the vocabulary softmax's backward is folded into cross_entropy.backward (p - q); the
+    # optimizer's update keys come from traced training steps (tests/engine/test_update_events.py)
+    assert set(KEYS) - seen == {"output_softmax.backward", "adam.update", "adamw.update",
+                                "sgd.update"}
 
 
 def test_attention_lines_carry_the_real_shapes(enc_dec):

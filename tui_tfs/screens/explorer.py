@@ -48,6 +48,8 @@ STEP_BINDINGS = [
     Binding("O", "step('back_over')", "Back over (previous layer)", show=False),
     Binding("e", "step('end_of_forward')", "EndFwd", show=True, tooltip="Run to the end of the forward pass"),
     Binding("b", "step('first_backward')", "Bwd", show=True, tooltip="Run to the first backward event"),
+    Binding("U", "step('first_update')", "Run to the optimizer's update (a trained step's trace)",
+            show=False),
     Binding("x", "find_nonfinite", "Run to next NaN/Inf", show=False),
     Binding("g", "find_grad_norm", "Run to next gradient norm above a bound", show=False),
     Binding("l", "goto_layer", "Run to a chosen layer", show=False),

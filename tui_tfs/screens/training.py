@@ -43,11 +43,17 @@ TOP_P = (None, 0.5, 0.9, 0.95)
 
 RUN_BINDINGS = [
     Binding("space", "toggle_run", "Start/Pause", show=True, tooltip="Start, pause or resume training"),
+    Binding("n", "one_step", "1 step", show=True,
+            tooltip="Train exactly one step and open its trace: forward, loss, backward, update"),
     # Not in the footer (80 columns hold the others and ?): help and the palette list it.
     Binding("s", "stop", "Stop", show=False, tooltip="Stop the run (held-out check; space trains on)"),
     Binding("i", "inspect", "Inspect", show=True,
             tooltip="Pause and open the explorer on the current batch with the live weights"),
     Binding("w", "save", "Save", show=True, tooltip="Save a checkpoint (like tui-tfs train)"),
+    Binding("left_square_bracket", "speed(-1)", "Slower: fewer steps a second (down to 1)",
+            show=False),
+    Binding("right_square_bracket", "speed(1)", "Faster: more steps a second (up to no cap)",
+            show=False),
     Binding("plus", "scale_lr(2.0)", "LR x2", show=True, tooltip="Double the learning rate"),
     Binding("minus", "scale_lr(0.5)", "LR /2", show=True, tooltip="Halve the learning rate"),
     Binding("L", "set_lr", "Type a learning rate", show=False),
@@ -279,6 +285,8 @@ class TrainingScreen(Screen[None]):
         pending, self._after_pause = self._after_pause, None
         if message.state == DIVERGED:
             self._offer_nan()
+        elif pending == "one_step":
+            self.open_step_trace()
         elif pending is not None:
             self.open_inspector(at_nan=pending == "inspect_nan")
 
@@ -320,6 +328,34 @@ class TrainingScreen(Screen[None]):
         else:
             self.open_inspector(at_nan=self.controller.state == DIVERGED)
 
+    def action_one_step(self) -> None:
+        if self.controller.running:
+            self._after_pause = "one_step"
+            self.controller.request("pause")
+            self.notify("pausing; then one step is trained and traced", title="one step")
+        else:
+            self.open_step_trace()
+
+    def open_step_trace(self) -> None:
+        """Train exactly one step, recorded, and open the explorer on its trace: forward, loss,
+        backward, then the optimizer's update. The explorer's model holds the weights the step
+        started from (its forward and backward ran on them; the update events show the weights
+        after), so nothing it does changes the run."""
+        c = self.controller
+        result = c.step_traced(ascii_only=self.style.ascii)
+        self.refresh_all()
+        if result is None:
+            self.notify(c.notice, title="one step")
+            return
+        trace, before = result
+        s = Session(c.scenario, before, c.trainer.loss_fn, ascii=self.style.ascii)
+        s.show(trace, f"training step {c.step} with its {c.config.optimizer} update "
+                      f"(U runs to the update)")
+        self.inspecting = None  # a copy of the weights: nothing to bring back into the run
+        from .explorer import ExplorerScreen
+
+        self.app.push_screen(ExplorerScreen(s, self.style))
+
     def open_inspector(self, at_nan: bool = False) -> None:
         """The explorer on the live model and the latest training batch (forward + backward)."""
         c = self.controller
@@ -350,6 +386,10 @@ class TrainingScreen(Screen[None]):
         self.app.pop_screen()
 
     # -- settings between steps ----------------------------------------------------------------------
+    def action_speed(self, by: int) -> None:
+        self.controller.change_speed(by)
+        self.refresh_all(False)
+
     def action_scale_lr(self, factor: float) -> None:
         self.controller.set_lr(self.controller.config.lr * factor)
         self.refresh_all(False)

@@ -1,6 +1,7 @@
 """The layer tree: the model's layers as the trace ran them, forward then backward.
 
-Two branches, "forward" and "backward", each holding the layers in the order they ran
+Two branches, "forward" and "backward" (and a third, "update", for a traced training step: the
+optimizer's step, one leaf per parameter), each holding the layers in the order they ran
 (encoder > blocks.0 > self_attn > softmax). Leaves are events. The current event is marked
 with a glyph and the tree cursor; only the branch that holds it is expanded, so the tree stays
 readable in 24 rows. Choosing a node (Enter) posts `EventPicked` with its event (a layer's
@@ -12,7 +13,7 @@ from rich.text import Text
 from textual.widgets import Tree
 from textual.widgets.tree import TreeNode
 
-from engine.maths.recorder import BACKWARD, FORWARD
+from engine.maths.recorder import BACKWARD, FORWARD, UPDATE
 from engine.trace.trace import path_parts
 
 from ..messages import EventPicked
@@ -96,9 +97,10 @@ class LayerTree(Tree[int]):
         self._levels.clear()
         self._open = []
         self._current = None
-        phases = {FORWARD: "forward", BACKWARD: "backward"}
+        phases = {FORWARD: "forward", BACKWARD: "backward", UPDATE: "update"}
         glyph = {FORWARD: ">>" if self._style.ascii else "▶▶",
-                 BACKWARD: "<<" if self._style.ascii else "◀◀"}
+                 BACKWARD: "<<" if self._style.ascii else "◀◀",
+                 UPDATE: "=>" if self._style.ascii else "⇒"}
         for phase, title in phases.items():
             events = [e for e in trace.events if e.phase == phase]
             if not events:

@@ -45,7 +45,9 @@ def metrics_text(controller, style: Style) -> Text:
     text = Text(no_wrap=True, overflow="ellipsis")
     bold_state = ("bold red" if c.state == "diverged" else "bold green" if c.running else "bold") \
         if style.color else "bold"
-    text.append(f"{STATE_WORDS.get(c.state, c.state)}\n", style=bold_state)
+    text.append(f"{STATE_WORDS.get(c.state, c.state)}", style=bold_state)
+    speed = "max speed" if c.steps_per_second is None else c.speed_label  # [ and ] set it
+    text.append(f"  {speed}\n")  # on the state's line: the box has no row to spare
     rows = [("step", f"{c.step} / {c.total_steps}"),
             ("loss", _fmt(s.loss if s else None, ".4f")),
             ("lr", _fmt(s.lr if s else c.config.lr, ".2e")),

@@ -15,8 +15,9 @@ def status_text(session, style: Style, width: int | None = None) -> Text:
     """One line of at most `width` cells. A broken switch comes first so no long path can push
     it off; the path goes last and loses its start (…) when the line is too short for it."""
     e = session.event
-    arrow = (">>" if e.phase == "forward" else "<<") if style.ascii else (
-        "▶" if e.phase == "forward" else "◀")
+    arrows = ({"forward": ">>", "update": "=>"} if style.ascii else
+              {"forward": "▶", "update": "⇒"})  # the layer tree's glyphs; backward otherwise
+    arrow = arrows.get(e.phase, "<<" if style.ascii else "◀")
     breaks = session.breaks.active()
     level = session.level_path()
     rest = e.path[len(level) + 1:]  # the level is a prefix of the path
