@@ -19,12 +19,10 @@ import threading
 
 import numpy as np
 from textual.app import ComposeResult
-from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import ContentSwitcher, Static
 
-from scenarios import ScenarioError
 
 from ..messages import TrainingProgress, TrainingStopped
 from ..widgets.footer import FittingFooter
@@ -36,52 +34,15 @@ from ..widgets.loss_plot import LossPlot, PlotData
 from ..widgets.metrics import GradHistory, MetricsPanel
 from ..widgets.predictions import GenerationPanel, PredictionsTable
 from .dialogs import ChoiceScreen, PromptScreen
+from .training_generate import GenerationActions
+from .training_keys import GENERATE_BINDINGS, RUN_BINDINGS, SCREEN_BINDINGS, VIEW_BINDINGS
 
 POST_EVERY = 0.5  # seconds of training between two redraws (2 Hz: light over SSH, cheap)
-TOP_K = (None, 1, 3, 5, 10)
-TOP_P = (None, 0.5, 0.9, 0.95)
-
-RUN_BINDINGS = [
-    Binding("space", "toggle_run", "Start/Pause", show=True, tooltip="Start, pause or resume training"),
-    Binding("n", "one_step", "1 step", show=True,
-            tooltip="Train exactly one step and open its trace: forward, loss, backward, update"),
-    # Not in the footer (80 columns hold the others and ?): help and the palette list it.
-    Binding("s", "stop", "Stop", show=False, tooltip="Stop the run (held-out check; space trains on)"),
-    Binding("i", "inspect", "Inspect", show=True,
-            tooltip="Pause and open the explorer on the current batch with the live weights"),
-    Binding("w", "save", "Save", show=True, tooltip="Save a checkpoint (like tui-tfs train)"),
-    Binding("left_square_bracket", "speed(-1)", "Slower: fewer steps a second (down to 1)",
-            show=False),
-    Binding("right_square_bracket", "speed(1)", "Faster: more steps a second (up to no cap)",
-            show=False),
-    Binding("plus", "scale_lr(2.0)", "LR x2", show=True, tooltip="Double the learning rate"),
-    Binding("minus", "scale_lr(0.5)", "LR /2", show=True, tooltip="Halve the learning rate"),
-    Binding("L", "set_lr", "Type a learning rate", show=False),
-    Binding("B", "break_switch", "Toggle a break-it switch (between steps)", show=False),
-]
-VIEW_BINDINGS = [
-    Binding("y", "toggle_log", "Loss plot: log or linear y axis", show=False),
-    Binding("1", "view('tr-predictions')", "Held-out predictions", show=False),
-    Binding("2", "view('tr-layers')", "Per-layer gradient norms over time", show=False),
-    Binding("3", "view('tr-generate')", "Generation panel", show=False),
-    Binding("v", "flip_panel", "Small terminal: loss plot -> numbers -> panel 1/2/3", show=False),
-]
 COMPACT_PANELS = ("plot", "metrics", "views")  # what v flips through below 80x23, in order
-GENERATE_BINDINGS = [
-    Binding("g", "generate", "Generate", show=True, tooltip="Generate from a prompt you type"),
-    Binding("greater_than_sign", "temperature(1.25)", "Raise sampling temperature", show=False),
-    Binding("less_than_sign", "temperature(0.8)", "Lower sampling temperature", show=False),
-    Binding("k", "cycle_top_k", "Cycle top-k (off, 1, 3, 5, 10)", show=False),
-    Binding("p", "cycle_top_p", "Cycle top-p (off, 0.5, 0.9, 0.95)", show=False),
-]
-SCREEN_BINDINGS = [
-    Binding("question_mark", "app.help", "Help", show=True, tooltip="Help: every key"),
-    Binding("escape", "leave", "Back to the explorer (pauses training)", show=False),
-    Binding("q", "app.quit", "Quit", show=False),
-]
 
 
-class TrainingScreen(Screen[None]):
+
+class TrainingScreen(GenerationActions, Screen[None]):
     """Train the session's model and watch it learn."""
 
     SCOPED_CSS = False  # some rules start at the App's classes (-compact, -large, -ascii)
@@ -354,7 +315,7 @@ class TrainingScreen(Screen[None]):
         self.inspecting = None  # a copy of the weights: nothing to bring back into the run
         from .explorer import ExplorerScreen
 
-        self.app.push_screen(ExplorerScreen(s, self.style))
+        self.app.push_screen(ExplorerScreen(s, self.style, closes_session=True))
 
     def open_inspector(self, at_nan: bool = False) -> None:
         """The explorer on the live model and the latest training batch (forward + backward)."""
@@ -449,42 +410,6 @@ class TrainingScreen(Screen[None]):
         p = "off" if self.top_p is None else f"{self.top_p:g}"
         return f"temperature {self.temperature:.2f}  top-k {k}  top-p {p}  (weights of step " \
                f"{self.controller.step})"
-
-    def action_generate(self) -> None:
-        examples = self.session.scenario.examples
-
-        def chosen(text: str | None) -> None:
-            if text is not None:
-                self.prompt = text
-                self._generate()
-
-        self.app.push_screen(PromptScreen("Prompt (the model continues it, or writes its output):",
-                                          examples[0] if examples else "",
-                                          self.prompt or (examples[0] if examples else "")), chosen)
-
-    def _generate(self) -> None:
-        if self.prompt is None:
-            self.notify("g types a prompt first", title="generate")
-        else:
-            try:
-                self.generated = self.controller.generate(self.prompt, self.temperature,
-                                                          self.top_k, self.top_p,
-                                                          ascii_only=self.style.ascii)
-            except (ScenarioError, ValueError) as error:
-                self.notify(escape(str(error)), title="generate", severity="error", timeout=8)
-        self.action_view("tr-generate")
-
-    def action_temperature(self, factor: float) -> None:
-        self.temperature = float(min(8.0, max(0.05, self.temperature * factor)))
-        self._generate() if self.prompt is not None else self.action_view("tr-generate")
-
-    def action_cycle_top_k(self) -> None:
-        self.top_k = TOP_K[(TOP_K.index(self.top_k) + 1) % len(TOP_K)]
-        self._generate() if self.prompt is not None else self.action_view("tr-generate")
-
-    def action_cycle_top_p(self) -> None:
-        self.top_p = TOP_P[(TOP_P.index(self.top_p) + 1) % len(TOP_P)]
-        self._generate() if self.prompt is not None else self.action_view("tr-generate")
 
 
 def _first_nonfinite(session: Session) -> bool:
