@@ -93,16 +93,21 @@ def engine_setup(config: BenchConfig, record: bool, threads: int, tune_allocator
     inputs, targets = make_batch(config)
     events = [None]
 
-    def train_step() -> float:
+    def forward_backward() -> float:
         model.packed.zero_grad()
-        result = runner.step((inputs,), targets)  # forward, loss, backward; grads summed
+        return runner.step((inputs,), targets).loss  # forward, loss, backward; grads summed
+
+    def train_step() -> float:
+        loss = forward_backward()
         optimizer.step()
-        return result.loss
+        return loss
 
     def recorded_step() -> float:
-        # The hook the explorer uses: every layer emits its events into this recorder.
+        # The trace the explorer records (forward, loss, backward: every layer emits its events
+        # into this recorder); the update runs outside it, as in a plain step, unrecorded.
         with recording(Recorder(long_lived=[p.data for p in model.params()])) as rec:
-            loss = train_step()
+            loss = forward_backward()
+        optimizer.step()
         events[0] = len(rec.events)
         return loss
 

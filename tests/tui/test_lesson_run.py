@@ -124,6 +124,6 @@ def test_the_views_a_lesson_may_name_are_the_explorers():
     """scenarios cannot import the UI, so the lesson format keeps its own list of views: the
     same as the explorer's, or a lesson could name a view the explorer does not have."""
     from scenarios.lessons.keys import VIEWS
-    from tui_tfs.screens.explorer import VIEWS as EXPLORER_VIEWS
+    from tui_tfs.explorer_state import VIEWS as EXPLORER_VIEWS
 
     assert tuple(VIEWS) == tuple(EXPLORER_VIEWS)
