@@ -48,8 +48,9 @@ class TabCommand:
         return head + ["explore"] + flags + ([self.source] if self.source is not None else [])
 
     def shell(self) -> str:
-        """The command line textual-serve hands to the shell, every word quoted."""
-        return shlex.join(self.argv())
+        """The command line textual-serve hands to the shell, every word quoted; `exec`, so the
+        app is the server's child itself (its signals, its exit status), not a shell's."""
+        return "exec " + shlex.join(self.argv())
 
 
 def is_loopback(host: str) -> bool:

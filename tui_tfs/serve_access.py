@@ -27,9 +27,11 @@ from urllib.parse import urlsplit
 
 import aiohttp_jinja2
 from aiohttp import web
-from textual_serve.server import Server, to_int
+from textual_serve.app_service import AppService
+from textual_serve.server import Server, log, to_int
 
 COOKIE = "tui_tfs_access"
+QUIT_GRACE = 10.0  # seconds a tab's app has to quit when its tab or the server closes
 FAILED_LOGIN_PAUSE = 0.5  # seconds; wrong tokens are answered one at a time, so at most two a second
 LOOPBACK_NAMES = {"localhost", "127.0.0.1", "::1", "[::1]"}
 HOST_HEADER = re.compile(r"^[A-Za-z0-9.\-]+(:[0-9]{1,5})?$|^\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?$")
@@ -47,7 +49,7 @@ class GuardedServer(Server):
         self._session = secrets.token_urlsafe(32)  # the cookie's value, new at every start
         self._failures = asyncio.Lock()
         self._announce = announce  # lines printed once the server listens
-        self._tabs: set[asyncio.Task] = set()  # one websocket handler per open tab
+        self._tabs: set[AppService] = set()  # one app process per open tab
 
     # -- the web application -------------------------------------------------------------------
     async def _make_app(self) -> web.Application:
@@ -77,21 +79,43 @@ class GuardedServer(Server):
         """Nothing: textual-serve prints its banner here, before the address is bound."""
 
     async def on_shutdown(self, app: web.Application) -> None:
-        """Close every tab now (each handler then tells its app to quit and waits for it),
-        rather than after aiohttp's grace period: Ctrl+C leaves no app process behind."""
-        tabs = list(self._tabs)
-        for task in tabs:
-            task.cancel()
-        await asyncio.gather(*tabs, return_exceptions=True)
+        """Ctrl+C or SIGTERM: every tab's app is told to quit and waited for (killed after
+        QUIT_GRACE), so none outlives the server."""
+        await asyncio.gather(*(self._end(tab) for tab in list(self._tabs)))
 
     async def handle_websocket(self, request: web.Request) -> web.WebSocketResponse:
-        task = asyncio.current_task()
-        assert task is not None
-        self._tabs.add(task)
+        """textual-serve's handler, keeping each tab's AppService so the server can end it."""
+        websocket = web.WebSocketResponse(heartbeat=15)
+        width = to_int(request.query.get("width", "80"), 80)
+        height = to_int(request.query.get("height", "24"), 24)
+        await websocket.prepare(request)
+        tab = AppService(self.command, write_bytes=websocket.send_bytes,
+                         write_str=websocket.send_str, close=websocket.close,
+                         download_manager=self.download_manager, debug=self.debug)
+        self._tabs.add(tab)
         try:
-            return await super().handle_websocket(request)
+            await tab.start(width, height)
+            await self._process_messages(websocket, tab)
+        except (ValueError, TypeError, KeyError, AssertionError) as error:  # a garbled message
+            log.warning("tab closed: %s", error)
         finally:
-            self._tabs.discard(task)
+            await self._end(tab)
+            self._tabs.discard(tab)
+            await websocket.close()
+        return websocket
+
+    @staticmethod
+    async def _end(tab: AppService) -> None:
+        """Ask the tab's app to quit and wait until its process has ended (stop() returns when
+        the app closes its output, a moment before); kill it after QUIT_GRACE seconds."""
+        process = tab._process  # textual-serve keeps it private; nothing else can end it
+        try:
+            await asyncio.wait_for(tab.stop(), QUIT_GRACE)
+            if process is not None:
+                await asyncio.wait_for(process.wait(), QUIT_GRACE)
+        except asyncio.TimeoutError:
+            if process is not None and process.returncode is None:
+                process.kill()
 
     @web.middleware
     async def _guard(self, request: web.Request, handler) -> web.StreamResponse:
