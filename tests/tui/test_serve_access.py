@@ -149,25 +149,37 @@ def test_a_generated_token_is_printed_once_and_lets_the_browser_in(serve):
     assert status == 303 and http(_get, served.url + "/", cookies)[0] == 200
 
 
+async def _tab_commands(served: Served, word: str) -> list[list[str]]:
+    """Open a tab; the command lines of the server's apps once they run `word`'s command."""
+    async with aiohttp.ClientSession() as session:
+        async with session.ws_connect(f"{served.url}/ws?width=80&height=24"):
+            deadline = time.monotonic() + 60
+            commands = []
+            while time.monotonic() < deadline:  # until the tab's process runs the app
+                commands = [command_line(pid) for pid in served.apps()]
+                if commands and all(word in command for command in commands):
+                    break
+                await asyncio.sleep(0.2)
+            return commands
+
+
+def _wait_no_apps(served: Served, seconds: float = 60) -> list[int]:
+    deadline = time.monotonic() + seconds
+    while served.apps() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return served.apps()
+
+
 def test_each_tab_runs_the_app_with_the_options_given(serve):
     served = serve("reverse", "--ascii")
-    status, page = http(_get, served.url + "/")
-    assert status == 200
-
-    async def tab_while_open():
-        async with aiohttp.ClientSession() as session:
-            async with session.ws_connect(f"{served.url}/ws?width=80&height=24"):
-                deadline = time.monotonic() + 60
-                while time.monotonic() < deadline:  # until the tab's process runs the app
-                    commands = [command_line(pid) for pid in served.apps()]
-                    if commands and all("explore" in command for command in commands):
-                        return commands
-                    await asyncio.sleep(0.2)
-                return commands
-
-    commands = http(tab_while_open)
+    commands = http(_tab_commands, served, "explore")
     assert len(commands) == 1
     assert commands[0][1:] == ["-m", "tui_tfs.cli", "explore", "--ascii", "reverse"]
+    assert _wait_no_apps(served) == []  # closing the tab ended its app
+
+    served = serve("--lesson", "attention")
+    commands = http(_tab_commands, served, "lesson")
+    assert [command[1:] for command in commands] == [["-m", "tui_tfs.cli", "lesson", "attention"]]
     assert served.stop() == []  # stopping the server ends every tab's app
 
 
@@ -185,3 +197,9 @@ def test_a_taken_port_or_a_bad_scenario_is_one_line(serve, tmp_path):
                              env=env, timeout=60, cwd=ROOT)
     assert missing.returncode == 2 and len(missing.stderr.strip().splitlines()) == 1
     assert "nonesuch" in missing.stderr and "Traceback" not in missing.stderr
+    for args in (["--lesson", "nonesuch"], ["reverse", "--lesson", "attention"]):
+        refused = subprocess.run([sys.executable, "-m", "tui_tfs.cli", "serve", *args, "--port",
+                                  str(free_port())], capture_output=True, text=True, env=env,
+                                 timeout=60, cwd=ROOT)
+        assert refused.returncode == 2 and len(refused.stderr.strip().splitlines()) == 1, args
+        assert "Traceback" not in refused.stderr
