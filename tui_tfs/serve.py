@@ -139,7 +139,7 @@ def serve(args) -> int:
     else:
         lines.append("access token: the one given (the page asks for it)")
     lines.append("Ctrl+C stops the server and every tab's app")
-    server = GuardedServer(tab.shell(), args.host, args.port, token, lines)
+    server = GuardedServer(tab.shell(), args.host, args.port, token, lines, args.max_tabs)
     try:
         server.serve()
     except OSError as error:  # the port is taken, or the address is not this machine's

@@ -203,3 +203,24 @@ def test_a_taken_port_or_a_bad_scenario_is_one_line(serve, tmp_path):
                                  timeout=60, cwd=ROOT)
         assert refused.returncode == 2 and len(refused.stderr.strip().splitlines()) == 1, args
         assert "Traceback" not in refused.stderr
+
+
+def test_tabs_beyond_max_tabs_are_refused_until_one_closes(serve):
+    served = serve("--max-tabs", "1")
+
+    async def two_tabs():
+        async with aiohttp.ClientSession() as session:
+            async with session.ws_connect(f"{served.url}/ws?width=80&height=24"):
+                try:
+                    await session.ws_connect(f"{served.url}/ws?width=80&height=24")
+                except aiohttp.WSServerHandshakeError as refused:
+                    second = refused.status
+                else:
+                    second = 101
+                await asyncio.sleep(1)  # a second app would have been started by now
+                return second, len(served.apps())
+
+    second, apps = http(two_tabs)
+    assert (second, apps) == (503, 1)
+    assert _wait_no_apps(served) == []
+    assert http(_open_tab, served.url)[0] == 101  # the first one closed: room again
