@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import html
+import ipaddress
 import re
 import secrets
 import signal
@@ -29,8 +30,6 @@ import aiohttp_jinja2
 from aiohttp import web
 from textual_serve.app_service import AppService
 from textual_serve.server import Server, log, to_int
-
-from .serve import is_loopback
 
 COOKIE = "tui_tfs_access"
 QUIT_GRACE = 10.0  # seconds a tab's app has to quit when its tab or the server closes
@@ -176,6 +175,16 @@ class GuardedServer(Server):
         return {"font_size": to_int(request.query.get("fontsize", "16"), 16),
                 "app_websocket_url": socket, "config": {"static": {"url": static}},
                 "application": {"name": self.title}}
+
+
+def is_loopback(host: str) -> bool:
+    """127.0.0.0/8, ::1 or the name localhost: reachable from this machine only."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 def _hostname(host_header: str) -> str:

@@ -224,3 +224,11 @@ def test_tabs_beyond_max_tabs_are_refused_until_one_closes(serve):
     assert (second, apps) == (503, 1)
     assert _wait_no_apps(served) == []
     assert http(_open_tab, served.url)[0] == 101  # the first one closed: room again
+
+
+def test_a_tab_draws_unicode_whatever_the_servers_locale():
+    from tui_tfs.app import wants_ascii
+
+    web = "textual.drivers.web_driver:WebDriver"  # what textual-serve sets for each tab's app
+    assert wants_ascii({"LANG": "C", "TERM": "vt100"}) is True  # a terminal that cannot
+    assert wants_ascii({"LANG": "C", "TERM": "vt100", "TEXTUAL_DRIVER": web}) is False  # xterm.js can
