@@ -34,6 +34,18 @@ Object.defineProperty(Object.prototype, 'terminal', {configurable: true, set(val
 """
 READ_ROWS = """window.xtermForTest ? Array.from({length: window.xtermForTest.rows},
   (_, row) => window.xtermForTest.buffer.active.getLine(row).translateToString(true)) : null"""
+READ_COLOURS = """(() => {
+  const term = window.xtermForTest, colours = new Set();
+  for (let y = 0; y < term.rows; y++) {
+    const line = term.buffer.active.getLine(y);
+    for (let x = 0; x < term.cols; x++) {
+      const cell = line.getCell(x);
+      if (cell.isFgRGB()) colours.add(cell.getFgColor());
+      if (cell.isBgRGB()) colours.add(cell.getBgColor());
+    }
+  }
+  return Array.from(colours);
+})()"""
 
 # DevTools key events: what a real keyboard sends for keys that are not plain text
 NAMED_KEYS = {"Enter": ("Enter", 13, "\r"), "Escape": ("Escape", 27, ""),
@@ -146,6 +158,11 @@ class Browser:
     async def rows(self) -> list[str] | None:
         """The terminal's rows as text (None before the page made its terminal)."""
         return await self.js(READ_ROWS)
+
+    async def colours(self) -> list[tuple[int, int, int]]:
+        """Every RGB colour (foreground or background) of the terminal's cells."""
+        return [(value >> 16 & 255, value >> 8 & 255, value & 255)
+                for value in await self.js(READ_COLOURS)]
 
     async def wait_for_text(self, text: str, seconds: float = 60) -> list[str]:
         """The terminal's rows once one of them shows `text`."""

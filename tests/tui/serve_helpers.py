@@ -56,9 +56,10 @@ class Served:
     def __init__(self, args: list[str], log: Path, env: dict[str, str] | None = None) -> None:
         self.port = free_port()
         self.log = log
-        environment = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
-        if env is None or "TUI_TFS_TOKEN" not in env:
-            environment.pop("TUI_TFS_TOKEN", None)
+        environment = {**os.environ, "PYTHONPATH": str(ROOT)}
+        for chosen_by_the_test in ("TUI_TFS_TOKEN", "NO_COLOR"):
+            environment.pop(chosen_by_the_test, None)
+        environment.update(env or {})
         with open(log, "wb") as out:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "tui_tfs.cli", "serve", "--port", str(self.port), *args],

@@ -29,11 +29,12 @@ BOX_AND_SHADES = set("─│╭╮╰╯├└▼▶◀░▒▓█▁▂▃▄�
 
 @pytest.fixture
 def served(tmp_path):
-    """served(*args, token=None) -> a listening `tui-tfs serve`; stopped after the test."""
+    """served(*args, token=None, env=None) -> a listening `tui-tfs serve` (the tabs inherit
+    its environment); stopped after the test."""
     started = []
 
-    def start(*args: str, token: str | None = None) -> Served:
-        env = {"TUI_TFS_TOKEN": token} if token else None
+    def start(*args: str, token: str | None = None, env: dict[str, str] | None = None) -> Served:
+        env = {**(env or {}), **({"TUI_TFS_TOKEN": token} if token else {})}
         server = Served(list(args), tmp_path / f"serve{len(started)}.log", env)
         started.append(server)
         server.wait_listening()
@@ -93,6 +94,7 @@ def test_browser_token_explorer_attention_map_and_training(served):
                                       "[window.xtermForTest.cols, window.xtermForTest.rows]")
             assert size[0] >= 80 and size[1] >= 23, size
             rows = await _to_softmax(browser, trace)
+            assert any(_spread(colour) > 60 for colour in await browser.colours())  # in colour
             keys, queries = _map_labels(rows, PROBABILITY_RAMP[False][1:])
             assert keys, "\n".join(rows)
             assert queries == ["<s>", "5", "1", "4", "1", "3"], "\n".join(rows)  # the reversal
@@ -109,20 +111,27 @@ def test_browser_token_explorer_attention_map_and_training(served):
     assert TOKEN not in server.output()
 
 
-def test_browser_ascii_mode(served):
-    server = served("reverse", "--ascii")
+def test_browser_ascii_mode_without_colour(served):
+    server = served("reverse", "--ascii", env={"NO_COLOR": "1"})
     trace = opening_trace("reverse")
 
     async def run():
         async with Browser() as browser:
             await browser.open(server.url + "/")  # loopback, no token: no prompt
-            return await _to_softmax(browser, trace)
+            rows = await _to_softmax(browser, trace)
+            return rows, await browser.colours()
 
-    rows = asyncio.run(run())
+    rows, colours = asyncio.run(run())
+    assert colours and all(_spread(colour) <= 8 for colour in colours), colours  # greys only
     screen = "\n".join(rows)
     assert not BOX_AND_SHADES & set(screen), screen
     keys, queries = _map_labels(rows, PROBABILITY_RAMP[True][1:])
     assert keys and queries == ["<s>", "5", "1", "4", "1", "3"], screen
+
+
+def _spread(colour: tuple[int, int, int]) -> int:
+    """0 for a grey; large for a saturated colour."""
+    return max(colour) - min(colour)
 
 
 async def _wait_for_steps(browser: Browser, seconds: float = 60) -> int:
