@@ -4,7 +4,8 @@ through its DevTools protocol (tests/tui/devtools_browser.py).
 Chromium opens the page of a real `tui-tfs serve` (token-protected), types the token into the
 form, waits for the explorer, presses keys as a keyboard would, and reads the terminal's rows
 from xterm.js's buffer in the page: the cross-attention map's token labels, the training
-screen, and the ASCII mode. Skips where there is no Chromium (.ci/run installs it).
+screen, colour, ASCII without colour (NO_COLOR), and a lesson. Skips where there is no
+Chromium (.ci/run installs it).
 """
 from __future__ import annotations
 
@@ -159,3 +160,20 @@ async def _wait_for_js(browser: Browser, expression: str, seconds: float = 60):
         await asyncio.sleep(0.2)
     raise AssertionError(f"never true in the browser: {expression}; the page showed:\n"
                          f"{await browser.js('document.body.innerText')}")
+
+
+def test_browser_lesson(served):
+    server = served("--lesson", "masks")
+
+    async def run():
+        async with Browser() as browser:
+            await browser.open(server.url + "/")
+            await browser.wait_for_text("Two inputs, one batch")
+            await browser.focus_terminal()
+            await browser.press("g")  # the explorer at the step's place
+            rows = await browser.wait_for_text("queries down, keys across")
+            assert any("encoder.blocks.0.self_attn" in row for row in rows), "\n".join(rows)
+            await browser.press("Escape")  # back to the lesson
+            await browser.wait_for_text("Two inputs, one batch")
+
+    asyncio.run(run())
