@@ -99,18 +99,31 @@ class GuardedServer(Server):
                          write_str=websocket.send_str, close=websocket.close,
                          download_manager=self.download_manager, debug=self.debug)
         self._tabs.add(tab)  # counted before the first await, so the bound holds
+        watcher = None
         try:
             await websocket.prepare(request)
             await tab.start(width, height)
+            watcher = asyncio.create_task(self._close_when_app_ends(tab, websocket))
             await self._process_messages(websocket, tab)
         except (ValueError, TypeError, KeyError, AssertionError) as error:  # a garbled message
             log.warning("tab closed: %s", error)
         finally:
+            if watcher is not None:
+                watcher.cancel()
             await self._end(tab)
             self._tabs.discard(tab)
             if websocket.prepared:
                 await websocket.close()
         return websocket
+
+    @staticmethod
+    async def _close_when_app_ends(tab: AppService, websocket: web.WebSocketResponse) -> None:
+        """An app that ended without saying so (killed: out of memory, a signal) closes its
+        tab, so the page says the session ended and the tab's place is free again."""
+        process = tab._process  # textual-serve keeps it private
+        if process is not None:
+            await process.wait()
+            await websocket.close()
 
     @staticmethod
     async def _end(tab: AppService) -> None:

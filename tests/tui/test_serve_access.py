@@ -7,6 +7,8 @@ makes real requests with aiohttp's client, counts the app processes the server s
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import subprocess
 import sys
 import time
@@ -232,3 +234,25 @@ def test_a_tab_draws_unicode_whatever_the_servers_locale():
     web = "textual.drivers.web_driver:WebDriver"  # what textual-serve sets for each tab's app
     assert wants_ascii({"LANG": "C", "TERM": "vt100"}) is True  # a terminal that cannot
     assert wants_ascii({"LANG": "C", "TERM": "vt100", "TEXTUAL_DRIVER": web}) is False  # xterm.js can
+
+
+def test_an_app_killed_under_its_tab_closes_the_tab_and_frees_its_place(serve):
+    served = serve("--max-tabs", "1")
+
+    async def tab_whose_app_is_killed():
+        async with aiohttp.ClientSession() as session:
+            async with session.ws_connect(f"{served.url}/ws?width=80&height=24") as socket:
+                received = b""
+                while b"Quit" not in received:  # the app is up and drawing
+                    message = await socket.receive(timeout=60)
+                    assert message.type == aiohttp.WSMsgType.BINARY, message
+                    received += message.data
+                (app,) = served.apps()
+                os.kill(app, signal.SIGKILL)  # as the kernel's out-of-memory killer would
+                while True:
+                    message = await socket.receive(timeout=30)
+                    if message.type != aiohttp.WSMsgType.BINARY:
+                        return message.type
+
+    assert http(tab_whose_app_is_killed) in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED)
+    assert http(_open_tab, served.url)[0] == 101  # its place is free again
