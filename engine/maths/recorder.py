@@ -32,12 +32,18 @@ Each event also says where in the engine it was emitted (`Event.where`: the emit
 function's file, name and def line, the emit call's line and the same call's previous emit),
 so a viewer can show the lines that computed it: a layer's NumPy lines for an op sit right
 above the op's emit. One frame lookup per event (`sys._getframe`), nothing when not recording.
+
+A tensor an event shows but the step itself never needs (each of q, k and v's share of their
+input's gradient, when the step computes only the sum in one product) is named as
+`Later(fn, *arrays)`: the recorder keeps (copies) the arrays as it keeps any tensor, and the
+event computes fn(*arrays) the first time a reader asks for it (`Event.tensors` is a `Tensors`
+mapping), so a recorded step does not pay for what nobody looks at.
 """
 from __future__ import annotations
 
 import sys
 import weakref
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, MutableMapping, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -63,6 +69,52 @@ class Where:
     previous: int | None  # the line of the same call's previous emit; None for its first
 
 
+class Later:
+    """A tensor computed when first read: `Later(fn, a, b)` stands for fn(a, b)."""
+
+    __slots__ = ("fn", "arrays")
+
+    def __init__(self, fn: Callable[..., np.ndarray], *arrays: np.ndarray) -> None:
+        self.fn, self.arrays = fn, arrays
+
+    def value(self) -> np.ndarray:
+        with np.errstate(all="ignore"):  # as while recording: a diverged step's trace shows it
+            return self.fn(*self.arrays)
+
+
+class Tensors(MutableMapping):
+    """An event's tensors by name; a `Later` one is computed on its first read, then kept."""
+
+    __slots__ = ("_values",)
+
+    def __init__(self, values: Mapping[str, np.ndarray | Later]) -> None:
+        self._values = dict(values)
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        value = self._values[name]
+        if isinstance(value, Later):
+            value = self._values[name] = value.value()
+        return value
+
+    def __setitem__(self, name: str, value: np.ndarray) -> None:
+        self._values[name] = value
+
+    def __delitem__(self, name: str) -> None:
+        del self._values[name]
+
+    def __contains__(self, name: object) -> bool:  # without computing a `Later` one
+        return name in self._values
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def __repr__(self) -> str:
+        return f"Tensors({', '.join(self._values)})"
+
+
 @dataclass
 class Event:
     """One operation of one pass."""
@@ -71,7 +123,7 @@ class Event:
     phase: str  # "forward" | "backward" | "update"
     path: str  # dotted place in the model: "encoder.blocks.0.self_attn.softmax"
     op: str  # what ran: "linear", "scores", "mask", "softmax", "layernorm", ...
-    tensors: dict[str, np.ndarray] = field(repr=False)  # name -> copy ("x", "out", "d_x", "grad.w")
+    tensors: Mapping[str, np.ndarray] = field(repr=False)  # name -> copy ("x", "out", "d_x", "grad.w")
     formula: str = ""  # key of the explanation shown beside it (engine.trace.formulas)
     attrs: dict[str, object] = field(default_factory=dict)  # small numbers: head count, scale, p
     facts: Facts = NO_FACTS  # what the op means, as the model declared it (engine.maths.facts)
@@ -122,8 +174,11 @@ class Recorder:
         formula: str | None = None,
         **attrs: object,
     ) -> Event:
-        """Record one op; tensors are copied (once per live array), `None` entries left out."""
-        copies = {name: self.copy_of(t) for name, t in tensors.items() if t is not None}
+        """Record one op; tensors are copied (once per live array), `None` entries left out;
+        a `Later` tensor keeps copies of its arrays and is computed when first read."""
+        copies = Tensors({name: Later(t.fn, *map(self.copy_of, t.arrays))
+                          if isinstance(t, Later) else self.copy_of(t)
+                          for name, t in tensors.items() if t is not None})
         if formula is None:
             formula = op if phase == FORWARD else f"{op}.backward"
         event = Event(len(self.events), phase, path, op, copies, formula, dict(attrs),
