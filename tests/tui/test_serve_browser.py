@@ -170,7 +170,13 @@ def test_browser_lesson(served):
             await browser.open(server.url + "/")
             await browser.wait_for_text("Two inputs, one batch")
             await browser.focus_terminal()
-            await browser.press("g")  # the explorer at the step's place
+            for _ in range(24):  # g says "still being prepared" until the step's model is built
+                await browser.press("g")  # the explorer at the step's place
+                try:
+                    rows = await browser.wait_for_text("queries down, keys across", seconds=5)
+                    break
+                except AssertionError:
+                    continue
             rows = await browser.wait_for_text("queries down, keys across")
             assert any("encoder.blocks.0.self_attn" in row for row in rows), "\n".join(rows)
             await browser.press("Escape")  # back to the lesson
