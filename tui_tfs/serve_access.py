@@ -116,13 +116,13 @@ class GuardedServer(Server):
                 await websocket.close()
         return websocket
 
-    @staticmethod
-    async def _close_when_app_ends(tab: AppService, websocket: web.WebSocketResponse) -> None:
+    async def _close_when_app_ends(self, tab: AppService, websocket: web.WebSocketResponse) -> None:
         """An app that ended without saying so (killed: out of memory, a signal) closes its
         tab, so the page says the session ended and the tab's place is free again."""
         process = tab._process  # textual-serve keeps it private
         if process is not None:
             await process.wait()
+            self._tabs.discard(tab)  # its place is free before the page hears it ended
             await websocket.close()
 
     @staticmethod
