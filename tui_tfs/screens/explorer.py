@@ -81,8 +81,13 @@ class ExplorerScreen(Screen[None]):
                     yield PositionalView(id="positional")
                     yield EmbeddingView(id="embedding")
                     yield TemperatureView(id="temperature")
+            yield from self.compose_beside()
         yield StatusLine(id="status")
         yield FittingFooter()
+
+    def compose_beside(self) -> ComposeResult:
+        """Panels right of the views (a lesson's explorer puts its lesson pane there)."""
+        return iter(())
 
     def on_resize(self) -> None:
         self.app.check_size()
