@@ -193,6 +193,7 @@ def view_choices(shown: Shown) -> dict[str, object]:
     """The explorer's ViewState fields for a step's place (indices from 0)."""
     choices = {"tensor": shown.tensor, "gradient": shown.gradient, "item": shown.item,
                "head": shown.head, "stage": shown.stage, "query": shown.query,
+               "query_chosen": True, "numbers": shown.numbers,
                "temperature": shown.temperature, "attention_path": shown.attention_path}
     known = {f.name for f in dataclasses.fields(ViewState)}
     return {k: v for k, v in choices.items() if k in known}

@@ -342,11 +342,11 @@ TEMPERATURES = (0.25, 0.5, 1.0, 2.0, 4.0)
 
 
 def temperature_table(row: np.ndarray, keep: np.ndarray | None, cols: list[str],
-                      query: str, style: Style = Style(),
-                      temperatures: tuple[float, ...] = TEMPERATURES,
+                      style: Style = Style(), temperatures: tuple[float, ...] = TEMPERATURES,
                       current: float | None = None, width: int | None = None) -> Text:
-    """One attention row's softmax at several temperatures: a shaded row and entropy per T.
-    The lines around the map wrap at `width` columns.
+    """One attention row's softmax(row / T) for each T: its entropy and largest weight, then
+    the shaded weights, one line per T (the numbers first, so a long row of keys never hides
+    them). The legend and the note under the table wrap at `width` columns.
 
     Lower temperature sharpens towards the largest score (entropy -> 0); higher spreads towards
     uniform over the visible keys (entropy -> log n).
@@ -355,20 +355,25 @@ def temperature_table(row: np.ndarray, keep: np.ndarray | None, cols: list[str],
     if current is not None and current not in temps:
         temps = sorted(temps + [current])
     weights = np.stack([softmax(row, t, keep) for t in temps])  # (n_temps, S)
-    labels = [f"T={t:g}" + ("*" if current is not None and t == current else "") for t in temps]
-    keep2 = None if keep is None else np.broadcast_to(keep, weights.shape)
+    masked = keep is not None and not np.all(keep)
     text = Text(no_wrap=True, overflow="crop")
-    text.append(wrap(Text(f"query {query!s}: softmax(scores / T)", style="bold"), width, 2))
+    text.append(wrap(Scale.probability().legend(style, masked=masked), width, indent=2))
     text.append("\n")
-    text.append(heatmap(weights, labels, cols, keep2, style, scale=Scale.probability(),
-                        legend_width=width))
-    n_visible = int(keep.sum()) if keep is not None else len(row)
+    cell = max(2, min(6, max((len(c) for c in cols), default=1) + 1))
+    text.append(f"{'T':>7} {'entropy':>7} {'max':>5} ", style="bold")
+    for label in cols:
+        text.append(fit_label(label, cell - 1, style).ljust(cell), style="bold")
     text.append("\n")
-    for t, w in zip(temps, weights):
-        top = int(np.argmax(w))
-        text.append(wrap(f"T={t:<5g} entropy {entropy(w):.3f} nats  max {w[top]:.3f} at "
-                         f"{fit_label(cols[top], 8, style)}", width, 8))
+    keep2 = None if keep is None else np.broadcast_to(keep, weights.shape)
+    shades = heatmap(weights, None, None, keep2, style, cell=cell, scale=Scale.probability(),
+                     legend=False).split("\n")
+    for t, w, shade in zip(temps, weights, shades):
+        label = f"T={t:g}" + ("*" if current is not None and t == current else "")
+        text.append(f"{label:>7} {entropy(w):>7.3f} {w.max():>5.3f} ")
+        text.append(shade)
         text.append("\n")
+    n_visible = int(keep.sum()) if keep is not None else len(row)
     text.append(wrap(Text(f"uniform over {n_visible} keys: entropy "
-                          f"{math.log(max(n_visible, 1)):.3f}", style="dim"), width, 2))
+                          f"{math.log(max(n_visible, 1)):.3f}; * the current T", style="dim"),
+                     width, 2))
     return text

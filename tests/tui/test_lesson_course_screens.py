@@ -72,8 +72,13 @@ def test_every_step_reads_at_80x23_and_goes_to_its_place(tmp_path, worlds, name,
                     await pilot.pause()
                 if index < run.count - 1:
                     await pilot.press("n")
+            await pilot.pause(0.1)
             await pilot.press("g")  # the last step's place, the views first ...
-            await pilot.pause()
+            for _ in range(200):  # building the step's session takes a moment on a busy box
+                await pilot.pause(0.05)
+                if isinstance(app.screen, LessonExplorerScreen):
+                    break
+            await pilot.pause(0.1)
             await pilot.press("w")  # ... then the lesson pane in their place
             for index in reversed(range(run.count)):
                 await pilot.pause(0.1)
