@@ -86,10 +86,10 @@ def spread_by_width(sigma_q: float, sigma_k: float, n_keys: int,
     independent normal entries of std sigma_q and sigma_k (a head's own statistics). Theory:
     std(q . k) = sqrt(d_k) sigma_q sigma_k, so without the scale the rows sharpen as d_k grows;
     with it the spread stays sigma_q sigma_k."""
-    rng = np.random.default_rng(SPREAD_SEED)
     n_keys = max(1, int(n_keys))
     found = []
     for d in widths:
+        rng = np.random.default_rng((SPREAD_SEED, d))  # a width's draw: whatever the others
         q = rng.standard_normal((SPREAD_SAMPLES, 1, d)) * sigma_q
         k = rng.standard_normal((SPREAD_SAMPLES, n_keys, d)) * sigma_k
         raw = (q * k).sum(axis=-1)  # (SPREAD_SAMPLES, n_keys)

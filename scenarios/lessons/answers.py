@@ -19,6 +19,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from .answers_views import scores_std, token_position_cosine, width_entropy, width_std
+from .problems import AnswerError
 
 NUMBER, CHOICE = "number", "choice"
 CHOICE_SETS = {  # choices = "NAME": computed from the place rather than listed
@@ -29,14 +30,6 @@ CHOICE_SETS = {  # choices = "NAME": computed from the place rather than listed
 STATS = ("mean", "std", "min", "max", "norm")
 SETTINGS = ("d_model", "n_heads", "d_ff", "n_layers", "vocab_size", "max_len", "head_width")
 MAX_GREEDY_TOKENS = 64  # greedy_* answers decode at most this many tokens
-
-
-class AnswerError(ValueError):
-    """The answer cannot be computed at this place; the message says why and what to change."""
-
-    def __init__(self, message: str, key: str | None = None):
-        super().__init__(message)
-        self.key = key  # the question's key at fault, if one is (None: the answer function)
 
 
 @dataclass(frozen=True)

@@ -12,10 +12,10 @@ import numpy as np
 from engine.maths.recorder import FORWARD
 from engine.trace.attention_stats import cosine_matrix, head_scaling
 
+from .problems import AnswerError
 
-def _error(message: str):
-    from .answers import AnswerError  # answers.py lists these functions: imported late
 
+def _error(message: str) -> AnswerError:
     return AnswerError(message)
 
 
