@@ -356,22 +356,33 @@ def temperature_table(row: np.ndarray, keep: np.ndarray | None, cols: list[str],
         temps = sorted(temps + [current])
     weights = np.stack([softmax(row, t, keep) for t in temps])  # (n_temps, S)
     masked = keep is not None and not np.all(keep)
+    keep2 = None if keep is None else np.broadcast_to(keep, weights.shape)
+    labels = [f"T={t:g}" + ("*" if current is not None and t == current else "") for t in temps]
+    lead = 7 + 1 + 7 + 1 + 5 + 1  # "T=0.25*" entropy max, before the shades
     text = Text(no_wrap=True, overflow="crop")
     text.append(wrap(Scale.probability().legend(style, masked=masked), width, indent=2))
     text.append("\n")
-    cell = max(2, min(6, max((len(c) for c in cols), default=1) + 1))
-    text.append(f"{'T':>7} {'entropy':>7} {'max':>5} ", style="bold")
-    for label in cols:
-        text.append(fit_label(label, cell - 1, style).ljust(cell), style="bold")
-    text.append("\n")
-    keep2 = None if keep is None else np.broadcast_to(keep, weights.shape)
-    shades = heatmap(weights, None, None, keep2, style, cell=cell, scale=Scale.probability(),
-                     legend=False).split("\n")
-    for t, w, shade in zip(temps, weights, shades):
-        label = f"T={t:g}" + ("*" if current is not None and t == current else "")
-        text.append(f"{label:>7} {entropy(w):>7.3f} {w.max():>5.3f} ")
-        text.append(shade)
+    widest = max(2, min(6, max((len(c) for c in cols), default=1) + 1))
+    room = None if width is None else (width - lead) // max(1, len(cols))
+    if room is not None and room < 2:  # too many keys for one line: the map, then the numbers
+        text.append(heatmap(weights, labels, cols, keep2, style, scale=Scale.probability(),
+                            legend=False))
+        for label, w in zip(labels, weights):
+            text.append("\n")
+            text.append(wrap(f"{label:>7} entropy {entropy(w):.3f}  max {w.max():.3f}", width, 8))
         text.append("\n")
+    else:
+        cell = widest if room is None else min(widest, room)
+        text.append(f"{'T':>7} {'entropy':>7} {'max':>5} ", style="bold")
+        for label in cols:
+            text.append(fit_label(label, cell - 1, style).ljust(cell), style="bold")
+        text.append("\n")
+        shades = heatmap(weights, None, None, keep2, style, cell=cell,
+                         scale=Scale.probability(), legend=False).split("\n")
+        for label, w, shade in zip(labels, weights, shades):
+            text.append(f"{label:>7} {entropy(w):>7.3f} {w.max():>5.3f} ")
+            text.append(shade)
+            text.append("\n")
     n_visible = int(keep.sum()) if keep is not None else len(row)
     text.append(wrap(Text(f"uniform over {n_visible} keys: entropy "
                           f"{math.log(max(n_visible, 1)):.3f}; * the current T", style="dim"),
