@@ -144,3 +144,16 @@ def test_an_answer_is_judged_in_the_pane(tmp_path):
     assert "your answer, then Enter" not in still and "Question:" in still
     assert seen["types"][:3] == [LessonExplorerScreen] * 3
     assert seen["types"][3] is LessonScreen and "step 1/4" in left.splitlines()[0]
+
+
+def test_help_in_the_lessons_explorer_lists_the_lesson_keys(tmp_path):
+    app = lesson_app(tmp_path)
+    seen = {}
+
+    async def helped(app, pilot):
+        await pilot.pause(0.2)
+        seen["help"] = screen_text(app)
+
+    play(app, "g", "question_mark", helped, size=(80, 40))
+    text = " ".join(seen["help"].split())
+    assert "Lesson pane <-> views" in text and "Back to the lesson step's place" in text
