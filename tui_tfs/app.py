@@ -159,8 +159,9 @@ class TfsApp(App[None]):
         if isinstance(self.screen, TrainingScreen):  # its own keys only: i, p, g, k, s differ
             groups = list(TrainingScreen.GROUPS) + everywhere
         else:
-            groups = list(ExplorerScreen.GROUPS) + [("Scenario picker", PickerScreen.BINDINGS)] \
-                + everywhere
+            own = self.screen.GROUPS if isinstance(self.screen, ExplorerScreen) else \
+                ExplorerScreen.GROUPS  # a lesson's explorer lists its lesson keys first
+            groups = list(own) + [("Scenario picker", PickerScreen.BINDINGS)] + everywhere
         self.push_screen(HelpScreen(groups))
 
     # -- quitting: never loses training without asking -------------------------------------------------

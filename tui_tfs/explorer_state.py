@@ -12,7 +12,8 @@ from dataclasses import dataclass, field, replace
 
 from .session_views import ViewState
 
-VIEWS = ("tensor", "attention", "overview", "grads", "positional", "embedding", "temperature")
+VIEWS = ("tensor", "attention", "overview", "grads", "positional", "embedding", "temperature",
+         "scaling")
 
 
 @dataclass(frozen=True)

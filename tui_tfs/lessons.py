@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -91,6 +92,7 @@ class LessonRun:
         self.index = min(self.progress.step_of(key), len(lesson.steps)) - 1
         self.resumed = self.index > 0  # opened at a step other than the first
         self._shown: dict[int, Shown] = {}
+        self._building = threading.Lock()  # two panes (screen, explorer) may ask at once
 
     @classmethod
     def open(cls, name_or_path: str, worlds: Worlds | None = None,
@@ -137,10 +139,15 @@ class LessonRun:
     def shown(self, index: int | None = None) -> Shown:
         """The step's place resolved (building or training its model the first time)."""
         index = self.index if index is None else index
-        if index not in self._shown:  # PlaceError etc. only for a lesson opened unchecked
-            self._shown[index] = resolve_place(self.lesson.steps[index].place,
-                                               self.lesson.path.parent, self.worlds)
+        with self._building:  # a second thread waits, then finds the step built
+            if index not in self._shown:  # PlaceError etc. only for a lesson opened unchecked
+                self._shown[index] = resolve_place(self.lesson.steps[index].place,
+                                                   self.lesson.path.parent, self.worlds)
         return self._shown[index]
+
+    def is_ready(self, index: int | None = None) -> bool:
+        """Whether the step's place is built already (shown() returns at once)."""
+        return (self.index if index is None else index) in self._shown
 
     def session(self) -> Session:
         """A new explorer session at this step's place, on a copy of the step's model (the
@@ -186,6 +193,7 @@ def view_choices(shown: Shown) -> dict[str, object]:
     """The explorer's ViewState fields for a step's place (indices from 0)."""
     choices = {"tensor": shown.tensor, "gradient": shown.gradient, "item": shown.item,
                "head": shown.head, "stage": shown.stage, "query": shown.query,
+               "query_chosen": True, "numbers": shown.numbers,
                "temperature": shown.temperature, "attention_path": shown.attention_path}
     known = {f.name for f in dataclasses.fields(ViewState)}
     return {k: v for k, v in choices.items() if k in known}

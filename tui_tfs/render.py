@@ -342,11 +342,11 @@ TEMPERATURES = (0.25, 0.5, 1.0, 2.0, 4.0)
 
 
 def temperature_table(row: np.ndarray, keep: np.ndarray | None, cols: list[str],
-                      query: str, style: Style = Style(),
-                      temperatures: tuple[float, ...] = TEMPERATURES,
+                      style: Style = Style(), temperatures: tuple[float, ...] = TEMPERATURES,
                       current: float | None = None, width: int | None = None) -> Text:
-    """One attention row's softmax at several temperatures: a shaded row and entropy per T.
-    The lines around the map wrap at `width` columns.
+    """One attention row's softmax(row / T) for each T: its entropy and largest weight, then
+    the shaded weights, one line per T (the numbers first, so a long row of keys never hides
+    them). The legend and the note under the table wrap at `width` columns.
 
     Lower temperature sharpens towards the largest score (entropy -> 0); higher spreads towards
     uniform over the visible keys (entropy -> log n).
@@ -355,20 +355,36 @@ def temperature_table(row: np.ndarray, keep: np.ndarray | None, cols: list[str],
     if current is not None and current not in temps:
         temps = sorted(temps + [current])
     weights = np.stack([softmax(row, t, keep) for t in temps])  # (n_temps, S)
-    labels = [f"T={t:g}" + ("*" if current is not None and t == current else "") for t in temps]
+    masked = keep is not None and not np.all(keep)
     keep2 = None if keep is None else np.broadcast_to(keep, weights.shape)
+    labels = [f"T={t:g}" + ("*" if current is not None and t == current else "") for t in temps]
+    lead = 7 + 1 + 7 + 1 + 5 + 1  # "T=0.25*" entropy max, before the shades
     text = Text(no_wrap=True, overflow="crop")
-    text.append(wrap(Text(f"query {query!s}: softmax(scores / T)", style="bold"), width, 2))
+    text.append(wrap(Scale.probability().legend(style, masked=masked), width, indent=2))
     text.append("\n")
-    text.append(heatmap(weights, labels, cols, keep2, style, scale=Scale.probability(),
-                        legend_width=width))
-    n_visible = int(keep.sum()) if keep is not None else len(row)
-    text.append("\n")
-    for t, w in zip(temps, weights):
-        top = int(np.argmax(w))
-        text.append(wrap(f"T={t:<5g} entropy {entropy(w):.3f} nats  max {w[top]:.3f} at "
-                         f"{fit_label(cols[top], 8, style)}", width, 8))
+    widest = max(2, min(6, max((len(c) for c in cols), default=1) + 1))
+    room = None if width is None else (width - lead) // max(1, len(cols))
+    if room is not None and room < 2:  # too many keys for one line: the map, then the numbers
+        text.append(heatmap(weights, labels, cols, keep2, style, scale=Scale.probability(),
+                            legend=False))
+        for label, w in zip(labels, weights):
+            text.append("\n")
+            text.append(wrap(f"{label:>7} entropy {entropy(w):.3f}  max {w.max():.3f}", width, 8))
         text.append("\n")
+    else:
+        cell = widest if room is None else min(widest, room)
+        text.append(f"{'T':>7} {'entropy':>7} {'max':>5} ", style="bold")
+        for label in cols:
+            text.append(fit_label(label, cell - 1, style).ljust(cell), style="bold")
+        text.append("\n")
+        shades = heatmap(weights, None, None, keep2, style, cell=cell,
+                         scale=Scale.probability(), legend=False).split("\n")
+        for label, w, shade in zip(labels, weights, shades):
+            text.append(f"{label:>7} {entropy(w):>7.3f} {w.max():>5.3f} ")
+            text.append(shade)
+            text.append("\n")
+    n_visible = int(keep.sum()) if keep is not None else len(row)
     text.append(wrap(Text(f"uniform over {n_visible} keys: entropy "
-                          f"{math.log(max(n_visible, 1)):.3f}", style="dim"), width, 2))
+                          f"{math.log(max(n_visible, 1)):.3f}; * the current T", style="dim"),
+                     width, 2))
     return text

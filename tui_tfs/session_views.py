@@ -17,6 +17,7 @@ import numpy as np
 from engine.maths.facts import TARGET
 from engine.maths.layers.embedding import sinusoid_table
 from engine.maths.recorder import FORWARD, Event
+from engine.trace.attention_stats import HeadScaling, head_scaling, informative_row
 from engine.trace.trace import ATTENTION_STAGES, AttentionMap
 
 from .shading import Scale
@@ -44,6 +45,7 @@ class ViewState:
     stage: str = "weights"  # attention stage: scores | scaled | masked | weights
     attention_path: str | None = None  # attention layer shown when the cursor is not in one
     query: int = 0  # query row for the temperature view
+    query_chosen: bool = False  # j/J or a lesson chose it; else the view picks a telling row
     temperature: float = 1.0
     shared_scale: bool = False  # one shade scale across heads and layers (and a tensor's slices)
 
@@ -231,11 +233,31 @@ class SessionViews:
         elif what == "query":
             amap = self.attention_map()
             n = amap.values.shape[0] if amap is not None else 1
-            value = (v.query + step) % n
+            value = (self.temperature_row() + step) % n
+            self.view = replace(v, query=value, query_chosen=True)
+            return value
         else:
             raise SessionError(f"cannot cycle {what!r}")
         self.view = replace(v, **{what: value})
         return value
+
+    def temperature_row(self) -> int:
+        """The query row (from 0) the temperature view shows: the one chosen (j/J, a lesson),
+        else the row of the current head whose weights are neither uniform nor saturated."""
+        amap = self.attention_map(stage="weights")
+        if amap is None:
+            return 0
+        if self.view.query_chosen:
+            return min(self.view.query, amap.values.shape[0] - 1)
+        return informative_row(amap.values, amap.keep)
+
+    def scaling(self) -> HeadScaling | None:
+        """What 1/sqrt(d_k) does to the current head of the attention layer shown."""
+        path = self.attention_layer()
+        if path is None:
+            return None
+        return head_scaling(self.trace, path, self.view.head, min(self.view.item,
+                                                                   self.batch_size - 1))
 
     def set_temperature(self, factor: float) -> float:
         temperature = float(min(16.0, max(1 / 16, self.view.temperature * factor)))
@@ -277,6 +299,19 @@ class SessionViews:
                 return value[:n], f"learned position table {name} (first {n} positions)"
         return sinusoid_table(n, c.d_model), (
             f"sinusoids PE[p,2i]=sin(p/10000^(2i/D)), PE[p,2i+1]=cos(..), D={c.d_model}")
+
+    def position_sums(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]] | None:
+        """(x, pe, out) (T, D) and the tokens of the shown item at the positional step of the
+        stream at the cursor: the token embeddings, the position vectors and their sum."""
+        event = self._stream_event("positional")
+        if event is None or not {"x", "out"} <= set(event.tensors):
+            return None
+        item = min(self.view.item, self.batch_size - 1)
+        x, out = event.tensors["x"][item], event.tensors["out"][item]
+        pe = out - x if "pe" not in event.tensors else np.broadcast_to(
+            event.tensors["pe"], event.tensors["out"].shape)[item]
+        tokens = self._stream(event.facts.rows)
+        return x, pe, out, tokens[:x.shape[0]]
 
     def embedding_table(self) -> tuple[np.ndarray, list[str], str]:
         """The (V, D) token embedding of the stream at the cursor, with the vocabulary."""

@@ -30,7 +30,8 @@ computed from the model the step shows, never written in the file:
 A number question has `tolerance = 0.05` instead of choices. Each step starts from the place
 of the step before and changes only the keys it names. Place keys: scenario or checkpoint,
 train (the model trained in place to step N), breaks (switches on), input or example, event
-(dotted path) or op, phase, view, tensor, gradient, item, head, stage, query, temperature.
+(dotted path) or op, phase, view, tensor, gradient, numbers, item, head, stage, query (in the
+temperature view, left out: the row that is neither uniform nor saturated), temperature.
 
 Modules: `format` (TOML -> Lesson, the checks that need no model), `keys` (each key's type,
 meaning and allowed values), `toml_lines` (line numbers),

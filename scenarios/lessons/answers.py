@@ -18,6 +18,9 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from .answers_views import scores_std, token_position_cosine, width_entropy, width_std
+from .problems import AnswerError
+
 NUMBER, CHOICE = "number", "choice"
 CHOICE_SETS = {  # choices = "NAME": computed from the place rather than listed
     "keys": "the key tokens of the attention row (distinct, in order)",
@@ -27,14 +30,6 @@ CHOICE_SETS = {  # choices = "NAME": computed from the place rather than listed
 STATS = ("mean", "std", "min", "max", "norm")
 SETTINGS = ("d_model", "n_heads", "d_ff", "n_layers", "vocab_size", "max_len", "head_width")
 MAX_GREEDY_TOKENS = 64  # greedy_* answers decode at most this many tokens
-
-
-class AnswerError(ValueError):
-    """The answer cannot be computed at this place; the message says why and what to change."""
-
-    def __init__(self, message: str, key: str | None = None):
-        super().__init__(message)
-        self.key = key  # the question's key at fault, if one is (None: the answer function)
 
 
 @dataclass(frozen=True)
@@ -317,6 +312,17 @@ ANSWERS: dict[str, Answer] = {a.name: a for a in (
     Answer("setting", NUMBER, "model", f"a model setting `name` ({', '.join(SETTINGS)})",
            setting, {"name": (str, "one of " + ", ".join(SETTINGS))}),
     Answer("scale", NUMBER, "attention", "the factor the scores are multiplied by", scale),
+    Answer("scores_std", NUMBER, "attention",
+           "the spread (std) of the head's visible scores (scaling view; stage scores: "
+           "without 1/sqrt(d_k))", scores_std),
+    Answer("width_std", NUMBER, "attention",
+           "the spread of random scores at head width `width` with the head's q, k spreads "
+           "(scaling view; stage scores: without 1/sqrt(d_k))", width_std,
+           {"width": (int, "a head width d_k the scaling view lists: 4, 8, 16, 32, 64")}),
+    Answer("width_entropy", NUMBER, "attention",
+           "the mean softmax entropy of such random rows at head width `width` (stage scores: "
+           "without 1/sqrt(d_k))", width_entropy,
+           {"width": (int, "a head width d_k the scaling view lists: 4, 8, 16, 32, 64")}),
     Answer("tensor_stat", NUMBER, "event",
            f"`stat` ({', '.join(STATS)}) of the shown tensor's slice, or of its row `row`",
            tensor_stat, {"stat": (str, "one of " + ", ".join(STATS)),
@@ -329,6 +335,10 @@ ANSWERS: dict[str, Answer] = {a.name: a for a in (
                                  "other": (int, "another position, from 1 (default 1)")}),
     Answer("nearest_position", NUMBER, "model",
            "the position whose vector is most like position `position`'s", nearest_position,
+           {"position": (int, "a position, from 1")}),
+    Answer("token_position_cosine", NUMBER, "model",
+           "cosine of the token embedding at position `position` and it plus the position "
+           "vector (positional view)", token_position_cosine,
            {"position": (int, "a position, from 1")}),
     Answer("next_token", CHOICE, "output", "the likeliest next token after query row `query`",
            next_token),
@@ -354,7 +364,8 @@ ANSWERS: dict[str, Answer] = {a.name: a for a in (
 ARG_KEYS = {key: spec for a in ANSWERS.values() for key, spec in a.args.items()}
 REQUIRED_ARGS = {"key_weight": ("key",), "setting": ("name",), "tensor_stat": ("stat",),
                  "tensor_dim": ("axis",), "position_similarity": ("position",),
-                 "nearest_position": ("position",)}
+                 "nearest_position": ("position",), "width_std": ("width",),
+                 "width_entropy": ("width",), "token_position_cosine": ("position",)}
 
 
 def choice_set(name: str, shown) -> list[str]:

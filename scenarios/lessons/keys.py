@@ -7,7 +7,8 @@ from engine.trace.trace import ATTENTION_STAGES
 
 from .answers import ANSWERS, ARG_KEYS, CHOICE_SETS, SETTINGS, STATS
 
-VIEWS = ("tensor", "attention", "overview", "grads", "positional", "embedding", "temperature")
+VIEWS = ("tensor", "attention", "overview", "grads", "positional", "embedding", "temperature",
+         "scaling")
 STAGES = tuple(ATTENTION_STAGES)
 PHASES = ("forward", "backward")
 BREAKS = SWITCHES
@@ -30,6 +31,7 @@ PLACE_KEYS: dict[str, tuple[type, str]] = {
     "view": (str, ", ".join(VIEWS)),
     "tensor": (str, "the tensor shown, a name the event recorded (e.g. weights, out)"),
     "gradient": (bool, "show the tensor's gradient"),
+    "numbers": (bool, "numbers instead of shades (the explorer's v)"),
     "item": (int, "the batch item, from 1"),
     "head": (int, "the head, from 1"),
     "stage": (str, ", ".join(STAGES)),
@@ -53,7 +55,8 @@ ARG_CHOICES = {"stat": STATS, "name": SETTINGS}
 
 
 def value_problem(key: str, value) -> str | None:
-    if key in ("item", "head", "query", "example", "key", "row", "axis", "position", "other"):
+    if key in ("item", "head", "query", "example", "key", "row", "axis", "position", "other",
+               "width"):
         return None if 1 <= value <= 10_000 else "is out of range (people count from 1)"
     if key == "train" and not 0 <= value <= MAX_TRAIN_STEPS:
         return f"is out of range (0 to {MAX_TRAIN_STEPS})"

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from engine.maths.recorder import BACKWARD, FORWARD, Event
+from engine.trace.attention_stats import informative_row
 from engine.trace.trace import Trace
 
 from .world import ModelKey, Worlds
@@ -50,6 +51,7 @@ class Shown:
     query: int
     temperature: float
     attention_path: str | None  # the attention layer the event is in (or the view's first)
+    numbers: bool = False  # numbers instead of shades
 
 
 def model_key(place: dict, lesson_dir: Path) -> ModelKey:
@@ -95,6 +97,9 @@ def resolve_place(place: dict, lesson_dir: Path, worlds: Worlds) -> Shown:
     if attention is not None:
         rows = trace.attention(attention, 0, item).values.shape[0]
     query = _counted(place, "query", rows, "query row")
+    if "query" not in place and place.get("view") == "temperature" and attention is not None:
+        weights = trace.attention(attention, head, item, "weights")
+        query = informative_row(weights.values, weights.keep)  # neither flat nor peaked
     tensor = _tensor(place, event)
     gradient = bool(place.get("gradient", False))
     if gradient and tensor is not None and not _has_gradient(trace, event, tensor):
@@ -103,7 +108,7 @@ def resolve_place(place: dict, lesson_dir: Path, worlds: Worlds) -> Shown:
     return Shown(key, scenario, world.model, world.loss_fn, trace, texts[item], event,
                  place.get("view", "tensor"), tensor, gradient, item, head,
                  place.get("stage", "weights"), query, float(place.get("temperature", 1.0)),
-                 attention)
+                 attention, bool(place.get("numbers", False)))
 
 
 def _input_texts(place: dict, scenario) -> tuple[str, ...]:
@@ -149,7 +154,7 @@ def _attention_layer(event: Event, trace: Trace, view: str) -> str | None:
     for layer in trace.attention_paths:
         if event.path.startswith(layer + "."):
             return layer
-    if view in ("attention", "overview", "temperature") and trace.attention_paths:
+    if view in ("attention", "overview", "temperature", "scaling") and trace.attention_paths:
         return trace.attention_paths[0]
     return None
 

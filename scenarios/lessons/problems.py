@@ -27,3 +27,11 @@ class LessonError(ValueError):
         self.file = file
         self.problems = sorted(problems, key=lambda p: p.line)
         super().__init__("\n".join(p.format(file) for p in self.problems))
+
+
+class AnswerError(ValueError):
+    """The answer cannot be computed at this place; the message says why and what to change."""
+
+    def __init__(self, message: str, key: str | None = None):
+        super().__init__(message)
+        self.key = key  # the question's key at fault, if one is (None: the answer function)

@@ -105,6 +105,23 @@ def expected(step, shown):
         return "yes"  # the engine's backward is right: the check must say so
     if name == "gradcheck_error":
         return None  # judged below: under the float32 tolerance
+    if name == "scores_std":
+        scores = _event(shown, "scores").tensors["scores"][shown.item, shown.head]
+        keep = np.ones(scores.shape, bool)
+        if any(e.path == f"{shown.attention_path}.mask" for e in shown.trace.events):
+            mask = _event(shown, "mask")
+            keep = np.broadcast_to(mask.tensors["keep"], mask.tensors["masked"].shape)[
+                shown.item, shown.head]
+        spread = float(scores.astype(np.float64)[keep].std())
+        return spread if shown.stage == "scores" else spread / math.sqrt(
+            config.d_model // config.n_heads)
+    if name == "token_position_cosine":
+        event = next(e for e in shown.trace.events if e.phase == "forward"
+                     and e.op == "positional")
+        p = args["position"] - 1
+        x = event.tensors["x"][shown.item, p].astype(np.float64)
+        total = x + event.tensors["pe"][p].astype(np.float64)
+        return float(x @ total / (np.linalg.norm(x) * np.linalg.norm(total)))
     if name == "loss_below_entropy":
         return "yes" if shown.trace.loss < shown.scenario.entropy else "no"
     return None

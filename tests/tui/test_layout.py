@@ -146,10 +146,11 @@ def check_temperature(screen: str, session) -> None:
     """`screen`: the view's rendered lines (each checked whole by `assert_panel_whole`; the
     lowest may be a scroll away)."""
     amap = session.attention_map(stage="masked")
-    q = min(session.view.query, amap.values.shape[0] - 1)
+    q = session.temperature_row()
     keep = None if amap.keep is None else amap.keep[q]
     for t in (0.25, 1.0, 4.0):
-        m = re.search(rf"T={t:<5g} entropy ({NUMBER}) nats\s+max ({NUMBER})", screen)
+        m = re.search(rf"T={t:g}\*?\s+(?:entropy )?({NUMBER})\s+(?:max )?({NUMBER})(?:\s|$)",
+                      screen, re.M)
         assert m, f"T={t:g} line not whole:\n{screen}"
         w = softmax(amap.values[q], t, keep)
         assert float(m.group(1)) == pytest.approx(entropy(w), abs=6e-4)
@@ -181,7 +182,7 @@ async def explorer_views(pilot, seen: dict) -> None:
     formula = screen.query_one(FormulaPanel)
     assert formula.display
     for key, view in (("a", "attention"), ("A", "overview"), ("P", "positional"),
-                      ("E", "embedding"), ("T", "temperature")):
+                      ("E", "embedding"), ("T", "temperature"), ("K", "scaling")):
         await pilot.press(key)
         text = await look(view)
         assert_panel_whole(app, screen.query_one(f"#{view}"), text, style.ascii)

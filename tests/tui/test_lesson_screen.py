@@ -90,7 +90,7 @@ def test_go_there_opens_the_explorer_at_the_place_and_esc_comes_back(tmp_path):
     play(lesson_app(tmp_path), "question_mark", helped, "escape", "n", "n", "g", in_explorer,
          "escape", back, "n", back)
     assert "Open the explorer at this step's place" in seen["help"]
-    assert seen["screen"] is ExplorerScreen
+    assert issubclass(seen["screen"], ExplorerScreen)  # with the lesson pane beside the views
     assert seen["event"] == "decoder.blocks.0.self_attn.mask"
     assert (seen["view"].query, seen["view"].stage) == (1, "masked")
     assert "attention map" in seen["text"] and "[masked]" in seen["text"]
@@ -141,12 +141,21 @@ def test_the_real_command_runs_a_lesson_in_tmux_at_80x23(tmp_path):
         tmux.wait_for("step 2/4")
         tmux.keys("g")
         tmux.wait_for("attention map")
+        tmux.wait_for("w Lesson")  # the flip key in the footer
+        tmux.keys("w")  # the lesson pane in the views' place
+        screen = tmux.wait_for("The same row after the softmax")
+        assert "attention map" not in screen and len(screen.splitlines()) <= 23
+        tmux.keys("n")  # the pane turns the step; the views follow
+        tmux.wait_for("step 3/4 - The look-ahead mask")
+        tmux.keys("w")
+        screen = tmux.wait_for("attention map")
+        assert "decoder.blocks.0.self_attn" in screen
         tmux.keys("Escape")
         tmux.wait_for("a: answer")
         tmux.keys("q")
         tmux.wait_for("app-exit-status 0")
         saved = (tmp_path / "tui-tfs" / "lessons.json").read_text(encoding="utf-8")
-        assert '"masks": 2' in saved  # the step the student was at
+        assert '"masks": 3' in saved  # the step the student was at
     finally:
         tmux.close()
 

@@ -124,7 +124,7 @@ def test_ascii_mode_is_pure_ascii():
     text = render.heatmap(values, list("abcde"), [f"tok{i}" for i in range(6)], keep,
                           Style(ascii=True, color=False)).plain
     text += render.bars(["a.very.long.layer.path.name.here", "b"], [1.0, None], Style(ascii=True)).plain
-    text += render.temperature_table(np.array([1.0, 2.0, 3.0]), None, ["a", "b", "c"], "q",
+    text += render.temperature_table(np.array([1.0, 2.0, 3.0]), None, ["a", "b", "c"],
                                      Style(ascii=True)).plain
     assert text.isascii()
     assert set(POSITIVE_RAMP[True]) & set(text) and set(NEGATIVE_RAMP[True]) & set(text)

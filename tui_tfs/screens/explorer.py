@@ -29,8 +29,8 @@ from ..messages import EventPicked
 from ..style import Style
 from ..session import Session, SessionError
 from ..widgets import (AttentionOverview, AttentionView, EmbeddingView, FormulaPanel,
-                       GradNormView, LayerTree, PositionalView, StatusLine, TemperatureView,
-                       TensorView)
+                       GradNormView, LayerTree, PositionalView, ScalingView, StatusLine,
+                       TemperatureView, TensorView)
 from ..widgets.footer import FittingFooter
 from ..source import SourceError, op_source
 from .dialogs import ChoiceScreen, PromptScreen, ReportScreen
@@ -81,8 +81,14 @@ class ExplorerScreen(Screen[None]):
                     yield PositionalView(id="positional")
                     yield EmbeddingView(id="embedding")
                     yield TemperatureView(id="temperature")
+                    yield ScalingView(id="scaling")
+            yield from self.compose_beside()
         yield StatusLine(id="status")
         yield FittingFooter()
+
+    def compose_beside(self) -> ComposeResult:
+        """Panels right of the views (a lesson's explorer puts its lesson pane there)."""
+        return iter(())
 
     def on_resize(self) -> None:
         self.app.check_size()
@@ -192,7 +198,8 @@ class ExplorerScreen(Screen[None]):
         flip = " (L: tree)" if state.compact else ""
         return {"tensor": "tensor", "attention": "attention map", "overview": "attention overview",
                 "grads": "gradient norms", "positional": "positional encoding",
-                "embedding": "embeddings", "temperature": "softmax temperature"}[state.shown] + flip
+                "embedding": "embeddings", "temperature": "softmax temperature",
+                "scaling": "scaling by 1/sqrt(d_k)"}[state.shown] + flip
 
     # -- messages up --------------------------------------------------------------------------------
     def on_event_picked(self, message: EventPicked) -> None:
@@ -378,7 +385,7 @@ class ExplorerScreen(Screen[None]):
     def action_attention_layer(self, step: int) -> None:
         self.session.cycle_attention_layer(step)
         shown = self.state.shown
-        self.observe(shown=shown if shown in ("attention", "overview", "temperature")
+        self.observe(shown=shown if shown in ("attention", "overview", "temperature", "scaling")
                      else "attention")
 
     def action_temperature(self, factor: float) -> None:

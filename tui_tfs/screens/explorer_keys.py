@@ -37,6 +37,9 @@ VIEW_BINDINGS = [
     Binding("P", "view('positional')", "Positional encoding", show=False),
     Binding("E", "view('embedding')", "Token embeddings", show=False),
     Binding("T", "view('temperature')", "Softmax temperature on one row", show=False),
+    Binding("K", "view('scaling')",
+            "Scaling by 1/sqrt(d_k): entropy and top weight per row with and without it, "
+            "spread of scores as d_k grows", show=False),
     Binding("f", "toggle_formula", "Show/hide the formula panel", show=False),
     Binding("F", "expand_formula", "Formula panel: the whole explanation <-> the view",
             show=False),
@@ -56,8 +59,9 @@ VIEW_BINDINGS = [
     Binding("S", "cycle('stage', -1)", "Previous attention stage", show=False),
     Binding("y", "attention_layer(1)", "Next attention layer", show=False),
     Binding("Y", "attention_layer(-1)", "Previous attention layer", show=False),
-    Binding("j", "cycle('query', 1)", "Next query row (temperature view)", show=False),
-    Binding("J", "cycle('query', -1)", "Previous query row (temperature view)", show=False),
+    Binding("j", "cycle('query', 1)", "Temperature view: choose the next query row", show=False),
+    Binding("J", "cycle('query', -1)", "Temperature view: choose the previous query row",
+            show=False),
     Binding("plus", "temperature(2.0)", "Raise softmax temperature x2", show=False),
     Binding("minus", "temperature(0.5)", "Lower softmax temperature /2", show=False),
 ]

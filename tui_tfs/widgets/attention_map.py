@@ -12,6 +12,7 @@ from rich.text import Text
 from engine.maths.facts import CROSS_ATTENTION
 
 from .. import render
+from ..render import fit_label
 from ..style import Style
 from ..shading import ZERO_CENTRED, Scale
 from ..wrap import wrap
@@ -64,7 +65,9 @@ class AttentionView(TextPanel):
 
 
 class AttentionOverview(TextPanel):
-    """Every attention layer (rows) x every head (columns), softmax weights, one glyph a cell."""
+    """Every attention layer (rows) x every head (columns), one glyph a cell; query tokens down
+    the side of each layer's maps, key tokens across their top (one character each, the keys in
+    full above when one is longer)."""
 
     def render_view(self, session, style: Style) -> Text:
         text = Text(no_wrap=True, overflow="crop")
@@ -80,10 +83,19 @@ class AttentionOverview(TextPanel):
         for path in paths:
             maps = [session.attention_map(path, stage, h) for h in range(heads)]
             map_w = maps[0].values.shape[1]
+            rows, cols = maps[0].rows, maps[0].cols
+            label_w = min(MAX_OVERVIEW_LABEL, max((len(r) for r in rows), default=0))
+            lead = " " * (label_w + 1)
             # as many heads side by side as the panel holds; the rest on the rows below
-            per_row = heads if width is None else max(1, min(heads, (width - 2) // (map_w + 2)))
+            per_row = heads if width is None else max(
+                1, min(heads, (width - label_w - 1) // (map_w + 2)))
             mark = (">" if style.ascii else "▶") if path == current else " "
             text.append(f"{mark}{path}\n", style="bold" if path == current else "")
+            if any(len(c) > 1 for c in cols):  # one glyph per key: the keys in full first
+                text.append(wrap(Text("keys: " + " ".join(
+                    fit_label(c, MAX_OVERVIEW_LABEL, style) for c in cols), style="dim"),
+                    width, indent=2))
+                text.append("\n")
             blocks = []
             for amap in maps:
                 keep = amap.keep if stage in ("masked", "weights") else None
@@ -93,12 +105,16 @@ class AttentionOverview(TextPanel):
                 block = render.heatmap(amap.values, None, None, keep, style, cell=1,
                                        scale=scale, legend=False)
                 blocks.append(block.split("\n"))
+            key_line = "".join(fit_label(c, 1, style) for c in cols)
             for first in range(0, heads, per_row):
                 shown = range(first, min(heads, first + per_row))
-                text.append("  " + "".join(f"h{h + 1}".ljust(map_w + 2) for h in shown).rstrip()
+                text.append(lead + "".join(f"h{h + 1}".ljust(map_w + 2) for h in shown).rstrip()
                             + "\n", style="dim")
+                text.append(lead + "".join(key_line.ljust(map_w + 2) for _ in shown).rstrip()
+                            + "\n", style="bold")
                 for r in range(maps[0].values.shape[0]):
-                    text.append("  ")
+                    text.append(fit_label(rows[r], label_w, style).rjust(label_w) + " ",
+                                style="bold")
                     for h in shown:
                         text.append(blocks[h][r])
                         text.append("  ")
@@ -107,6 +123,9 @@ class AttentionOverview(TextPanel):
         # the legend under the title: every map's glyphs are read against it
         legend = wrap(overview_scale(scales).legend(style, masked=masked), width, indent=2)
         return head + legend + Text("\n") + text
+
+
+MAX_OVERVIEW_LABEL = 5  # query tokens down the side of the overview's maps, cut to this
 
 
 def overview_scale(scales: list[Scale]) -> Scale:

@@ -2,7 +2,8 @@
 
 Textual's compact footer crops its last key at the terminal's edge ("^t Tr") and docks the
 palette key over whatever is under it. This one drops the palette key first, then keys from
-the end, and always keeps `?` (the help lists every key, and Ctrl+P searches them).
+the end, and always keeps `?` (the help lists every key, and Ctrl+P searches them) and the
+keys a screen names in its FOOTER_KEEPS (actions).
 
 Textual's footer makes new keys on every recompose (each resize, each return to the screen,
 each change of focus), and each new key registers a watcher of the footer's `compact` on the
@@ -42,9 +43,10 @@ class FittingFooter(Footer):
         used = sum(_width(k) if isinstance(k, FooterKey) else 0 for k in keys)
         if palette and used + PALETTE_WIDTH > room:
             palette = []
+        kept = {HELP_ACTION, *getattr(self.screen, "FOOTER_KEEPS", ())}
         while used > room:
             droppable = [k for k in keys if not (isinstance(k, FooterKey)
-                                                 and k.action == HELP_ACTION)]
+                                                 and k.action in kept)]
             if not droppable:
                 break
             last = droppable[-1]

@@ -1,19 +1,27 @@
-"""Small views: the positional encoding, the embeddings, softmax temperature, gradient norms."""
+"""Small views: the positional encoding, the embeddings, gradient norms."""
 from __future__ import annotations
 
 import numpy as np
 from rich.text import Text
 
+from engine.trace.attention_stats import cosine_matrix
+
 from .. import render
+from ..render import fit_label, short_number
 from ..style import Style
 from ..shading import ZERO_CENTRED, Scale
 from ..wrap import wrap
 from .panel import TextPanel
 
 
+SIMILAR_POSITIONS = 12  # the similarity matrix shows at least this many positions
+
+
 class PositionalView(TextPanel):
-    """The positional vectors: positions down, model dimensions across. Low dimensions turn
-    fast (stripes), high ones slowly (broad bands): each position gets its own pattern."""
+    """The positional vectors: how alike each two positions' vectors are (cosine; numbers with
+    v), what adding them does to this input's token embeddings, and the vectors themselves
+    (positions down, model dimensions across: low dimensions turn fast, high ones slowly, so
+    each position gets its own pattern)."""
 
     def render_view(self, session, style: Style) -> Text:
         length = max(len(session.trace.tgt_tokens[0]), len(session.trace.src_tokens[0])
@@ -23,11 +31,52 @@ class PositionalView(TextPanel):
         width = self.text_width
         text.append(wrap(Text(what, style="bold"), width, indent=2))
         text.append("\n")
-        text.append(wrap(Text("positions down from 1 (p = row-1), dims across", style="dim"),
-                         width, indent=2))
+        n = min(len(table), max(SIMILAR_POSITIONS, len(session.trace.tgt_tokens[0])))
+        labels = [str(p + 1) for p in range(n)]
+        text.append(wrap(Text(f"cosine similarity of the vectors of positions 1-{n} (v: "
+                              f"numbers)", style="bold"), width, indent=2))
+        text.append("\n")
+        cos = cosine_matrix(table[:n])
+        if session.view.numbers:
+            text.append(render.number_grid(cos, labels, labels, style=style, width=5,
+                                           max_width=width))
+        else:
+            text.append(render.heatmap(cos, labels, labels, None, style,
+                                       scale=Scale(ZERO_CENTRED, 1.0, "fixed (cosine)"),
+                                       legend_width=width))
+        sums = session.position_sums()
+        if sums is not None:
+            text.append("\n\n")
+            text.append(self._sums(*sums, style, width))
+        text.append("\n\n")
+        text.append(wrap(Text("the position vectors: positions down from 1 (p = row-1), dims "
+                              "across", style="bold"), width, indent=2))
         text.append("\n")
         rows = [str(p + 1) for p in range(table.shape[0])]
         text.append(render.heatmap(table, rows, None, None, style, cell=1, legend_width=width))
+        return text
+
+    @staticmethod
+    def _sums(x, pe, out, tokens, style: Style, width: int | None) -> Text:
+        """Per position of the input: |token embedding|, |position vector|, |their sum| and
+        how far the sum turned from the token's vector (cosine)."""
+        text = Text(no_wrap=True, overflow="crop")
+        text.append(wrap(Text("token embedding + position vector = the sum the first block "
+                              "reads", style="bold"), width, indent=2))
+        text.append("\n")
+        head = f"{'pos':>4} {'token':<5} {'|token|':>7} {'|pos|':>7} {'|sum|':>7} {'cos':>6}"
+        text.append(wrap(Text(head, style="bold"), width, indent=2))
+        for p in range(x.shape[0]):
+            cos = float(cosine_matrix(np.stack([x[p], out[p]]))[0, 1])
+            line = (f"{p + 1:>4} {fit_label(tokens[p], 5, style):<5} "
+                    f"{short_number(float(np.linalg.norm(x[p]))):>7} "
+                    f"{short_number(float(np.linalg.norm(pe[p]))):>7} "
+                    f"{short_number(float(np.linalg.norm(out[p]))):>7} {cos:>6.3f}")
+            text.append("\n")
+            text.append(wrap(line, width, indent=2))
+        text.append("\n")
+        text.append(wrap(Text("cos: cosine of token and sum (1: the position changed nothing)",
+                              style="dim"), width, indent=2))
         return text
 
 
@@ -50,29 +99,6 @@ class EmbeddingView(TextPanel):
         text.append(render.heatmap(cos, vocab, vocab, None, style,
                                    scale=Scale(ZERO_CENTRED, 1.0, "fixed (cosine)"),
                                    legend_width=width))
-        return text
-
-
-class TemperatureView(TextPanel):
-    """One attention row (the chosen query of the current map) under several temperatures."""
-
-    def render_view(self, session, style: Style) -> Text:
-        text = Text(no_wrap=True, overflow="crop")
-        amap = session.attention_map(stage="masked")
-        if amap is None:
-            text.append("this model has no attention layers")
-            return text
-        q = min(session.view.query, amap.values.shape[0] - 1)
-        keep = None if amap.keep is None else amap.keep[q]
-        width = self.text_width
-        # the path on a line of its own, so "query row 2" is never broken by the wrap
-        text.append(wrap(Text(amap.path, style="dim"), width, indent=2))
-        text.append("\n")
-        text.append(wrap(Text(f"head {amap.head + 1}, query row {q + 1} "
-                              f"(j/J row, +/- temperature)", style="dim"), width, indent=2))
-        text.append("\n")
-        text.append(render.temperature_table(amap.values[q], keep, amap.cols, amap.rows[q], style,
-                                             current=session.view.temperature, width=width))
         return text
 
 
