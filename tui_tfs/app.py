@@ -19,7 +19,10 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.scrollbar import ScrollBar, ScrollBarRender
 
+from engine.fast import parallel
 from scenarios import ScenarioError
+
+from .class_mode import ClassSettings
 
 from .messages import ScenarioPicked
 from .style import Style
@@ -72,10 +75,15 @@ class TfsApp(App[None]):
 
     def __init__(self, scenario: str | None = None, path: str | None = None,
                  ascii: bool | None = None, color: bool | None = None,
-                 session: Session | None = None) -> None:
+                 session: Session | None = None, class_settings: ClassSettings | None = None
+                 ) -> None:
         """`session`: one opened already (by the command line, which reports a bad source
-        on stderr before the screen takes over); it opens first, as `scenario`/`path` would."""
+        on stderr before the screen takes over); it opens first, as `scenario`/`path` would.
+        `class_settings`: class mode's (class_mode.py); None: off."""
         super().__init__()
+        self.class_settings = class_settings or ClassSettings()
+        if self.class_settings.enabled:  # training on one engine thread (BLAS is on one)
+            parallel.set_threads(1)
         self.source = path or scenario  # what to open first, or None for the picker
         self.ascii = wants_ascii() if ascii is None else ascii
         self.style = Style(ascii=self.ascii, color=wants_color() if color is None else color)
@@ -270,8 +278,9 @@ def save_paths(controllers: list[TrainingController]) -> list[Path]:
 
 
 def run_explorer(scenario: str | None, path: str | None, ascii: bool | None,
-                 session: Session | None = None) -> None:
+                 session: Session | None = None,
+                 class_settings: ClassSettings | None = None) -> None:
     """Run the app: on `scenario` (a built-in name) or `path` (a scenario file or checkpoint),
     else the picker; `session`, when given, is that source opened already. `ascii` None picks
     ASCII automatically when the terminal cannot show Unicode."""
-    TfsApp(scenario, path, ascii, session=session).run()
+    TfsApp(scenario, path, ascii, session=session, class_settings=class_settings).run()

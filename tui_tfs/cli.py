@@ -33,7 +33,7 @@ EXIT_OK, EXIT_USAGE, EXIT_DIVERGED, EXIT_INTERRUPTED = 0, 2, 3, 130
 
 
 def start_explorer(source: str | None, ascii_only: bool | None = None, record: Path | None = None,
-                   replay: Path | None = None, speed: float = 1.0) -> int:
+                   replay: Path | None = None, speed: float = 1.0, class_settings=None) -> int:
     """Open the Textual explorer on `source` (None: the scenario picker): a built-in name, a
     scenario file or a checkpoint. The source is opened first, so a bad one is a message on
     stderr and exit 2 (ScenarioError, CheckpointError or RunError, caught by `main`); so is a
@@ -60,7 +60,7 @@ def start_explorer(source: str | None, ascii_only: bool | None = None, record: P
                   f"tui-tfs list, show, eval or generate for text", file=sys.stderr)
             return EXIT_USAGE
     if record is None and replay is None:
-        run_explorer(source, None, ascii_only, session=session)
+        run_explorer(source, None, ascii_only, session=session, class_settings=class_settings)
         return EXIT_OK
     from .keys_app import KeysApp
     from .keys_file import KeysWriter
@@ -71,7 +71,7 @@ def start_explorer(source: str | None, ascii_only: bool | None = None, record: P
         print(f"tui-tfs explore: {error}", file=sys.stderr)
         return EXIT_USAGE
     KeysApp(source, None, ascii_only, session=session, record=writer, replay=presses,
-            speed=speed).run()
+            speed=speed, class_settings=class_settings).run()
     return EXIT_OK
 
 
@@ -90,6 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     from engine.training.checkpoint import CheckpointError
     from scenarios import ScenarioError
 
+    from .class_mode import ConfigError
     from .headless import RunError
 
     handlers = {"list": cmd_list, "show": cmd_show, "train": cmd_train,
@@ -101,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:  # Ctrl-C outside a training loop (which handles its own)
         print(f"tui-tfs {args.command}: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
-    except (ScenarioError, CheckpointError, RunError) as error:
+    except (ScenarioError, CheckpointError, RunError, ConfigError) as error:
         # plain print: one line however long, never wrapped by Rich, easy to grep
         print(f"tui-tfs {args.command or 'explore'}: {error}", file=sys.stderr)
         return EXIT_USAGE
@@ -112,7 +113,15 @@ def cmd_explore(args, console: Console) -> int:
     ascii_only = args.ascii_anywhere or getattr(args, "ascii", None)
     return start_explorer(getattr(args, "scenario", None), ascii_only,
                           getattr(args, "record", None), getattr(args, "replay", None),
-                          getattr(args, "speed", 1.0))
+                          getattr(args, "speed", 1.0), class_settings(args))
+
+
+def class_settings(args):
+    """Class mode's settings from --class, --config and the config file (ConfigError)."""
+    from .class_mode import load_settings
+
+    return load_settings(args.class_mode_anywhere or getattr(args, "class_mode", False),
+                         getattr(args, "config", None) or args.config_anywhere)
 
 
 def cmd_list(args, console: Console) -> int:
@@ -141,7 +150,8 @@ def cmd_lesson(args, console: Console) -> int:
     if what[0] == "check":
         return check_lessons(what[1:], console)
     if len(what) == 1:
-        return open_lesson(what[0], console, args.ascii_anywhere or args.ascii)
+        return open_lesson(what[0], console, args.ascii_anywhere or args.ascii,
+                           class_settings(args))
     print(f"tui-tfs lesson: expected a lesson's name, or check FILE; got {' '.join(what)[:80]}",
           file=sys.stderr)
     return EXIT_USAGE
