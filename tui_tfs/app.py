@@ -95,6 +95,15 @@ class TfsApp(App[None]):
             self.sessions[source_key(self.source)] = session
         self._too_small: TooSmallScreen | None = None
 
+    def get_driver_class(self):
+        """Textual's choice, with its Linux driver swapped for one that sleeps while idle."""
+        from textual.drivers.linux_driver import LinuxDriver
+
+        from .quiet_driver import QuietLinuxDriver
+
+        chosen = super().get_driver_class()
+        return QuietLinuxDriver if chosen is LinuxDriver else chosen
+
     def on_mount(self) -> None:
         ScrollBar.renderer = AsciiScrollBarRender if self.ascii else ScrollBarRender
         if self.ascii:
