@@ -97,12 +97,11 @@ class TfsApp(App[None]):
 
     def get_driver_class(self):
         """Textual's choice, with its Linux driver swapped for one that sleeps while idle."""
-        from textual.drivers.linux_driver import LinuxDriver
-
-        from .quiet_driver import QuietLinuxDriver
+        from .quiet_driver import QuietLinuxDriver, QuietWebDriver
 
         chosen = super().get_driver_class()
-        return QuietLinuxDriver if chosen is LinuxDriver else chosen
+        quiet = {QuietLinuxDriver.__base__: QuietLinuxDriver, QuietWebDriver.__base__: QuietWebDriver}
+        return quiet.get(chosen, chosen)
 
     def on_mount(self) -> None:
         ScrollBar.renderer = AsciiScrollBarRender if self.ascii else ScrollBarRender

@@ -8,22 +8,45 @@ at Textual's 0.1 s only while its parser waits to time something out (an Esc tha
 a sequence), and the exit wakes it through a pipe that setting the exit event writes to.
 
 The rest (the parser, the events, suspend and resume) is Textual's own `LinuxDriver`;
-`TfsApp.get_driver_class` picks this one wherever Textual would pick that one, and leaves any
-other (a web driver chosen by TEXTUAL_DRIVER, the headless one of tests) alone.
+`TfsApp.get_driver_class` picks this one wherever Textual would pick that one. Under
+`tui-tfs serve` Textual's `WebDriver` reads the server's pipe with the same 0.1 s wait (and
+ticks its parser only after one): `QuietWebDriver` polls so for QUIET_AFTER seconds after the
+last input (a lone Esc is timed out then), and sleeps after. The headless driver of tests is
+left alone.
 """
 from __future__ import annotations
 
 import os
 import selectors
+import sys
 import threading
+import time
 from codecs import getincrementaldecoder
 
 from textual._loop import loop_last
 from textual._parser import ParseError
 from textual._xterm_parser import XTermParser
 from textual.drivers.linux_driver import LinuxDriver
+from textual.drivers.web_driver import WebDriver
 
 POLL = 0.1  # seconds: Textual's own wait while its parser has a timeout pending
+QUIET_AFTER = 2.0  # seconds after the last input from which the web driver's reader sleeps
+
+
+def wake_pipe() -> tuple[int, int]:
+    """(read end, write end), both non-blocking."""
+    read, write = os.pipe()
+    os.set_blocking(read, False)
+    os.set_blocking(write, False)
+    return read, write
+
+
+def drain(fd: int) -> None:
+    try:
+        while os.read(fd, 64):
+            pass
+    except BlockingIOError:
+        pass
 
 
 class WakingEvent(threading.Event):
@@ -46,9 +69,7 @@ class QuietLinuxDriver(LinuxDriver):
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self._wake_read, wake_write = os.pipe()
-        os.set_blocking(self._wake_read, False)
-        os.set_blocking(wake_write, False)
+        self._wake_read, wake_write = wake_pipe()
         self.exit_event = WakingEvent(wake_write)
 
     def run_input_thread(self) -> None:
@@ -90,9 +111,45 @@ class QuietLinuxDriver(LinuxDriver):
         pending = getattr(parser, "_timeout_time", 0) is not None  # unknown Textual: poll
         events = selector.select(POLL if pending else None)
         if any(key.fd == self._wake_read for key, _ in events):
-            try:
-                while os.read(self._wake_read, 64):
-                    pass
-            except BlockingIOError:
-                pass
+            drain(self._wake_read)
         return events
+
+
+class QuietInputReader:
+    """What WebDriver iterates over: the server's bytes from stdin (b"" after a quiet poll,
+    so the parser is ticked), polling at POLL only for QUIET_AFTER seconds after an input."""
+
+    def __init__(self) -> None:
+        self._fileno = sys.__stdin__.fileno()
+        self._wake_read, wake_write = wake_pipe()
+        self._exit = WakingEvent(wake_write)
+        self._selector = selectors.DefaultSelector()
+        self._selector.register(self._fileno, selectors.EVENT_READ)
+        self._selector.register(self._wake_read, selectors.EVENT_READ)
+
+    def close(self) -> None:
+        """Ends the iteration, at once: the wake pipe ends the wait."""
+        self._exit.set()
+
+    def __iter__(self):
+        last_input = time.monotonic()
+        while not self._exit.is_set():
+            recent = time.monotonic() - last_input < QUIET_AFTER
+            for key, mask in self._selector.select(POLL if recent else None):
+                if key.fd == self._wake_read:
+                    drain(self._wake_read)
+                elif mask & selectors.EVENT_READ:
+                    data = os.read(self._fileno, 1024)
+                    if not data:
+                        return
+                    last_input = time.monotonic()
+                    yield data
+            yield b""
+
+
+class QuietWebDriver(WebDriver):
+    """WebDriver with `QuietInputReader`; see the module docstring."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._input_reader = QuietInputReader()

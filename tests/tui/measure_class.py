@@ -145,6 +145,18 @@ def cpu_seconds(pid: int) -> float:
     return total / 1e9
 
 
+def run_and_wait(pid: int) -> tuple[float, float]:
+    """(seconds on a CPU, seconds runnable but waiting for one) of all threads of `pid`."""
+    run = wait = 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            fields = (task / "schedstat").read_text().split()
+            run, wait = run + int(fields[0]), wait + int(fields[1])
+        except (OSError, ValueError, IndexError):
+            continue
+    return run / 1e9, wait / 1e9
+
+
 def memory_kb(pid: int) -> dict[str, int]:
     fields = {}
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -189,15 +201,19 @@ def idle_cpu(pids: list[int], seconds: float) -> tuple[float, float]:
     return 100 * ours / elapsed, 100 * max(0.0, busy1 - busy0 - ours) / elapsed
 
 
-def latency(control: ControlClient, pane: str, presses: int) -> list[float]:
-    """ms from each key to the last write of its redraw (n and p alternate)."""
+def latency(control: ControlClient, pane: str, pid: int, presses: int) -> tuple[list[float], str]:
+    """ms from each key to the last write of its redraw (n and p alternate), and what the
+    app's threads did meanwhile, per press: on a CPU, and runnable but waiting for one."""
     out = []
+    run0, wait0 = run_and_wait(pid)
     for i in range(presses):
         got = control.press(pane, "n" if i % 2 == 0 else "p")
         if got is not None:
             out.append(got[1] * 1000)
         time.sleep(0.3)
-    return sorted(out)
+    run1, wait1 = run_and_wait(pid)
+    return sorted(out), (f"per press, session 1's threads spent {1000 * (run1 - run0) / presses:.0f} "
+                         f"ms on a CPU and {1000 * (wait1 - wait0) / presses:.0f} ms waiting for one")
 
 
 def steps_on_screen(tmux: Tmux, pane: str) -> int | None:
@@ -248,8 +264,8 @@ def main() -> None:
         control = ControlClient(tmux)
         time.sleep(1.0)
         probe, trainers = panes[0], panes[1:1 + args.trainers]
-        quiet = latency(control, probe, args.presses)
-        print(f"keypress to redraw, session 1, all idle: {describe(quiet, 'ms')}")
+        quiet, spent = latency(control, probe, pids[probe], args.presses)
+        print(f"keypress to redraw, session 1, all idle: {describe(quiet, 'ms')}\n  {spent}")
         for pane in trainers:
             tmux.keys(pane, "C-t")
         time.sleep(3)
@@ -257,10 +273,10 @@ def main() -> None:
             tmux.keys(pane, "Space")
         time.sleep(5)  # training under way, first evaluations done
         before = {p: (steps_on_screen(tmux, p), time.monotonic()) for p in trainers}
-        busy = latency(control, probe, args.presses)
+        busy, spent = latency(control, probe, pids[probe], args.presses)
         after = {p: (steps_on_screen(tmux, p), time.monotonic()) for p in trainers}
         print(f"keypress to redraw, session 1, {len(trainers)} others training: "
-              f"{describe(busy, 'ms')}")
+              f"{describe(busy, 'ms')}\n  {spent}")
         rates = [(after[p][0] - before[p][0]) / (after[p][1] - before[p][1])
                  for p in trainers if before[p][0] is not None and after[p][0] is not None]
         if rates:
