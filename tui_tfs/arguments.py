@@ -147,6 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
                             "--token alone generates one and prints it; the environment "
                             "variable TUI_TFS_TOKEN keeps it out of the process list). "
                             "Required unless the host is a loopback address")
+    add_class_options(serve)
 
     export = commands.add_parser(
         "export", help="write a trained language model as a Hugging Face GPT-2 folder",

@@ -100,6 +100,14 @@ def load_settings(class_flag: bool = False, explicit: Path | None = None,
     return settings
 
 
+def settings_from_args(args) -> ClassSettings:
+    """load_settings for the command line's --class and --config (on the main parser, dests
+    *_anywhere, or on the command's own: arguments.add_class_options)."""
+    return load_settings(getattr(args, "class_mode_anywhere", False)
+                         or getattr(args, "class_mode", False),
+                         getattr(args, "config", None) or getattr(args, "config_anywhere", None))
+
+
 def read_config(path: Path) -> ClassSettings:
     """The [class] table of `path`; ConfigError with the line for anything wrong."""
     try:

@@ -112,18 +112,12 @@ def main(argv: list[str] | None = None) -> int:
 
 # -- commands ---------------------------------------------------------------------------------------
 def cmd_explore(args, console: Console) -> int:
+    from .class_mode import settings_from_args
+
     ascii_only = args.ascii_anywhere or getattr(args, "ascii", None)
     return start_explorer(getattr(args, "scenario", None), ascii_only,
                           getattr(args, "record", None), getattr(args, "replay", None),
-                          getattr(args, "speed", 1.0), class_settings(args))
-
-
-def class_settings(args):
-    """Class mode's settings from --class, --config and the config file (ConfigError)."""
-    from .class_mode import load_settings
-
-    return load_settings(args.class_mode_anywhere or getattr(args, "class_mode", False),
-                         getattr(args, "config", None) or args.config_anywhere)
+                          getattr(args, "speed", 1.0), settings_from_args(args))
 
 
 def cmd_serve(args, console: Console) -> int:
@@ -150,6 +144,7 @@ def cmd_list(args, console: Console) -> int:
 
 
 def cmd_lesson(args, console: Console) -> int:
+    from .class_mode import settings_from_args
     from .lesson_commands import check_lessons, list_lessons, open_lesson
 
     what = args.what
@@ -159,7 +154,7 @@ def cmd_lesson(args, console: Console) -> int:
         return check_lessons(what[1:], console)
     if len(what) == 1:
         return open_lesson(what[0], console, args.ascii_anywhere or args.ascii,
-                           class_settings(args))
+                           settings_from_args(args))
     print(f"tui-tfs lesson: expected a lesson's name, or check FILE; got {' '.join(what)[:80]}",
           file=sys.stderr)
     return EXIT_USAGE

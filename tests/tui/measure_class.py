@@ -86,6 +86,37 @@ class Tmux:
                        timeout=60)
 
 
+class TmuxSessions:
+    """The sessions in tmux windows, keys and timings through a control client."""
+
+    def __init__(self, command: str) -> None:
+        self.tmux = Tmux()
+        self.command = command
+        self.control: ControlClient | None = None
+
+    def start(self, n: int) -> list[str]:
+        panes = self.tmux.start(n, self.command)
+        self.control = ControlClient(self.tmux)
+        return panes
+
+    def pids(self) -> dict[str, int]:
+        return self.tmux.pids()
+
+    def screen(self, pane: str) -> str:
+        return self.tmux.screen(pane)
+
+    def keys(self, pane: str, *keys: str) -> None:
+        self.tmux.keys(pane, *keys)
+
+    def press(self, pane: str, key: str) -> tuple[float, float] | None:
+        return self.control.press(pane, key)
+
+    def close(self) -> None:
+        if self.control is not None:
+            self.control.close()
+        self.tmux.close()
+
+
 class ControlClient:
     """`tmux -C attach`: sends keys and hears every write a pane's program makes, with times."""
 
@@ -174,17 +205,17 @@ def machine_busy() -> tuple[float, float]:
 
 
 # -- phases ----------------------------------------------------------------------------------------
-def wait_ready(tmux: Tmux, panes: list[str], timeout: float) -> float:
+def wait_ready(sessions, ids: list, timeout: float) -> float:
     start = time.monotonic()
-    waiting = set(panes)
+    waiting = set(ids)
     while waiting:
         if time.monotonic() - start > timeout:
-            pane = sorted(waiting)[0]
-            raise SystemExit(f"{len(waiting)} sessions never drew; {pane} shows:\n"
-                             f"{tmux.screen(pane)}")
-        for pane in sorted(waiting):
-            if READY in tmux.screen(pane):
-                waiting.discard(pane)
+            first = sorted(waiting)[0]
+            raise SystemExit(f"{len(waiting)} sessions never drew; {first} shows:\n"
+                             f"{sessions.screen(first)[-3000:]}")
+        for one in sorted(waiting):
+            if READY in sessions.screen(one):
+                waiting.discard(one)
         time.sleep(0.5)
     return time.monotonic() - start
 
@@ -201,13 +232,13 @@ def idle_cpu(pids: list[int], seconds: float) -> tuple[float, float]:
     return 100 * ours / elapsed, 100 * max(0.0, busy1 - busy0 - ours) / elapsed
 
 
-def latency(control: ControlClient, pane: str, pid: int, presses: int) -> tuple[list[float], str]:
+def latency(sessions, probe, pid: int, presses: int) -> tuple[list[float], str]:
     """ms from each key to the last write of its redraw (n and p alternate), and what the
     app's threads did meanwhile, per press: on a CPU, and runnable but waiting for one."""
     out = []
     run0, wait0 = run_and_wait(pid)
     for i in range(presses):
-        got = control.press(pane, "n" if i % 2 == 0 else "p")
+        got = sessions.press(probe, "n" if i % 2 == 0 else "p")
         if got is not None:
             out.append(got[1] * 1000)
         time.sleep(0.3)
@@ -216,9 +247,10 @@ def latency(control: ControlClient, pane: str, pid: int, presses: int) -> tuple[
                          f"ms on a CPU and {1000 * (wait1 - wait0) / presses:.0f} ms waiting for one")
 
 
-def steps_on_screen(tmux: Tmux, pane: str) -> int | None:
-    match = STEP.search(tmux.screen(pane))
-    return int(match.group(1).replace(",", "")) if match else None
+def steps_on_screen(sessions, one) -> int | None:
+    """The latest step counter the session drew (a served tab's text is its recent output)."""
+    found = STEP.findall(sessions.screen(one))
+    return int(found[-1][0].replace(",", "")) if found else None
 
 
 def describe(values: list[float], unit: str) -> str:
@@ -238,58 +270,69 @@ def main() -> None:
     parser.add_argument("--presses", type=int, default=30)
     parser.add_argument("--class", action="store_true", dest="class_mode",
                         help="start every session with --class")
+    parser.add_argument("--serve", action="store_true",
+                        help="through tui-tfs serve on loopback, a websocket per session")
     args = parser.parse_args()
-    command = f"{shlex.quote(sys.executable)} -m tui_tfs.cli" + \
-        (" --class" if args.class_mode else "") + " explore reverse"
-    print(f"{args.sessions} sessions of: {command}  ({os.cpu_count()} cores; load average "
+    flags = ["--class"] if args.class_mode else []
+    if args.serve:
+        from measure_class_web import ServedSessions
+
+        sessions = ServedSessions(flags, QUIET)
+        what = f"tui-tfs {' '.join(flags + ['serve', 'reverse'])} on 127.0.0.1, a websocket each"
+    else:
+        command = shlex.join([sys.executable, "-m", "tui_tfs.cli", *flags, "explore", "reverse"])
+        sessions = TmuxSessions(command)
+        what = f"{command} in tmux windows"
+    print(f"{args.sessions} sessions: {what} ({os.cpu_count()} cores; load average "
           f"{Path('/proc/loadavg').read_text().split()[:3]} before)")
-    tmux = Tmux()
-    control = None
     try:
-        panes = tmux.start(args.sessions, command)
-        took = wait_ready(tmux, panes, timeout=60 + 10 * args.sessions)
-        print(f"all {len(panes)} drew their first frame within {took:.0f} s")
+        ids = sessions.start(args.sessions)
+        took = wait_ready(sessions, ids, timeout=60 + 10 * args.sessions)
+        print(f"all {len(ids)} drew their first frame within {took:.0f} s")
         time.sleep(10)  # let start-up settle (imports done, caches warm)
-        pids = tmux.pids()
-        memory = [memory_kb(pids[p]) for p in panes]
+        pids = sessions.pids()
+        memory = [memory_kb(pids[i]) for i in ids]
         rss = sorted(m["VmRSS"] / 1024 for m in memory)
         anon = sorted(m["RssAnon"] / 1024 for m in memory)
         print(f"RSS per idle session: median {statistics.median(rss):.1f} MB, largest "
               f"{rss[-1]:.1f} MB (not shared, RssAnon: median {statistics.median(anon):.1f} MB); "
               f"all {len(rss)}: {sum(rss) / 1024:.2f} GB")
-        ours, others = idle_cpu([pids[p] for p in panes], args.idle)
-        print(f"CPU of all {len(panes)} idle sessions over {args.idle:.0f} s: {ours:.2f}% of "
-              f"one core ({ours / len(panes):.3f}% each); the rest of the machine meanwhile: "
+        server = [sessions.server_pid()] if args.serve else []
+        if server:
+            print(f"the server's own RSS: {memory_kb(server[0])['VmRSS'] / 1024:.1f} MB")
+        ours, others = idle_cpu([pids[i] for i in ids], args.idle)
+        print(f"CPU of all {len(ids)} idle sessions over {args.idle:.0f} s: {ours:.2f}% of "
+              f"one core ({ours / len(ids):.3f}% each); the rest of the machine meanwhile: "
               f"{others:.0f}% of one core")
-        control = ControlClient(tmux)
+        if server:
+            mine, _ = idle_cpu(server, 10)
+            print(f"the server's own CPU meanwhile (10 s): {mine:.2f}% of one core")
         time.sleep(1.0)
-        probe, trainers = panes[0], panes[1:1 + args.trainers]
-        quiet, spent = latency(control, probe, pids[probe], args.presses)
+        probe, trainers = ids[0], ids[1:1 + args.trainers]
+        quiet, spent = latency(sessions, probe, pids[probe], args.presses)
         print(f"keypress to redraw, session 1, all idle: {describe(quiet, 'ms')}\n  {spent}")
-        for pane in trainers:
-            tmux.keys(pane, "C-t")
+        for one in trainers:
+            sessions.keys(one, "C-t")
         time.sleep(3)
-        for pane in trainers:
-            tmux.keys(pane, "Space")
+        for one in trainers:
+            sessions.keys(one, "Space")
         time.sleep(5)  # training under way, first evaluations done
-        before = {p: (steps_on_screen(tmux, p), time.monotonic()) for p in trainers}
-        busy, spent = latency(control, probe, pids[probe], args.presses)
-        after = {p: (steps_on_screen(tmux, p), time.monotonic()) for p in trainers}
+        before = {t: (steps_on_screen(sessions, t), time.monotonic()) for t in trainers}
+        busy, spent = latency(sessions, probe, pids[probe], args.presses)
+        after = {t: (steps_on_screen(sessions, t), time.monotonic()) for t in trainers}
         print(f"keypress to redraw, session 1, {len(trainers)} others training: "
               f"{describe(busy, 'ms')}\n  {spent}")
-        rates = [(after[p][0] - before[p][0]) / (after[p][1] - before[p][1])
-                 for p in trainers if before[p][0] is not None and after[p][0] is not None]
+        rates = [(after[t][0] - before[t][0]) / (after[t][1] - before[t][1])
+                 for t in trainers if before[t][0] is not None and after[t][0] is not None]
         if rates:
             print(f"training throughput per training session: "
                   f"{', '.join(f'{r:.1f}' for r in rates)} steps/s "
                   f"(total {sum(rates):.1f} steps/s)")
-        grown = sorted(memory_kb(pids[p])["VmRSS"] / 1024 for p in trainers)
+        grown = sorted(memory_kb(pids[t])["VmRSS"] / 1024 for t in trainers)
         print(f"RSS of the training sessions now: {', '.join(f'{m:.0f}' for m in grown)} MB")
         print(f"load average after: {Path('/proc/loadavg').read_text().split()[:3]}")
     finally:
-        if control is not None:
-            control.close()
-        tmux.close()
+        sessions.close()
 
 
 if __name__ == "__main__":

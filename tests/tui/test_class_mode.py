@@ -17,8 +17,8 @@ from conftest import screen_text
 
 from tui_tfs.app import TfsApp
 from tui_tfs.arguments import build_parser
-from tui_tfs.class_mode import ClassSettings, ConfigError, load_settings, read_config
-from tui_tfs.cli import class_settings
+from tui_tfs.class_mode import (ClassSettings, ConfigError, load_settings, read_config,
+                                settings_from_args)
 from tui_tfs.fair_share import memory_reason, resident_bytes, thread_nice
 from tui_tfs.training import PAUSED, READY, RUNNING, TrainingController
 
@@ -65,12 +65,12 @@ def test_the_flags_reach_the_settings(tmp_path, monkeypatch):
     for argv in (["--class", "--config", str(config), "explore", "reverse"],
                  ["explore", "--class", "--config", str(config), "reverse"],
                  ["--config", str(config), "lesson", "--class", "01"]):
-        settings = class_settings(parser.parse_args(argv))
+        settings = settings_from_args(parser.parse_args(argv))
         assert settings.enabled and settings.training_nice == 12 and settings.source == config
-    settings = class_settings(parser.parse_args(["--config", str(config), "explore"]))
+    settings = settings_from_args(parser.parse_args(["--config", str(config), "explore"]))
     assert not settings.enabled and settings.training_nice == 12  # the file alone: not on
     monkeypatch.setenv("TUI_TFS_CONFIG", str(config))
-    assert class_settings(parser.parse_args(["--class"])).training_nice == 12
+    assert settings_from_args(parser.parse_args(["--class"])).training_nice == 12
 
 
 @pytest.mark.parametrize("text, expected", [
@@ -236,3 +236,26 @@ def test_memory_reason_names_the_use_and_the_limit():
     assert memory_reason(dataclasses.replace(settings, memory_limit_mb=0)) is None
     assert memory_reason(dataclasses.replace(settings, enabled=False)) is None
     assert memory_reason(dataclasses.replace(settings, memory_limit_mb=10**6)) is None
+
+
+# -- tui-tfs serve ------------------------------------------------------------------------------------
+def test_serve_starts_every_tab_in_class_mode_with_the_servers_config(tmp_path, monkeypatch):
+    from tui_tfs.serve import TabCommand
+
+    monkeypatch.delenv("TUI_TFS_CONFIG", raising=False)
+    config = write(tmp_path / "class.toml", "[class]\nmemory_limit_mb = 500\n")
+    argv = TabCommand("reverse", None, False, True, str(config)).argv()
+    assert argv[3:] == ["--class", "--config", str(config), "explore", "reverse"]
+    settings = settings_from_args(build_parser().parse_args(argv[3:]))
+    assert settings.enabled and settings.memory_limit_mb == 500
+
+
+def test_serve_refuses_a_bad_config_before_it_listens(tmp_path):
+    path = write(tmp_path / "config.toml", "[class]\nenabled = true\nmemory_limit_mb = 1.5\n")
+    run = subprocess.run([sys.executable, "-m", "tui_tfs.cli", "serve", "--class", "--config",
+                          str(path), "--port", "8765"], capture_output=True, text=True,
+                         timeout=60, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert run.returncode == 2 and "Traceback" not in run.stderr
+    assert run.stderr.strip() == (f"tui-tfs serve: {path}, line 3: class.memory_limit_mb must "
+                                  f"be a whole number of megabytes, like 600 (0: no limit), "
+                                  f"got 1.5")
