@@ -23,7 +23,6 @@ from engine.fast import parallel
 from scenarios import ScenarioError
 
 from .class_mode import ClassSettings
-
 from .messages import ScenarioPicked
 from .style import Style
 from .screens import ExplorerScreen, HelpScreen, PickerScreen, QuitScreen, TooSmallScreen
@@ -110,7 +109,7 @@ class TfsApp(App[None]):
         from .quiet_driver import QuietLinuxDriver, QuietWebDriver
 
         chosen = super().get_driver_class()
-        quiet = {QuietLinuxDriver.__base__: QuietLinuxDriver, QuietWebDriver.__base__: QuietWebDriver}
+        quiet = {driver.__base__: driver for driver in (QuietLinuxDriver, QuietWebDriver)}
         return quiet.get(chosen, chosen)
 
     def on_mount(self) -> None:

@@ -15,6 +15,9 @@
     tui-tfs serve [SCENARIO_OR_PATH]     the app in web browsers, one app per tab
                   [--host H --port P --token [T]]   127.0.0.1:8000 by default; a token elsewhere
 
+The explorer, lessons and serve take --class (class mode, for a machine a class shares) and
+--config FILE (its settings; default ~/.config/tui-tfs/config.toml): tui_tfs/class_mode.py.
+
 Exit codes: 0 done, 2 a usage or input error (the message says what to fix), 3 training
 diverged (a loss or gradient went NaN/Inf; the checkpoint keeps its last finite weights),
 130 stopped with Ctrl-C.

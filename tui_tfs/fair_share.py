@@ -193,15 +193,15 @@ def resident_bytes() -> int | None:
 
 
 def memory_reason(settings: ClassSettings) -> str | None:
-    """Why training must not go on ("the session uses 612 MB, past the class limit of
-    600 MB"), or None: under the limit, no limit, not class mode, or RSS unknown."""
+    """Why training must not go on ("612 MB in use, past the class limit of 600 MB"), or
+    None: under the limit, no limit, not class mode, or the resident size unknown."""
     if not settings.enabled or settings.memory_limit_mb <= 0:
         return None
     used = resident_bytes()
     if used is None or used <= settings.memory_limit_mb * MB:
         return None
-    return (f"the session uses {used / MB:.0f} MB, past the class limit of "
-            f"{settings.memory_limit_mb} MB")
+    # "paused at step 123456: " + this stays within a status line of 78 columns
+    return f"{used / MB:.0f} MB in use, past the class limit of {settings.memory_limit_mb} MB"
 
 
 def memory_help(settings: ClassSettings, notice: str) -> str:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -191,7 +192,7 @@ def test_training_refuses_to_start_past_the_memory_limit():
 
     asyncio.run(main())
     assert seen["state"] == READY and seen["step"] == 0 and training_thread() is None
-    assert "not started: the session uses" in seen["screen"]
+    assert re.search(r"not started: \d+ MB in use, past the class limit of 1 MB", seen["screen"])
     assert "past the class limit of 1 MB" in seen["screen"]
     note = " ".join(seen["notes"])
     assert "past the class limit of 1 MB" in note and "raise memory_limit_mb under [class]" in note
@@ -220,8 +221,9 @@ def test_training_pauses_when_the_memory_limit_is_reached_and_keeps_its_steps():
 
     asyncio.run(main())
     assert seen["step"] >= 3 and seen["history"] == seen["step"] and seen["unsaved"]
-    assert seen["notice"].startswith(f"paused at step {seen['step']}: the session uses")
-    assert f"paused at step {seen['step']}: the session uses" in seen["screen"]
+    assert re.fullmatch(rf"paused at step {seen['step']}: \d+ MB in use, past the class "
+                        rf"limit of 1 MB", seen["notice"])
+    assert seen["notice"] in seen["screen"]
 
 
 def test_memory_reason_names_the_use_and_the_limit():
@@ -230,9 +232,8 @@ def test_memory_reason_names_the_use_and_the_limit():
         pytest.skip("no /proc: the resident size is not known here")
     settings = ClassSettings(enabled=True, memory_limit_mb=1)
     reason = memory_reason(settings)
-    assert reason.startswith("the session uses ") and reason.endswith(
-        " MB, past the class limit of 1 MB")
-    assert int(reason.split()[3]) >= 10  # MB: no Python process is smaller
+    assert reason.endswith(" MB in use, past the class limit of 1 MB")
+    assert int(reason.split()[0]) >= 10  # MB: no Python process is smaller
     assert memory_reason(dataclasses.replace(settings, memory_limit_mb=0)) is None
     assert memory_reason(dataclasses.replace(settings, enabled=False)) is None
     assert memory_reason(dataclasses.replace(settings, memory_limit_mb=10**6)) is None
