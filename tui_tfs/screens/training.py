@@ -123,7 +123,7 @@ class TrainingScreen(GenerationActions, Screen[None]):
     def _say_held(self) -> None:
         """The whole message when the memory limit stopped training (the status line: its start)."""
         if self.controller.held is not None:
-            self.notify(memory_help(self.app.class_settings, self.controller.notice),
+            self.notify(escape(memory_help(self.app.class_settings, self.controller.notice)),
                         title="memory limit", severity="warning", timeout=30)
 
     def on_resize(self) -> None:
