@@ -23,6 +23,7 @@ from engine.fast import parallel
 from scenarios import ScenarioError
 
 from .class_mode import ClassSettings
+from .fair_share import memory_help, memory_reason
 from .messages import ScenarioPicked
 from .style import Style
 from .screens import ExplorerScreen, HelpScreen, PickerScreen, QuitScreen, TooSmallScreen
@@ -127,9 +128,14 @@ class TfsApp(App[None]):
     def open_scenario(self, source: str) -> bool:
         """Open the explorer on a built-in name, a scenario file or a checkpoint: the session
         opened before from the same source if there is one, else a new one; a bad source is a
-        notice naming it and the fix."""
+        notice naming it and the fix; so is one more session past class mode's memory limit."""
         key = source_key(source)
         session = self.sessions.get(key)
+        full = memory_reason(self.class_settings) if self.sessions else None
+        if session is None and full is not None:
+            self.notify(escape(memory_help(self.class_settings, f"{source} not opened: {full}")),
+                        title="memory limit", severity="warning", timeout=30)
+            return False
         if session is None:
             try:
                 session = Session.open(source, ascii=self.ascii)

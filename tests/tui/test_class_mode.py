@@ -228,6 +228,28 @@ def test_training_pauses_when_the_memory_limit_is_reached_and_keeps_its_steps():
     assert seen["notice"] in seen["screen"]
 
 
+@LINUX
+def test_no_further_scenario_opens_past_the_memory_limit():
+    app = class_app(memory_limit_mb=100_000)
+    seen = {}
+
+    async def main():
+        async with app.run_test(size=(80, 24), notifications=True) as pilot:
+            await pilot.pause()
+            first = app.session
+            app.class_settings = dataclasses.replace(app.class_settings, memory_limit_mb=1)
+            seen["opened"] = app.open_scenario("copy")
+            await pilot.pause()
+            seen["same"] = app.session is first and list(app.sessions) == [
+                next(iter(app.sessions))]
+            seen["notes"] = [str(n.message) for n in app._notifications]
+
+    asyncio.run(main())
+    assert seen["opened"] is False and seen["same"]
+    assert any(n.startswith("copy not opened: ") and "past the class limit of 1 MB" in n
+               for n in seen["notes"])
+
+
 def test_memory_reason_names_the_use_and_the_limit():
     used = resident_bytes()
     if used is None:
