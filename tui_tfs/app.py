@@ -19,8 +19,11 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.scrollbar import ScrollBar, ScrollBarRender
 
+from engine.fast import parallel
 from scenarios import ScenarioError
 
+from .class_mode import ClassSettings
+from .fair_share import memory_help, memory_reason
 from .messages import ScenarioPicked
 from .style import Style
 from .screens import ExplorerScreen, HelpScreen, PickerScreen, QuitScreen, TooSmallScreen
@@ -82,10 +85,15 @@ class TfsApp(App[None]):
 
     def __init__(self, scenario: str | None = None, path: str | None = None,
                  ascii: bool | None = None, color: bool | None = None,
-                 session: Session | None = None) -> None:
+                 session: Session | None = None, class_settings: ClassSettings | None = None
+                 ) -> None:
         """`session`: one opened already (by the command line, which reports a bad source
-        on stderr before the screen takes over); it opens first, as `scenario`/`path` would."""
+        on stderr before the screen takes over); it opens first, as `scenario`/`path` would.
+        `class_settings`: class mode's (class_mode.py); None: off."""
         super().__init__()
+        self.class_settings = class_settings or ClassSettings()
+        if self.class_settings.enabled:  # training on one engine thread (BLAS is on one)
+            parallel.set_threads(1)
         self.source = path or scenario  # what to open first, or None for the picker
         self.ascii = wants_ascii() if ascii is None else ascii
         self.style = Style(ascii=self.ascii, color=wants_color() if color is None else color)
@@ -96,6 +104,14 @@ class TfsApp(App[None]):
         if session is not None and self.source:
             self.sessions[source_key(self.source)] = session
         self._too_small: TooSmallScreen | None = None
+
+    def get_driver_class(self):
+        """Textual's choice, with its Linux driver swapped for one that sleeps while idle."""
+        from .quiet_driver import QuietLinuxDriver, QuietWebDriver
+
+        chosen = super().get_driver_class()
+        quiet = {driver.__base__: driver for driver in (QuietLinuxDriver, QuietWebDriver)}
+        return quiet.get(chosen, chosen)
 
     def on_mount(self) -> None:
         ScrollBar.renderer = AsciiScrollBarRender if self.ascii else ScrollBarRender
@@ -112,9 +128,14 @@ class TfsApp(App[None]):
     def open_scenario(self, source: str) -> bool:
         """Open the explorer on a built-in name, a scenario file or a checkpoint: the session
         opened before from the same source if there is one, else a new one; a bad source is a
-        notice naming it and the fix."""
+        notice naming it and the fix; so is one more session past class mode's memory limit."""
         key = source_key(source)
         session = self.sessions.get(key)
+        full = memory_reason(self.class_settings) if self.sessions else None
+        if session is None and full is not None:
+            self.notify(escape(memory_help(self.class_settings, f"{source} not opened: {full}")),
+                        title="memory limit", severity="warning", timeout=30)
+            return False
         if session is None:
             try:
                 session = Session.open(source, ascii=self.ascii)
@@ -281,8 +302,9 @@ def save_paths(controllers: list[TrainingController]) -> list[Path]:
 
 
 def run_explorer(scenario: str | None, path: str | None, ascii: bool | None,
-                 session: Session | None = None) -> None:
+                 session: Session | None = None,
+                 class_settings: ClassSettings | None = None) -> None:
     """Run the app: on `scenario` (a built-in name) or `path` (a scenario file or checkpoint),
     else the picker; `session`, when given, is that source opened already. `ascii` None picks
     ASCII automatically when the terminal cannot show Unicode."""
-    TfsApp(scenario, path, ascii, session=session).run()
+    TfsApp(scenario, path, ascii, session=session, class_settings=class_settings).run()

@@ -21,6 +21,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--ascii", action="store_true", default=None, dest="ascii_anywhere",
                         help="ASCII glyphs only, for the explorer opened without a command "
                              "(default: automatic, from the terminal)")
+    add_class_options(parser, "_anywhere")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     explore = commands.add_parser(
@@ -33,6 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
                               "model.safetensors, tokenizer.json) (default: the picker)")
     explore.add_argument("--ascii", action="store_true", default=None,
                          help="ASCII glyphs only (default: automatic, from the terminal)")
+    add_class_options(explore)
     explore.add_argument("--record", type=Path, metavar="KEYS",
                          help="write every key pressed, with its time, to this file (a demo)")
     explore.add_argument("--replay", type=Path, metavar="KEYS",
@@ -112,6 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="a lesson to open, or `check FILE` to check one")
     lesson.add_argument("--ascii", action="store_true", default=None,
                         help="ASCII glyphs only (default: automatic, from the terminal)")
+    add_class_options(lesson)
 
     evaluate = commands.add_parser(
         "eval", help="held-out predictions beside the targets, and metrics",
@@ -147,6 +150,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--max-tabs", type=_whole_in(1, 1000), default=64, metavar="N",
                        help="at most N tabs (app processes) at once; the next is refused until "
                             "one closes (default 64; each takes about 80 MB)")
+    add_class_options(serve)
 
     export = commands.add_parser(
         "export", help="write a trained language model as a Hugging Face GPT-2 folder",
@@ -158,6 +162,18 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--hf", type=Path, required=True, metavar="DIR",
                         help="the folder to write (new, or empty)")
     return parser
+
+
+def add_class_options(parser: argparse.ArgumentParser, suffix: str = "") -> None:
+    """--class and --config (dests class_mode/config, + `suffix` on the main parser, whose
+    values a command's own defaults would otherwise overwrite)."""
+    parser.add_argument("--class", action="store_true", dest="class_mode" + suffix,
+                        help="class mode, for a machine a class shares: training runs at a "
+                             "lower priority than keys and pauses past a memory limit per "
+                             "session (settings: --config)")
+    parser.add_argument("--config", type=Path, metavar="FILE", dest="config" + suffix,
+                        help="settings file (TOML, a [class] table; default "
+                             "~/.config/tui-tfs/config.toml, else /etc/xdg/tui-tfs/config.toml)")
 
 
 MAX_ROWS = 10_000  # eval --n bound

@@ -15,6 +15,9 @@
     tui-tfs serve [SCENARIO_OR_PATH]     the app in web browsers, one app per tab
                   [--host H --port P --token [T]]   127.0.0.1:8000 by default; a token elsewhere
 
+The explorer, lessons and serve take --class (class mode, for a machine a class shares) and
+--config FILE (its settings; default ~/.config/tui-tfs/config.toml): tui_tfs/class_mode.py.
+
 Exit codes: 0 done, 2 a usage or input error (the message says what to fix), 3 training
 diverged (a loss or gradient went NaN/Inf; the checkpoint keeps its last finite weights),
 130 stopped with Ctrl-C.
@@ -35,7 +38,7 @@ EXIT_OK, EXIT_USAGE, EXIT_DIVERGED, EXIT_INTERRUPTED = 0, 2, 3, 130
 
 
 def start_explorer(source: str | None, ascii_only: bool | None = None, record: Path | None = None,
-                   replay: Path | None = None, speed: float = 1.0) -> int:
+                   replay: Path | None = None, speed: float = 1.0, class_settings=None) -> int:
     """Open the Textual explorer on `source` (None: the scenario picker): a built-in name, a
     scenario file or a checkpoint. The source is opened first, so a bad one is a message on
     stderr and exit 2 (ScenarioError, CheckpointError or RunError, caught by `main`); so is a
@@ -62,7 +65,7 @@ def start_explorer(source: str | None, ascii_only: bool | None = None, record: P
                   f"tui-tfs list, show, eval or generate for text", file=sys.stderr)
             return EXIT_USAGE
     if record is None and replay is None:
-        run_explorer(source, None, ascii_only, session=session)
+        run_explorer(source, None, ascii_only, session=session, class_settings=class_settings)
         return EXIT_OK
     from .keys_app import KeysApp
     from .keys_file import KeysWriter
@@ -73,7 +76,7 @@ def start_explorer(source: str | None, ascii_only: bool | None = None, record: P
         print(f"tui-tfs explore: {error}", file=sys.stderr)
         return EXIT_USAGE
     KeysApp(source, None, ascii_only, session=session, record=writer, replay=presses,
-            speed=speed).run()
+            speed=speed, class_settings=class_settings).run()
     return EXIT_OK
 
 
@@ -92,6 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     from engine.training.checkpoint import CheckpointError
     from scenarios import ScenarioError
 
+    from .class_mode import ConfigError
     from .headless import RunError
 
     handlers = {"list": cmd_list, "show": cmd_show, "train": cmd_train,
@@ -103,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:  # Ctrl-C outside a training loop (which handles its own)
         print(f"tui-tfs {args.command}: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
-    except (ScenarioError, CheckpointError, RunError) as error:
+    except (ScenarioError, CheckpointError, RunError, ConfigError) as error:
         # plain print: one line however long, never wrapped by Rich, easy to grep
         print(f"tui-tfs {args.command or 'explore'}: {error}", file=sys.stderr)
         return EXIT_USAGE
@@ -111,10 +115,12 @@ def main(argv: list[str] | None = None) -> int:
 
 # -- commands ---------------------------------------------------------------------------------------
 def cmd_explore(args, console: Console) -> int:
+    from .class_mode import settings_from_args
+
     ascii_only = args.ascii_anywhere or getattr(args, "ascii", None)
     return start_explorer(getattr(args, "scenario", None), ascii_only,
                           getattr(args, "record", None), getattr(args, "replay", None),
-                          getattr(args, "speed", 1.0))
+                          getattr(args, "speed", 1.0), settings_from_args(args))
 
 
 def cmd_serve(args, console: Console) -> int:
@@ -141,6 +147,7 @@ def cmd_list(args, console: Console) -> int:
 
 
 def cmd_lesson(args, console: Console) -> int:
+    from .class_mode import settings_from_args
     from .lesson_commands import check_lessons, list_lessons, open_lesson
 
     what = args.what
@@ -149,7 +156,8 @@ def cmd_lesson(args, console: Console) -> int:
     if what[0] == "check":
         return check_lessons(what[1:], console)
     if len(what) == 1:
-        return open_lesson(what[0], console, args.ascii_anywhere or args.ascii)
+        return open_lesson(what[0], console, args.ascii_anywhere or args.ascii,
+                           settings_from_args(args))
     print(f"tui-tfs lesson: expected a lesson's name, or check FILE; got {' '.join(what)[:80]}",
           file=sys.stderr)
     return EXIT_USAGE

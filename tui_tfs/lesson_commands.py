@@ -67,7 +67,8 @@ def check_lessons(names: list[str], console: Console) -> int:
     return EXIT_USAGE if bad else EXIT_OK
 
 
-def open_lesson(name: str, console: Console, ascii_only: bool | None = None) -> int:
+def open_lesson(name: str, console: Console, ascii_only: bool | None = None,
+                class_settings=None) -> int:
     """The lesson screen on a built-in lesson or a lesson file. The file's format is checked
     first (its problems on stderr, exit 2); its places are built as the student gets to them
     (tui-tfs lesson check builds them all up front)."""
@@ -94,7 +95,7 @@ def open_lesson(name: str, console: Console, ascii_only: bool | None = None) -> 
             return EXIT_USAGE
     from .lessons_screen import LessonApp
 
-    LessonApp(run, ascii=ascii_only).run()
+    LessonApp(run, ascii=ascii_only, class_settings=class_settings).run()
     return EXIT_OK
 
 

@@ -77,8 +77,9 @@ class LessonScreen(Screen[None]):
 class LessonApp(TfsApp):
     """The app opened on a lesson: the lesson screen over the scenario picker."""
 
-    def __init__(self, run: LessonRun, ascii: bool | None = None, color: bool | None = None):
-        super().__init__(None, None, ascii=ascii, color=color)
+    def __init__(self, run: LessonRun, ascii: bool | None = None, color: bool | None = None,
+                 class_settings=None):
+        super().__init__(None, None, ascii=ascii, color=color, class_settings=class_settings)
         self.lesson_run = run
 
     def on_mount(self) -> None:  # TfsApp.on_mount runs too (Textual calls both): picker first

@@ -16,7 +16,7 @@ import secrets
 import shlex
 import socket
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from .serve_access import GuardedServer, is_loopback
@@ -38,11 +38,14 @@ class TabCommand:
     source: str | None = None
     lesson: str | None = None
     ascii: bool = False
+    class_mode: bool = False  # --class: every tab in class mode (class_mode.py)
+    config: str | None = None  # --config FILE, absolute, for every tab
 
     def argv(self) -> list[str]:
         """[python, -m, tui_tfs.cli, ...]: this interpreter, so PYTHONPATH and the virtual
         environment the server runs in are the tabs' too."""
-        head = [sys.executable, "-m", "tui_tfs.cli"]
+        head = [sys.executable, "-m", "tui_tfs.cli"] + (["--class"] if self.class_mode else []) \
+            + (["--config", self.config] if self.config else [])
         flags = ["--ascii"] if self.ascii else []
         if self.lesson is not None:
             return head + ["lesson", self.lesson] + flags
@@ -86,12 +89,12 @@ def check_tab(tab: TabCommand) -> TabCommand:
             LessonRun.open(tab.lesson, check=False)
         except LessonNotFound as error:
             raise ServeError(str(error)) from None
-        return TabCommand(None, _absolute(tab.lesson), tab.ascii)
+        return replace(tab, lesson=_absolute(tab.lesson))
     if tab.source is not None:
         from .session import Session
 
         Session.open(tab.source, ascii=tab.ascii)
-        return TabCommand(_absolute(tab.source), None, tab.ascii)
+        return replace(tab, source=_absolute(tab.source))
     return tab
 
 
@@ -104,12 +107,16 @@ def serve(args) -> int:
     """Check every option, then serve until Ctrl+C or SIGTERM; returns the exit code."""
     from scenarios.lessons import LessonError
 
+    from .class_mode import ConfigError, settings_from_args
+
     if args.lesson is not None and args.scenario is not None:
         return _refuse("give a scenario or --lesson, not both")
     try:
         token, generated = access_token(args.host, args.token, dict(os.environ))
-        tab = check_tab(TabCommand(args.scenario, args.lesson, bool(args.ascii)))
-    except ServeError as error:
+        settings = settings_from_args(args)  # a bad config file: refused here, not per tab
+        tab = check_tab(TabCommand(args.scenario, args.lesson, bool(args.ascii), settings.enabled,
+                                   settings.source and str(settings.source.resolve())))
+    except (ServeError, ConfigError) as error:
         return _refuse(str(error))
     except LessonError as error:
         return _refuse(f"{error.file}: {len(error.problems)} problem(s); tui-tfs lesson check "

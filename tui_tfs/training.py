@@ -28,6 +28,7 @@ import dataclasses
 import math
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -112,6 +113,10 @@ class TrainingController:
         self.clock = time.perf_counter  # seconds; tests give a fake one with a fake `sleep`
         self.sleep = time.sleep
         self._last_step_at = -math.inf  # `clock` when the latest step started
+        # asked before starting and before each step: a reason not to train (class mode's
+        # memory limit, fair_share.memory_reason) or None; `held` keeps the last one given
+        self.guard: Callable[[], str | None] | None = None
+        self.held: str | None = None
 
     # -- facts ---------------------------------------------------------------------------------
     @property
@@ -157,10 +162,19 @@ class TrainingController:
             self.state = FINISHED
             self.notice = f"the run is complete ({self.total_steps} steps)"
             return False
+        if self._held("not started"):
+            return False
         self._request = None
         self.state = RUNNING
         self.notice = "training" if self.step == 0 else f"resumed at step {self.step}"
         return True
+
+    def _held(self, what: str) -> bool:
+        """True, with the notice "`what`: <the guard's reason>", when the guard says stop."""
+        self.held = self.guard() if self.guard is not None else None
+        if self.held is not None:
+            self.notice = f"{what}: {self.held}"
+        return self.held is not None
 
     def request(self, what: str) -> None:
         """Ask the running loop to "pause" or "stop" after the current step."""
@@ -191,6 +205,9 @@ class TrainingController:
                     self.state, self.notice = FINISHED, f"finished: {self.step} steps"
                     break
                 if not due:  # the window ended while waiting for the next step's turn
+                    break
+                if self._held(f"paused at step {self.step}"):
+                    self.state = PAUSED
                     break
                 self._last_step_at = self.clock()
                 stats = self.trainer.step()

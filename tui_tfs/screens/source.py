@@ -4,10 +4,11 @@ without colour too, and a background where there is colour). Scrolls; Esc closes
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from rich.console import Console, ConsoleOptions, RenderResult
 from rich.measure import Measurement
 from rich.style import Style as RichStyle
-from rich.syntax import Syntax
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import ScrollableContainer, Vertical
@@ -18,6 +19,9 @@ from engine.maths.recorder import Event
 from ..style import Style
 from ..source import OpSource
 from .dialogs import QUIT_KEY, Dialog
+
+if TYPE_CHECKING:
+    from rich.syntax import Syntax
 
 MARKED_BACKGROUND = RichStyle(bgcolor="grey23")  # the op's lines, where there is colour
 CONTEXT_ROWS = 2  # rows of the function shown above the op's first line when it opens
@@ -41,6 +45,8 @@ class AsciiPointer:
 
 def source_renderable(source: OpSource, style: Style):
     """The function as Rich syntax: file line numbers, the op's lines pointed at."""
+    from rich.syntax import Syntax  # pygments: 2 MB that only this screen needs
+
     syntax = Syntax(source.code, "python", line_numbers=True, start_line=source.start,
                     highlight_lines=source.lines, theme="ansi_dark", word_wrap=False,
                     background_color="default")

@@ -16,6 +16,7 @@ from __future__ import annotations
 from rich.markup import escape
 
 import threading
+from functools import partial
 
 import numpy as np
 from textual.app import ComposeResult
@@ -24,6 +25,7 @@ from textual.screen import Screen
 from textual.widgets import ContentSwitcher, Static
 
 
+from ..fair_share import TrainingPriority, memory_help, memory_reason
 from ..messages import TrainingProgress, TrainingStopped
 from ..widgets.footer import FittingFooter
 from ..widgets.titles import fit_title
@@ -113,8 +115,16 @@ class TrainingScreen(GenerationActions, Screen[None]):
         yield FittingFooter()
 
     def on_mount(self) -> None:
+        settings = self.app.class_settings  # class mode: training pauses past the memory limit
+        self.controller.guard = partial(memory_reason, settings) if settings.enabled else None
         self.apply_layout()
         self.refresh_all()
+
+    def _say_held(self) -> None:
+        """The whole message when the memory limit stopped training (the status line: its start)."""
+        if self.controller.held is not None:
+            self.notify(escape(memory_help(self.app.class_settings, self.controller.notice)),
+                        title="memory limit", severity="warning", timeout=30)
 
     def on_resize(self) -> None:
         self.app.check_size()
@@ -227,12 +237,13 @@ class TrainingScreen(GenerationActions, Screen[None]):
         c = self.controller
         seen = len(c.evaluations)
         try:
-            while c.state == RUNNING and not stop.is_set():
-                c.run_for(POST_EVERY, stop.is_set)
-                if stop.is_set():
-                    break
-                self.post_message(TrainingProgress(c.step, len(c.evaluations) != seen))
-                seen = len(c.evaluations)
+            with TrainingPriority(self.app.class_settings):  # class mode: keys win over steps
+                while c.state == RUNNING and not stop.is_set():
+                    c.run_for(POST_EVERY, stop.is_set)
+                    if stop.is_set():
+                        break
+                    self.post_message(TrainingProgress(c.step, len(c.evaluations) != seen))
+                    seen = len(c.evaluations)
         except Exception as error:  # a bug must not kill the app mid-run: say so and pause
             c.state, c.notice = "paused", f"training stopped by an error: {error!r}"
         if not stop.is_set():
@@ -243,6 +254,7 @@ class TrainingScreen(GenerationActions, Screen[None]):
 
     def on_training_stopped(self, message: TrainingStopped) -> None:
         self.refresh_all()
+        self._say_held()
         pending, self._after_pause = self._after_pause, None
         if message.state == DIVERGED:
             self._offer_nan()
@@ -275,6 +287,8 @@ class TrainingScreen(GenerationActions, Screen[None]):
             self._stop_training()  # a thread still finishing its pause must not train on
             if c.start():
                 self._train()
+            else:
+                self._say_held()
         self.refresh_all(False)
 
     def action_stop(self) -> None:
