@@ -251,18 +251,22 @@ class Trace:
 
 def record_step(model: Module, loss_fn: Module, batch: Batch,
                 src_tokens: list[list[str]] | None, tgt_tokens: list[list[str]],
-                target_tokens: list[list[str]]) -> Trace:
+                target_tokens: list[list[str]], weights_fixed: bool = False) -> Trace:
     """Run forward, loss and backward on `batch` with recording on; gradients land in the
     model as in a plain step (they are zeroed first).
+
+    The trace keeps what the ops wrote as it is and copies the weights, which an optimizer
+    changes in place; with `weights_fixed` (a model nothing will train or load into while the
+    trace lives: an opened GPT-2 folder) it names the model's own weight arrays and copies
+    none (GPT-2 small: 124M weights, 500 MB in float32, and its tied head once more).
 
     Overflow and NaN are not warned about: a trace of a diverged step is where the user goes
     to find them (the checks and the next-NaN search report them), and a warning printed to
     the terminal would land in the middle of the explorer's screen.
     """
     model.zero_grad()
-    # The weights are copied (an optimizer changes them in place); what the ops write is kept.
-    recorder = Recorder(long_lived=[p.data for p in model.params()],
-                        facts=facts_by_path([model, loss_fn]))
+    long_lived = [] if weights_fixed else [p.data for p in model.params()]
+    recorder = Recorder(long_lived=long_lived, facts=facts_by_path([model, loss_fn]))
     with recording(recorder) as rec, np.errstate(over="ignore", invalid="ignore", divide="ignore"):
         logits = run_model(model, batch)  # (B, T, V)
         loss = loss_fn.forward(logits, batch.tgt_out)

@@ -1,7 +1,7 @@
 """A model built for weights it is given (a checkpoint, a GPT-2 folder, a break switch's
 rebuild, the gradient check's float64 twin) draws no random initial values: the weights go
 straight into its packed buffer, and it computes what a randomly built model that then loaded
-them computes.
+them computes. A traced step of a model whose weights stay fixed names them and copies none.
 """
 from __future__ import annotations
 
@@ -9,9 +9,11 @@ import numpy as np
 import pytest
 
 from engine import DecoderOnlyConfig, EncoderDecoderConfig, build_model
+from engine.maths.loss import CrossEntropyLoss
 from engine.maths.param import WeightsMismatch
 from engine.maths.switches import with_break
 from engine.trace.gradcheck import float64_twin
+from engine.trace.trace import Batch, record_step
 
 CONFIGS = {
     "decoder_only": DecoderOnlyConfig(vocab_size=13, d_model=16, n_heads=2, d_ff=32, n_layers=2,
@@ -106,3 +108,34 @@ def test_rebuilds_keep_the_weights_without_drawing(monkeypatch):
         np.testing.assert_array_equal(theirs.data, ours.data)
         assert wide.data.dtype == np.float64
         np.testing.assert_array_equal(wide.data, ours.data.astype(np.float64))
+
+
+def _trace(model, weights_fixed: bool):
+    ids = np.array([[1, 4, 5, 6, 2], [1, 7, 8, 9, 3]])
+    batch = Batch(None, ids[:, :-1], ids[:, 1:])
+    labels = [[str(i) for i in row] for row in ids]
+    return record_step(model, CrossEntropyLoss(0), batch, None, labels, labels,
+                       weights_fixed=weights_fixed)
+
+
+def _weights_named(trace) -> list[np.ndarray]:
+    return [event.tensors[name] for event in trace.events for name in ("w", "weight", "gamma")
+            if name in event.tensors and event.phase == "forward"]
+
+
+def test_a_trace_of_fixed_weights_names_them_without_copying():
+    model = build_model(CONFIGS["decoder_only"], other_weights(CONFIGS["decoder_only"]))
+    copied = _trace(model, weights_fixed=False)
+    named = _trace(model, weights_fixed=True)
+    assert len(_weights_named(named)) == len(_weights_named(copied)) > 10
+    for array in _weights_named(copied):
+        assert not np.shares_memory(array, model.packed.data)
+    for array in _weights_named(named):
+        assert np.shares_memory(array, model.packed.data)  # the model's own, tied head too
+    assert named.loss == copied.loss
+    for a, b in zip(named.events, copied.events):
+        assert a.tensors.keys() == b.tensors.keys()
+        for name in a.tensors:
+            np.testing.assert_array_equal(a.tensors[name], b.tensors[name])
+    ids = [a for e in named.events for a in e.tensors.values() if a.dtype.kind in "iub"]
+    assert ids and not any(np.shares_memory(a, named.batch.tgt_in) for a in ids)  # still copied

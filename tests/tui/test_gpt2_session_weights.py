@@ -1,0 +1,39 @@
+"""An opened GPT-2 folder is traced, never trained: its traces name the model's own weights
+(GPT-2 small's are 500 MB) instead of copying them; a built-in scenario, which the app may
+train in place, still has them copied."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("transformers")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scenarios"))
+from gpt2_folders import make_folder  # noqa: E402
+
+
+def _forward_weights(session) -> list[np.ndarray]:
+    return [event.tensors[name] for event in session.trace.events if event.phase == "forward"
+            for name in ("w", "weight") if name in event.tensors]
+
+
+def test_gpt2_traces_share_the_weights(tmp_path):
+    from tui_tfs.session import Session
+
+    session = Session.open(str(make_folder(tmp_path / "gpt2")))
+    for trace in (session.trace, session.trace_text("It is a truth universally acknowledged")):
+        weights = _forward_weights(session)
+        assert len(weights) == 1 + 6 * 2 + 1  # token embedding, 2 blocks of 6, the tied head
+        assert all(np.shares_memory(w, session.model.packed.data) for w in weights)
+        assert trace.param_grads()["tok_emb.weight"].shape == (session.model.config.vocab_size,
+                                                               session.model.config.d_model)
+
+
+def test_a_trainable_scenario_still_copies_them():
+    from tui_tfs.session import Session
+
+    session = Session.open("tiny-lm")
+    weights = _forward_weights(session)
+    assert weights and not any(np.shares_memory(w, session.model.packed.data) for w in weights)
