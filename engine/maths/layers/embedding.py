@@ -37,7 +37,8 @@ class TokenEmbedding(Module):
 
     def backward(self, d_out: np.ndarray) -> None:
         # Scatter-add: a token that appears twice gets both rows' gradients.
-        grad = np.zeros_like(self.weight.data)  # (V, D)
+        # (V, D) zeros from calloc: only the pages of the rows written below become resident
+        grad = np.zeros(self.weight.data.shape, dtype=self.weight.data.dtype)
         d_rows = d_out.reshape(-1, d_out.shape[-1])  # (B*T, D)
         if self.scale != 1.0:
             d_rows = d_rows * self.scale
