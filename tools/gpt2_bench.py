@@ -159,9 +159,10 @@ def generation_worker(side: str, folder: Path, prompt: str, new_tokens: int) -> 
     out.write(json.dumps({"ready": True, "prompt_ids": len(prompt_ids)}) + "\n")
     out.flush()
     while sys.stdin.readline().strip() == "go":
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         tokens = generate()
-        out.write(json.dumps({"seconds": time.perf_counter() - start, "tokens": tokens}) + "\n")
+        out.write(json.dumps({"seconds": time.perf_counter() - start,
+                              "cpu": time.process_time() - start_cpu, "tokens": tokens}) + "\n")
         out.flush()
 
 
@@ -188,6 +189,7 @@ def generation_rounds(folder: Path, prompt: str, new_tokens: int, rounds: int) -
             env=child_env(), stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     ready = {side: json.loads(p.stdout.readline()) for side, p in sides.items()}
     times: dict[str, list[float]] = {"engine": [], "torch": []}
+    cpu: dict[str, list[float]] = {"engine": [], "torch": []}
     tokens: dict[str, str] = {}
     for i in range(rounds):
         for side in ("engine", "torch") if i % 2 == 0 else ("torch", "engine"):
@@ -196,12 +198,15 @@ def generation_rounds(folder: Path, prompt: str, new_tokens: int, rounds: int) -
             process.stdin.flush()
             reply = json.loads(process.stdout.readline())
             times[side].append(reply["seconds"])
+            cpu[side].append(reply["cpu"])
             tokens[side] = reply["tokens"]
     for process in sides.values():
         process.stdin.close()
         process.wait()
     ratios = [t / e for e, t in zip(times["engine"], times["torch"])]  # engine tok/s over torch's
+    cpu_ratios = [t / e for e, t in zip(cpu["engine"], cpu["torch"])]
     return {"engine_s": times["engine"], "torch_s": times["torch"], "ratios": ratios,
+            "engine_cpu_s": cpu["engine"], "torch_cpu_s": cpu["torch"], "cpu_ratios": cpu_ratios,
             "same_tokens": tokens["engine"] == tokens["torch"],
             "prompt_ids": ready["engine"]["prompt_ids"]}
 
@@ -264,7 +269,10 @@ def main(argv: list[str] | None = None) -> None:
               f"{n} new ({len(gen['ratios'])} rounds): engine {engine_rate:.1f} tokens/s, "
               f"transformers generate {torch_rate:.1f} tokens/s, engine / transformers "
               f"{statistics.median(gen['ratios']):.2f}x (per round: "
-              f"{', '.join(f'{r:.2f}' for r in gen['ratios'])}); same tokens: "
+              f"{', '.join(f'{r:.2f}' for r in gen['ratios'])}); in CPU time: engine "
+              f"{n / statistics.median(gen['engine_cpu_s']):.1f} tokens/s, transformers "
+              f"{n / statistics.median(gen['torch_cpu_s']):.1f}, "
+              f"{statistics.median(gen['cpu_ratios']):.2f}x; same tokens: "
               f"{gen['same_tokens']}", flush=True)
     print(f"load average after: {load()}")
 
