@@ -37,3 +37,21 @@ def test_a_trainable_scenario_still_copies_them():
     session = Session.open("tiny-lm")
     weights = _forward_weights(session)
     assert weights and not any(np.shares_memory(w, session.model.packed.data) for w in weights)
+
+
+def test_gradient_norms_square_one_float64_copy():
+    import tracemalloc
+
+    from tui_tfs.session import _square_sum
+
+    grad = np.random.default_rng(3).standard_normal((1_000, 500)).astype(np.float32)  # 2 MB
+    tracemalloc.start()
+    try:
+        total = _square_sum(grad)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 1.5 * grad.size * 8  # the (V, D) float64 square of GPT-2: 308 MB once
+    assert total == float(np.square(grad.astype(np.float64)).sum())  # the same bits
+    wide = grad.astype(np.float64)
+    assert _square_sum(wide) == float(np.square(wide).sum()) and np.array_equal(wide, grad)
