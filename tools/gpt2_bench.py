@@ -13,7 +13,9 @@ What it measures, each in fresh processes of its own so one cannot warm or bloat
 - the explorer's flow, `--runs` times: `Session.open(DIR)` (read the folder, build the model,
   trace the first example, as `tui-tfs explore DIR` does before the screen appears), then
   `session.trace_text(prompt)`, a 32-token prompt traced forward and backward (what typing
-  it in the explorer runs), then the process's peak RSS (ru_maxrss) and its RSS after the flow.
+  it in the explorer runs), then what a reader looks at next (the gradient-norm view at the
+  end of the backward, the summary of the tied head's (V, D) gradient), and the process's
+  peak RSS (ru_maxrss) after tracing and after the views, and its RSS at the end.
   Wall and CPU time: the flow runs on one thread, so on a busy machine its CPU time is what
   it would take on a quiet one.
   BLAS runs on one thread and the engine unsplit, as the command line sets them.
@@ -116,8 +118,18 @@ def explore_worker(folder: Path, prompt: str) -> dict:
     first_tokens = int(session.trace.batch.tgt_in.shape[1])
     session.trace_text(prompt)
     traced, traced_cpu = time.perf_counter(), time.process_time()
+    traced_peak = peak_rss_mb()
+    # what a reader then looks at: the backward's end, the per-layer gradient norms, and the
+    # summary of the largest tensor, the tied head's (V, D) gradient
+    session.goto(len(session.trace) - 1)
+    session.grad_norms()
+    head = session.trace.backward_at("lm_head")
+    session.trace.stats(head.index, "grad.embedding")
+    viewed, viewed_cpu = time.perf_counter(), time.process_time()
     return {"read_s": reading["s"], "open_s": opened - start, "trace_s": traced - opened,
             "open_cpu_s": opened_cpu - start_cpu, "trace_cpu_s": traced_cpu - opened_cpu,
+            "view_s": viewed - traced, "view_cpu_s": viewed_cpu - traced_cpu,
+            "traced_peak_rss_mb": traced_peak,
             "events": len(session.trace), "first_tokens": first_tokens,
             "prompt_tokens": int(session.trace.batch.tgt_in.shape[1]),
             "peak_rss_mb": peak_rss_mb(), "rss_mb": rss_mb()}
@@ -249,17 +261,25 @@ def main(argv: list[str] | None = None) -> None:
         for i in range(args.runs):
             runs.append(run_child("--worker", "explore", str(folder), "--prompt", prompt))
             r = runs[-1]
-            print(f"  explore run {i + 1}: open {r['open_s']:.2f} s (reading {r['read_s']:.2f} s, then "
-                  f"the first example's {r['first_tokens']} tokens traced), traced fwd+bwd "
-                  f"{r['trace_s']:.2f} s (CPU {r['trace_cpu_s']:.2f} s; {r['prompt_tokens']} tokens, {r['events']} events), "
-                  f"peak RSS {r['peak_rss_mb']:.0f} MB, RSS after {r['rss_mb']:.0f} MB", flush=True)
-        median = {k: statistics.median(r[k] for r in runs)
-                  for k in ("read_s", "open_s", "open_cpu_s", "trace_s", "trace_cpu_s", "peak_rss_mb", "rss_mb")}
-        print(f"explorer (median of {len(runs)}): open {median['open_s']:.2f} s (reading the folder "
-              f"{median['read_s']:.2f} s, then tracing the first example), traced fwd+bwd of {PROMPT_TOKENS} tokens "
-              f"{median['trace_s']:.2f} s, CPU time: open {median['open_cpu_s']:.2f} s, traced "
-              f"fwd+bwd {median['trace_cpu_s']:.2f} s; peak RSS {median['peak_rss_mb']:.0f} MB, "
-              f"RSS after {median['rss_mb']:.0f} MB", flush=True)
+            print(f"  explore run {i + 1}: open {r['open_s']:.2f} s (CPU {r['open_cpu_s']:.2f} s; "
+                  f"reading {r['read_s']:.2f} s, then the first example's {r['first_tokens']} "
+                  f"tokens traced), traced fwd+bwd {r['trace_s']:.2f} s (CPU "
+                  f"{r['trace_cpu_s']:.2f} s; {r['prompt_tokens']} tokens, {r['events']} "
+                  f"events), views {r['view_s']:.2f} s (CPU {r['view_cpu_s']:.2f} s); "
+                  f"peak RSS after tracing "
+                  f"{r['traced_peak_rss_mb']:.0f} MB, after the views {r['peak_rss_mb']:.0f} MB, "
+                  f"RSS after {r['rss_mb']:.0f} MB", flush=True)
+        keys = ("read_s", "open_s", "open_cpu_s", "trace_s", "trace_cpu_s", "view_s", "view_cpu_s",
+                "traced_peak_rss_mb", "peak_rss_mb", "rss_mb")
+        m = {k: statistics.median(r[k] for r in runs) for k in keys}
+        print(f"explorer (median of {len(runs)}): open {m['open_s']:.2f} s (reading the folder "
+              f"{m['read_s']:.2f} s, then tracing the first example), traced fwd+bwd of "
+              f"{PROMPT_TOKENS} tokens {m['trace_s']:.2f} s; CPU time: open "
+              f"{m['open_cpu_s']:.2f} s, traced fwd+bwd {m['trace_cpu_s']:.2f} s; views "
+              f"{m['view_s']:.2f} s (CPU {m['view_cpu_s']:.2f} s); peak RSS after tracing "
+              f"{m['traced_peak_rss_mb']:.0f} MB, "
+              f"after the views {m['peak_rss_mb']:.0f} MB; RSS after {m['rss_mb']:.0f} MB",
+              flush=True)
     if "generate" not in skip:
         gen = generation_rounds(folder, prompt, args.new_tokens, args.runs)
         n = args.new_tokens
