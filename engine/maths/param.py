@@ -203,6 +203,14 @@ class PackedParams:
     def zero_grad(self) -> None:
         self.grad.fill(0)
 
+    def release_grad(self) -> None:
+        """Hand the gradient buffer's memory back: a fresh buffer of zeros (calloc: a page is
+        taken only when written) with every param's grad re-pointed at it. For a model nothing
+        trains, whose gradients a trace already holds; an optimizer would keep the old one."""
+        self.grad = np.zeros(self.grad.size, dtype=self.grad.dtype)  # (P,)
+        for param in self.params:
+            param.grad = self.grad[self.slices[param.name]].reshape(param.data.shape)
+
     def share_values(self, other: PackedParams) -> None:
         """Point every param's values at `other`'s (same names, shapes and dtype): a replica
         that reads the same weights but keeps its own gradients. The old values are dropped."""

@@ -275,7 +275,9 @@ def record_step(model: Module, loss_fn: Module, batch: Batch,
     The trace keeps what the ops wrote as it is and copies the weights, which an optimizer
     changes in place; with `weights_fixed` (a model nothing will train or load into while the
     trace lives: an opened GPT-2 folder) it names the model's own weight arrays and copies
-    none (GPT-2 small: 124M weights, 500 MB in float32, and its tied head once more).
+    none (GPT-2 small: 124M weights, 500 MB in float32, and its tied head once more), and the
+    model's gradient buffer is handed back afterwards (left at zero): the trace holds every
+    gradient (`Trace.param_grads`), and nothing will step with the model's.
 
     Overflow and NaN are not warned about: a trace of a diverged step is where the user goes
     to find them (the checks and the next-NaN search report them), and a warning printed to
@@ -288,5 +290,7 @@ def record_step(model: Module, loss_fn: Module, batch: Batch,
         logits = run_model(model, batch)  # (B, T, V)
         loss = loss_fn.forward(logits, batch.tgt_out)
         model.backward(loss_fn.backward())
+    if weights_fixed:
+        model.packed.release_grad()
     return Trace(rec.events, model.config, batch, float(loss), src_tokens, tgt_tokens,
                  target_tokens)

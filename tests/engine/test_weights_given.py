@@ -139,3 +139,17 @@ def test_a_trace_of_fixed_weights_names_them_without_copying():
             np.testing.assert_array_equal(a.tensors[name], b.tensors[name])
     ids = [a for e in named.events for a in e.tensors.values() if a.dtype.kind in "iub"]
     assert ids and not any(np.shares_memory(a, named.batch.tgt_in) for a in ids)  # still copied
+
+
+def test_a_trace_of_fixed_weights_leaves_the_model_s_gradients_to_it():
+    model = build_model(CONFIGS["decoder_only"], other_weights(CONFIGS["decoder_only"]))
+    copied = _trace(model, weights_fixed=False)
+    in_model = {p.name: p.grad.copy() for p in model.params()}
+    assert any(g.any() for g in in_model.values())
+    named = _trace(model, weights_fixed=True)
+    for param in model.params():
+        assert not param.grad.any()  # a fresh buffer of zeros: its pages handed back
+        assert np.shares_memory(param.grad, model.packed.grad)
+    for name, grad in named.param_grads().items():
+        np.testing.assert_array_equal(grad, in_model[name])
+        np.testing.assert_array_equal(grad, copied.param_grads()[name])
