@@ -275,7 +275,8 @@ class Session(SessionViews):
             old = rows.setdefault(layer, GradNorm(layer, None, event.index))
             if event.index > self.cursor.index:
                 continue  # the backward pass has not computed it yet
-            square = sum(_square_sum(g) for g in grads)
+            square = sum(self.trace.square_sum(event.index, f"grad.{k}") for k in params
+                         if f"grad.{k}" in event.tensors)
             old.norm = math.sqrt((old.norm or 0.0) ** 2 + square)
             old.event_index = min(old.event_index, event.index)
         return sorted(rows.values(), key=lambda r: r.event_index)  # the order backward runs
@@ -316,14 +317,6 @@ class Session(SessionViews):
 
     def depth(self) -> int:
         return len(path_parts(self.event.path))
-
-
-def _square_sum(grad: np.ndarray) -> float:
-    """sum(grad^2) in float64, squared in place in its one float64 copy (GPT-2's (V, D)
-    gradients: 308 MB once, not twice); the same bits as np.square(...).sum()."""
-    wide = grad.astype(np.float64)  # a copy, even of a float64 gradient
-    np.square(wide, out=wide)
-    return float(wide.sum())
 
 
 def source_key(source: str) -> str:

@@ -42,7 +42,7 @@ def test_a_trainable_scenario_still_copies_them():
 def test_gradient_norms_square_one_float64_copy():
     import tracemalloc
 
-    from tui_tfs.session import _square_sum
+    from engine.trace.trace import square_sum as _square_sum
 
     grad = np.random.default_rng(3).standard_normal((1_000, 500)).astype(np.float32)  # 2 MB
     tracemalloc.start()
@@ -55,3 +55,21 @@ def test_gradient_norms_square_one_float64_copy():
     assert total == float(np.square(grad.astype(np.float64)).sum())  # the same bits
     wide = grad.astype(np.float64)
     assert _square_sum(wide) == float(np.square(wide).sum()) and np.array_equal(wide, grad)
+
+
+def test_gradient_norms_are_squared_once_per_trace(monkeypatch):
+    import engine.trace.trace as trace_module
+    from tui_tfs.session import Session
+
+    squared = []
+    real = trace_module.square_sum
+    monkeypatch.setattr(trace_module, "square_sum", lambda a: squared.append(a.size) or real(a))
+    session = Session.open("tiny-lm")
+    session.goto(len(session.trace) - 1)  # the end of the backward: every norm is known
+    first = session.grad_norms()
+    count = len(squared)
+    assert count == sum(1 for e in session.trace.events if e.phase == "backward"
+                        for k in e.facts.params if f"grad.{k}" in e.tensors)
+    session.goto(len(session.trace) - 2)  # the cursor moves, the view is drawn again
+    session.goto(len(session.trace) - 1)
+    assert session.grad_norms() == first and len(squared) == count
