@@ -19,6 +19,7 @@ the engine's Linear layout, so no transpose; its c_attn packs q, k and v side by
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +27,7 @@ import numpy as np
 
 from engine.maths.config import ConfigError, DecoderOnlyConfig
 from engine.maths.models import DecoderOnlyLM
+from engine.maths.param import WeightsMismatch
 
 from .bpe import BpeTokenizer
 from .overrides import ScenarioError
@@ -62,8 +64,7 @@ def open_gpt2(folder: str | Path, dtype: str = "float32") -> Gpt2:
         raise ScenarioError(f"{folder}: the tokenizer has {tokenizer.vocab_size} tokens but "
                             f"config.json's vocab_size is {config.vocab_size}; the two files "
                             f"come from different models")
-    model = DecoderOnlyLM(config)
-    load_weights(model, folder / WEIGHTS_FILE)
+    model = build_gpt2(config, folder / WEIGHTS_FILE)
     model.eval()
     return Gpt2(folder, model, tokenizer, settings)
 
@@ -151,30 +152,51 @@ def engine_to_gpt2_names(config: DecoderOnlyConfig) -> dict[str, tuple[str, slic
     return names
 
 
-def load_weights(model: DecoderOnlyLM, path: Path) -> None:
-    """Copy the safetensors file's tensors into the model's parameters (in place)."""
+class Gpt2Weights(Mapping):
+    """A GPT-2 safetensors file seen as the engine's {param name: array}: each array is read
+    when asked for (q, k and v cut from c_attn's columns), so building a model from it holds
+    one tensor at a time besides the model."""
+
+    def __init__(self, handle, path: Path, config: DecoderOnlyConfig):
+        self.handle = handle  # an open safetensors.safe_open(..., framework="np")
+        self.path = path
+        stored = set(handle.keys())
+        self.names: dict[str, tuple[str, slice | None]] = {}  # engine -> (stored key, columns)
+        for name, (theirs, columns) in engine_to_gpt2_names(config).items():
+            key = theirs if theirs in stored else PREFIX + theirs
+            if key not in stored:
+                raise ScenarioError(f"{path} has no tensor {theirs!r}: the file does not "
+                                    f"match config.json")
+            self.names[name] = (key, columns)
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        key, columns = self.names[name]
+        tensor = self.handle.get_tensor(key)
+        return tensor if columns is None else tensor[..., columns]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.names)
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+
+def build_gpt2(config: DecoderOnlyConfig, path: Path) -> DecoderOnlyLM:
+    """The engine's model holding the safetensors file's weights (no random init, one copy)."""
     from safetensors import SafetensorError, safe_open
 
     if not path.is_file():
         raise ScenarioError(f"{path.parent} has no {WEIGHTS_FILE}: only safetensors weights "
                             f"open here (a pytorch_model.bin would need pickle)")
-    params = {p.name: p for p in model.params()}
     try:
-        with safe_open(str(path), framework="np") as weights:
-            stored = set(weights.keys())
-            for name, (theirs, columns) in engine_to_gpt2_names(model.config).items():
-                key = theirs if theirs in stored else PREFIX + theirs
-                if key not in stored:
-                    raise ScenarioError(f"{path} has no tensor {theirs!r}: the file does not "
-                                        f"match config.json")
-                tensor = weights.get_tensor(key)
-                if columns is not None:
-                    tensor = tensor[..., columns]
-                target = params[name].data
-                if tensor.shape != target.shape:
-                    raise ScenarioError(f"{path}: {key} has shape {tensor.shape}, config.json "
-                                        f"asks for {target.shape}")
-                target[...] = tensor
+        with safe_open(str(path), framework="np") as handle:
+            weights = Gpt2Weights(handle, path, config)
+            try:
+                return DecoderOnlyLM(config, weights)
+            except WeightsMismatch as error:
+                key = weights.names[error.name][0]
+                raise ScenarioError(f"{path}: {key} has shape {error.shape}, config.json asks "
+                                    f"for {error.expected}") from None
     except (SafetensorError, OSError, TypeError) as error:
         raise ScenarioError(f"{path} cannot be read as safetensors ({error}); download it "
                             f"again") from None

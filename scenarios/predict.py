@@ -20,7 +20,8 @@ import numpy as np
 
 from engine.maths.batch import run_model
 from engine.maths.param import eval_mode
-from engine.maths.decode import TokenChoice, generate_lm, greedy_decode, next_token_distribution
+from engine.maths.decode import (TokenChoice, generate_lm, greedy_decode, next_token_distribution,
+                                 top_ids)
 
 from .overrides import ScenarioError
 from .tokenizers import Tokenizer, TokenizerError
@@ -195,7 +196,7 @@ def _sample_pairs(model, src_ids: list[int], max_tokens: int, temperature, top_k
         probs = (next_token_distribution(logits) if greedy
                  else next_token_distribution(logits, temperature, top_k, top_p))
         token = int(np.argmax(probs)) if greedy else int(rng.choice(probs.size, p=probs))
-        top = np.argsort(-probs, kind="stable")[:n_alternatives]
+        top = top_ids(probs, n_alternatives)
         steps.append(TokenChoice(token, float(probs[token]), [(int(i), float(probs[i])) for i in top]))
         if token == eos_id:
             break

@@ -133,9 +133,11 @@ class Session(SessionViews):
         """Trace one forward + backward on `batch`; the cursor keeps its place when it can."""
         batch = Batch(batch.src, batch.tgt_in, batch.tgt_out)
         src_tokens = None if batch.src is None else self._labels(batch.src)
+        # a model that is never trained here keeps its weights: the trace need not copy them
+        fixed = not getattr(self.scenario, "trainable", True)
         return self.show(record_step(self.model, self.loss_fn, batch, src_tokens,
-                                     self._labels(batch.tgt_in), self._labels(batch.tgt_out)),
-                         source)
+                                     self._labels(batch.tgt_in), self._labels(batch.tgt_out),
+                                     weights_fixed=fixed), source)
 
     def show(self, trace: Trace, source: str) -> Trace:
         """Explore `trace` (recorded elsewhere: a training step with its update); the cursor
@@ -273,7 +275,8 @@ class Session(SessionViews):
             old = rows.setdefault(layer, GradNorm(layer, None, event.index))
             if event.index > self.cursor.index:
                 continue  # the backward pass has not computed it yet
-            square = sum(float(np.square(g.astype(np.float64)).sum()) for g in grads)
+            square = sum(self.trace.square_sum(event.index, f"grad.{k}") for k in params
+                         if f"grad.{k}" in event.tensors)
             old.norm = math.sqrt((old.norm or 0.0) ** 2 + square)
             old.event_index = min(old.event_index, event.index)
         return sorted(rows.values(), key=lambda r: r.event_index)  # the order backward runs

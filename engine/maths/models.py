@@ -7,10 +7,13 @@ Shapes: B batch, S source length, T target length, D model width, V vocabulary.
     model.backward(d_logits (B,T,V))                   adds every parameter's gradient
 
 Both pack their parameters into one flat buffer after construction (`model.packed`), which the
-optimizers update in a few whole-array operations.
+optimizers update in a few whole-array operations. Given `weights` ({dotted name: array}, every
+parameter: a checkpoint's, a GPT-2 folder's), a model draws no random initial values: the
+weights are written straight into that buffer (engine.maths.param.NO_INIT).
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -19,7 +22,7 @@ from .blocks import CROSS_ATTENTION, FEED_FORWARD, SELF_ATTENTION, DecoderBlock,
 from .config import ConfigError, DecoderOnlyConfig, EncoderDecoderConfig, ModelConfig
 from . import facts as f
 from .layers import Dropout, LayerNorm, Linear, PositionalEncoding, TiedOutput, TokenEmbedding
-from .param import Module, pack_params
+from .param import NO_INIT, Module, pack_params
 
 
 @dataclass
@@ -64,10 +67,14 @@ class _Model(Module):
 
     config: ModelConfig
 
-    def _setup(self, config: ModelConfig) -> tuple[np.random.Generator, np.random.Generator]:
+    def _setup(self, config: ModelConfig, weights: Mapping[str, np.ndarray] | None
+               ) -> tuple[np.random.Generator, np.random.Generator]:
+        """-> (the initial values' generator, or NO_INIT when `weights` are given; dropout's)."""
         config.validate()
         self.config = config
-        return np.random.default_rng(config.seed), np.random.default_rng(config.seed + 1)
+        self._weights = weights  # until packed
+        init = NO_INIT if weights is not None else np.random.default_rng(config.seed)
+        return init, np.random.default_rng(config.seed + 1)
 
     def _make_head(self, embedding: TokenEmbedding, rng: np.random.Generator) -> Module:
         c = self.config
@@ -115,7 +122,8 @@ class _Model(Module):
         return pad_keep if keep is None else keep & pad_keep
 
     def _pack(self) -> None:
-        self.packed = pack_params(self)
+        self.packed = pack_params(self, self._weights)
+        self._weights = None
 
     # -- facts: what each layer means, declared here where the model knows it (engine.maths.facts)
     def _declare(self, module: Module, stream: str, block: str | None = None,
@@ -216,9 +224,10 @@ class _Model(Module):
 class DecoderOnlyLM(_Model):
     """GPT-style: embed, causal self-attention blocks, (final LN), logits over the next token."""
 
-    def __init__(self, config: DecoderOnlyConfig):
+    def __init__(self, config: DecoderOnlyConfig,
+                 weights: Mapping[str, np.ndarray] | None = None):
         super().__init__("")
-        rng, dropout_rng = self._setup(config)
+        rng, dropout_rng = self._setup(config, weights)
         self.embed = self.add_child("embed", Embedder("", config, rng, dropout_rng))
         self.blocks = [self.add_child(f"blocks.{i}", DecoderBlock(f"blocks.{i}", config, rng,
                                                                    dropout_rng, cross=False))
@@ -258,9 +267,10 @@ class DecoderOnlyLM(_Model):
 class EncoderDecoder(_Model):
     """The paper's Transformer: the encoder reads the source, the decoder writes the target."""
 
-    def __init__(self, config: EncoderDecoderConfig):
+    def __init__(self, config: EncoderDecoderConfig,
+                 weights: Mapping[str, np.ndarray] | None = None):
         super().__init__("")
-        rng, dropout_rng = self._setup(config)
+        rng, dropout_rng = self._setup(config, weights)
         self.src_embed = self.add_child("encoder", Embedder("encoder", config, rng, dropout_rng))
         self.encoder_blocks = [
             self.add_child(f"encoder.blocks.{i}", EncoderBlock(f"encoder.blocks.{i}", config, rng,
@@ -342,11 +352,14 @@ class EncoderDecoder(_Model):
         self.src_embed.backward(d_memory)
 
 
-def build_model(config: ModelConfig) -> DecoderOnlyLM | EncoderDecoder:
-    """The model a config describes."""
+def build_model(config: ModelConfig, weights: Mapping[str, np.ndarray] | None = None
+                ) -> DecoderOnlyLM | EncoderDecoder:
+    """The model a config describes: randomly initialised from its seed, or holding `weights`
+    ({dotted name: array} for every parameter; ValueError naming a missing, unexpected or
+    misshapen one)."""
     if isinstance(config, EncoderDecoderConfig):
-        return EncoderDecoder(config)
+        return EncoderDecoder(config, weights)
     if isinstance(config, DecoderOnlyConfig):
-        return DecoderOnlyLM(config)
+        return DecoderOnlyLM(config, weights)
     raise ConfigError(f"config must be a DecoderOnlyConfig or EncoderDecoderConfig, got "
                       f"{type(config).__name__}")

@@ -8,15 +8,61 @@ path of every trace event it emits.
 into another) and re-points each `Param` at its slice. Layers always read `param.data` at call
 time, so they never notice; optimizers, zeroing and clipping then touch one array instead of
 hundreds, and no gradient buffer is ever reallocated.
+
+A model built for weights it is given (`build_model(config, weights)`: a checkpoint, a GPT-2
+folder) draws no random numbers: its layers ask `normal_init` with `NO_INIT` in place of the
+generator and get uninitialised memory (which the operating system hands out lazily), and
+`pack_params(model, weights)` writes the given values straight into the packed buffer, the
+only copy made.
 """
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 
 import numpy as np
 
 from .facts import NO_FACTS, Facts
+
+
+class _NoInit:
+    """Stands in for the random generator while a model is built for given weights."""
+
+    def __repr__(self) -> str:
+        return "NO_INIT"
+
+
+NO_INIT = _NoInit()
+
+
+def normal_init(rng: np.random.Generator | _NoInit, shape: tuple[int, ...], std: float,
+                dtype: np.dtype) -> np.ndarray:
+    """N(0, std^2) values drawn from `rng` as `dtype`; with NO_INIT, memory of that shape left
+    uninitialised (`pack_params` overwrites it with the given weights before anything reads it)."""
+    if rng is NO_INIT:
+        return np.empty(shape, dtype=dtype)
+    return (rng.standard_normal(shape) * std).astype(dtype)
+
+
+class WeightsMismatch(ValueError):
+    """A given weight whose shape is not the parameter's."""
+
+    def __init__(self, name: str, shape: tuple[int, ...], expected: tuple[int, ...]):
+        super().__init__(f"state dict entry {name!r} has shape {shape}, the model expects "
+                         f"{expected}; was it saved from a model with this config?")
+        self.name, self.shape, self.expected = name, shape, expected
+
+
+def check_names(params: Mapping[str, Param], state: Mapping[str, object]) -> None:
+    """ValueError unless `state` has exactly the names of `params`."""
+    missing = sorted(set(params) - set(state.keys()))
+    unexpected = sorted(set(state.keys()) - set(params))
+    if missing or unexpected:
+        raise ValueError(
+            f"state dict does not match the model: missing {missing[:5]}"
+            f"{'...' if len(missing) > 5 else ''}, unexpected {unexpected[:5]}"
+            f"{'...' if len(unexpected) > 5 else ''}; was it saved from a model with this config?"
+        )
 
 
 class Param:
@@ -27,7 +73,7 @@ class Param:
     def __init__(self, name: str, data: np.ndarray):
         self.name = name
         self.data = data
-        self.grad = np.zeros_like(data)
+        self.grad = np.zeros(data.shape, dtype=data.dtype)  # calloc: pages come when written
 
     def __repr__(self) -> str:
         return f"Param({self.name!r}, shape={self.data.shape}, dtype={self.data.dtype})"
@@ -101,21 +147,11 @@ class Module:
         Every name must be present with the right shape; nothing is written unless all are.
         """
         params = {p.name: p for p in self.params()}
-        missing = sorted(set(params) - set(state))
-        unexpected = sorted(set(state) - set(params))
-        if missing or unexpected:
-            raise ValueError(
-                f"state dict does not match the model: missing {missing[:5]}"
-                f"{'...' if len(missing) > 5 else ''}, unexpected {unexpected[:5]}"
-                f"{'...' if len(unexpected) > 5 else ''}; was it saved from a model with this config?"
-            )
+        check_names(params, state)
         for name, param in params.items():
             shape = np.shape(state[name])
             if shape != param.data.shape:
-                raise ValueError(
-                    f"state dict entry {name!r} has shape {shape}, the model expects "
-                    f"{param.data.shape}; was it saved from a model with this config?"
-                )
+                raise WeightsMismatch(name, shape, param.data.shape)
         for name, param in params.items():
             param.data[...] = state[name]
 
@@ -137,10 +173,16 @@ def eval_mode(model: Module) -> Iterator[Module]:
 
 
 class PackedParams:
-    """All of a model's params as views into one data buffer and one grad buffer."""
+    """All of a model's params as views into one data buffer and one grad buffer.
 
-    def __init__(self, params: list[Param], dtype: np.dtype):
+    values: {name: array} to fill the buffer with (read one name at a time, so a mapping that
+    reads each array from a file holds one at a time); None keeps each param's own values."""
+
+    def __init__(self, params: list[Param], dtype: np.dtype,
+                 values: Mapping[str, np.ndarray] | None = None):
         self.params = params
+        if values is not None:
+            check_names({p.name: p for p in params}, values)
         total = sum(p.data.size for p in params)
         self.data = np.empty(total, dtype=dtype)  # (P,) every parameter value
         self.grad = np.zeros(total, dtype=dtype)  # (P,) every gradient, zeroed in one call
@@ -149,7 +191,10 @@ class PackedParams:
         for param in params:
             n = param.data.size
             view = self.data[offset : offset + n].reshape(param.data.shape)
-            view[...] = param.data
+            value = param.data if values is None else values[param.name]
+            if np.shape(value) != view.shape:
+                raise WeightsMismatch(param.name, np.shape(value), view.shape)
+            view[...] = value
             param.data = view
             param.grad = self.grad[offset : offset + n].reshape(view.shape)
             self.slices[param.name] = slice(offset, offset + n)
@@ -157,6 +202,14 @@ class PackedParams:
 
     def zero_grad(self) -> None:
         self.grad.fill(0)
+
+    def release_grad(self) -> None:
+        """Hand the gradient buffer's memory back: a fresh buffer of zeros (calloc: a page is
+        taken only when written) with every param's grad re-pointed at it. For a model nothing
+        trains, whose gradients a trace already holds; an optimizer would keep the old one."""
+        self.grad = np.zeros(self.grad.size, dtype=self.grad.dtype)  # (P,)
+        for param in self.params:
+            param.grad = self.grad[self.slices[param.name]].reshape(param.data.shape)
 
     def share_values(self, other: PackedParams) -> None:
         """Point every param's values at `other`'s (same names, shapes and dtype): a replica
@@ -173,10 +226,11 @@ class PackedParams:
         return float(np.sqrt(np.dot(self.grad, self.grad)))
 
 
-def pack_params(module: Module) -> PackedParams:
-    """Pack a model's params into flat buffers; call once, after the model is built."""
+def pack_params(module: Module, values: Mapping[str, np.ndarray] | None = None) -> PackedParams:
+    """Pack a model's params into flat buffers; call once, after the model is built. `values`
+    ({name: array}, every param's name): the weights to fill them with instead of their own."""
     params = module.params()
     dtypes = {p.data.dtype for p in params}
     if len(dtypes) != 1:
         raise ValueError(f"cannot pack params of mixed dtypes {sorted(map(str, dtypes))}")
-    return PackedParams(params, dtypes.pop())
+    return PackedParams(params, dtypes.pop(), values)

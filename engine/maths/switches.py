@@ -23,7 +23,7 @@ def with_break(model: DecoderOnlyLM | EncoderDecoder, name: str
     config = model.config
     value = not getattr(config.breaks, name)
     breaks = dataclasses.replace(config.breaks, **{name: value})
-    new = build_model(dataclasses.replace(config, breaks=breaks))
-    new.load_state_dict(model.state_dict())
+    new = build_model(dataclasses.replace(config, breaks=breaks),
+                      {p.name: p.data for p in model.params()})  # copied into the new model
     new.train(model.training)
     return new, value

@@ -102,8 +102,8 @@ def float64_twin(model):
     """A float64, eval-mode copy of `model`: same config (break switches too) and weights."""
     from ..maths.models import build_model  # models import layers; keep this module importable alone
 
-    twin = build_model(replace(model.config, dtype="float64"))
-    twin.load_state_dict(model.state_dict())
+    twin = build_model(replace(model.config, dtype="float64"),
+                       {p.name: p.data for p in model.params()})  # copied, as float64
     return twin.eval()
 
 

@@ -58,21 +58,46 @@ class TensorStats:
 
 
 def tensor_stats(array: np.ndarray) -> TensorStats:
+    """The summary in float64. One float64 copy at most: a float32 tensor's copy is also where
+    the spread is worked out, in place, after everything else has read it (GPT-2's (V, D)
+    gradients: 308 MB of float64 once, not twice); the same arithmetic as `np.std`, so the
+    same bits."""
     a = np.asarray(array)
     values = a.astype(np.float64, copy=False).ravel()
     finite_mask = np.isfinite(values)
     finite = values[finite_mask] if not finite_mask.all() else values
+    del finite_mask
     nan = int(np.isnan(values).sum())
+    zeros = int(np.count_nonzero(values == 0))
+    inf = int(values.size - finite.size - nan)
     empty = finite.size == 0
+    low = float("nan") if empty else float(finite.min())
+    high = float("nan") if empty else float(finite.max())
+    mean = float("nan") if empty else float(finite.mean())
+    norm = float(np.sqrt(np.dot(finite, finite)))
     return TensorStats(
-        shape=tuple(a.shape), dtype=str(a.dtype),
-        min=float("nan") if empty else float(finite.min()),
-        max=float("nan") if empty else float(finite.max()),
-        mean=float("nan") if empty else float(finite.mean()),
-        std=float("nan") if empty else float(finite.std()),
-        norm=float(np.sqrt(np.dot(finite, finite))),
-        zeros=int(np.count_nonzero(values == 0)), nan=nan, inf=int(values.size - finite.size - nan),
+        shape=tuple(a.shape), dtype=str(a.dtype), min=low, max=high, mean=mean,
+        std=float("nan") if empty else _std(finite, owned=not np.may_share_memory(finite, a)),
+        norm=norm, zeros=zeros, nan=nan, inf=inf,
     )
+
+
+def square_sum(array: np.ndarray) -> float:
+    """sum(array^2) in float64, squared in place in its one float64 copy (GPT-2's (V, D)
+    gradients: 308 MB once, not twice); the same bits as np.square(array.astype(float64)).sum()."""
+    wide = np.asarray(array).astype(np.float64)  # a copy, even of a float64 array
+    np.square(wide, out=wide)
+    return float(wide.sum())
+
+
+def _std(values: np.ndarray, owned: bool) -> float:
+    """values.std() (1-D float64); `owned`: `values` is a scratch copy, overwritten here."""
+    if not owned:
+        return float(values.std())
+    mean = np.add.reduce(values, keepdims=True) / values.size  # (1,) as np.std takes it
+    np.subtract(values, mean, out=values)
+    np.multiply(values, values, out=values)
+    return float(np.sqrt(np.add.reduce(values) / values.size))
 
 
 @dataclass
@@ -138,6 +163,7 @@ class Trace:
     tgt_tokens: list[list[str]]  # per batch item, the decoder input (or LM input) tokens
     target_tokens: list[list[str]]  # per batch item, what the model should predict
     _stats: dict[tuple[int, str], TensorStats] = field(default_factory=dict, repr=False)
+    _squares: dict[tuple[int, str], float] = field(default_factory=dict, repr=False)
 
     def __len__(self) -> int:
         return len(self.events)
@@ -159,6 +185,15 @@ class Trace:
         if key not in self._stats:
             self._stats[key] = tensor_stats(self.events[index].tensors[name])
         return self._stats[key]
+
+    def square_sum(self, index: int, name: str) -> float:
+        """sum(tensor^2) in float64 of tensor `name` of event `index` (a gradient norm's
+        square), computed once: the gradient-norm view asks at every step of the cursor, and
+        GPT-2 small's gradients are 124M numbers."""
+        key = (index, name)
+        if key not in self._squares:
+            self._squares[key] = square_sum(self.events[index].tensors[name])
+        return self._squares[key]
 
     @cached_property
     def tree(self) -> LayerNode:
@@ -251,21 +286,29 @@ class Trace:
 
 def record_step(model: Module, loss_fn: Module, batch: Batch,
                 src_tokens: list[list[str]] | None, tgt_tokens: list[list[str]],
-                target_tokens: list[list[str]]) -> Trace:
+                target_tokens: list[list[str]], weights_fixed: bool = False) -> Trace:
     """Run forward, loss and backward on `batch` with recording on; gradients land in the
     model as in a plain step (they are zeroed first).
+
+    The trace keeps what the ops wrote as it is and copies the weights, which an optimizer
+    changes in place; with `weights_fixed` (a model nothing will train or load into while the
+    trace lives: an opened GPT-2 folder) it names the model's own weight arrays and copies
+    none (GPT-2 small: 124M weights, 500 MB in float32, and its tied head once more), and the
+    model's gradient buffer is handed back afterwards (left at zero): the trace holds every
+    gradient (`Trace.param_grads`), and nothing will step with the model's.
 
     Overflow and NaN are not warned about: a trace of a diverged step is where the user goes
     to find them (the checks and the next-NaN search report them), and a warning printed to
     the terminal would land in the middle of the explorer's screen.
     """
     model.zero_grad()
-    # The weights are copied (an optimizer changes them in place); what the ops write is kept.
-    recorder = Recorder(long_lived=[p.data for p in model.params()],
-                        facts=facts_by_path([model, loss_fn]))
+    long_lived = [] if weights_fixed else [p.data for p in model.params()]
+    recorder = Recorder(long_lived=long_lived, facts=facts_by_path([model, loss_fn]))
     with recording(recorder) as rec, np.errstate(over="ignore", invalid="ignore", divide="ignore"):
         logits = run_model(model, batch)  # (B, T, V)
         loss = loss_fn.forward(logits, batch.tgt_out)
         model.backward(loss_fn.backward())
+    if weights_fixed:
+        model.packed.release_grad()
     return Trace(rec.events, model.config, batch, float(loss), src_tokens, tgt_tokens,
                  target_tokens)

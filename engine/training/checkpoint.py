@@ -125,13 +125,12 @@ def model_from_checkpoint(checkpoint: Checkpoint, path: str | os.PathLike = "<ch
     """Build the model the checkpoint's config describes and load its weights."""
     from ..maths.models import build_model  # lazy: models import layers; checkpoint stays light
 
-    model = build_model(checkpoint.config)
+    checkpoint.config.validate()  # a bad config is a ConfigError of its own, not a weights error
     try:
-        model.load_state_dict(checkpoint.state_dict)
+        return build_model(checkpoint.config, checkpoint.state_dict)  # no random init
     except ValueError as error:
         raise CheckpointError(
             f"{path}: weights do not fit the model its config describes: {error}") from error
-    return model
 
 
 def load_model(path: str | os.PathLike):

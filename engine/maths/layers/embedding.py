@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..param import Module
+from ..param import Module, normal_init
 from .kernel_choice import watcher
 
 
@@ -16,8 +16,7 @@ class TokenEmbedding(Module):
     def __init__(self, path: str, vocab_size: int, d_model: int, scale: float, std: float,
                  rng: np.random.Generator, dtype: np.dtype):
         super().__init__(path)
-        self.weight = self.add_param("weight",
-                                     (rng.standard_normal((vocab_size, d_model)) * std).astype(dtype))
+        self.weight = self.add_param("weight", normal_init(rng, (vocab_size, d_model), std, dtype))
         self.scale = scale
         self.ids: np.ndarray | None = None
 
@@ -38,7 +37,8 @@ class TokenEmbedding(Module):
 
     def backward(self, d_out: np.ndarray) -> None:
         # Scatter-add: a token that appears twice gets both rows' gradients.
-        grad = np.zeros_like(self.weight.data)  # (V, D)
+        # (V, D) zeros from calloc: only the pages of the rows written below become resident
+        grad = np.zeros(self.weight.data.shape, dtype=self.weight.data.dtype)
         d_rows = d_out.reshape(-1, d_out.shape[-1])  # (B*T, D)
         if self.scale != 1.0:
             d_rows = d_rows * self.scale
@@ -80,8 +80,7 @@ class PositionalEncoding(Module):
         self.kind = kind
         self.disabled = disabled
         if kind == "learned":
-            self.weight = self.add_param("weight",
-                                         (rng.standard_normal((max_len, d_model)) * std).astype(dtype))
+            self.weight = self.add_param("weight", normal_init(rng, (max_len, d_model), std, dtype))
             self.table = None
         else:
             self.weight = None

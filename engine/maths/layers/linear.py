@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from ...fast import kernels
-from ..param import Module, Param
+from ..param import Module, Param, normal_init
 from ..recorder import Later
 from .kernel_choice import use_kernels, watcher
 
@@ -47,7 +47,7 @@ class Linear(Module):
     def __init__(self, path: str, n_in: int, n_out: int, rng: np.random.Generator,
                  std: float, dtype: np.dtype, bias: bool = True, formula: str = "linear"):
         super().__init__(path)
-        self.w = self.add_param("w", (rng.standard_normal((n_in, n_out)) * std).astype(dtype))
+        self.w = self.add_param("w", normal_init(rng, (n_in, n_out), std, dtype))
         self.b = self.add_param("b", np.zeros(n_out, dtype=dtype)) if bias else None
         self.formula = formula  # "linear", or "logits" for the final projection
         self.x: np.ndarray | None = None
