@@ -44,6 +44,7 @@ class ViewState:
     stage: str = "weights"  # attention stage: scores | scaled | masked | weights
     attention_path: str | None = None  # attention layer shown when the cursor is not in one
     query: int = 0  # query row for the temperature view
+    lens_start: int = 0  # the logit lens's first position shown (0-based; < > page)
     temperature: float = 1.0
     shared_scale: bool = False  # one shade scale across heads and layers (and a tensor's slices)
 

@@ -68,3 +68,29 @@ def test_training_is_refused_with_a_message(folder, make_app):
     app = drive(make_app(None, path=str(folder)), "ctrl+t")
     assert not any(isinstance(screen, TrainingScreen) for screen in app.screen_stack)
     assert any("not to train" in str(n.message) for n in app._notifications)
+
+
+@pytest.mark.parametrize("ascii, space", [(False, "␣"), (True, "_")])
+def test_logit_lens_on_the_folder_reads_bpe_pieces(folder, make_app, ascii, space):
+    from engine.trace.logit_lens import logit_lens
+    from tui_tfs.widgets.logit_lens import LogitLensView
+
+    seen = {}
+
+    async def look(pilot):
+        seen["lens"] = pilot.app.screen.query_one(LogitLensView).text
+
+    app = drive(make_app(None, path=str(folder), ascii=ascii), "W", look, size=(80, 23))
+    lines = seen["lens"].splitlines()
+    layers = [line.split()[0] for line in lines if line.startswith(("embed", "L"))]
+    assert layers == ["embed", "L1", "L2"]  # 2 blocks: the last row is the output
+    assert any(line.startswith("L2 out") for line in lines)
+    reads = next(line for line in lines if line.startswith("reads"))
+    tokenizer = app.session.scenario.tokenizer
+    lens = logit_lens(app.session.model, app.session.trace)
+    shown = reads.split()[1:]
+    assert shown == [tokenizer.label(int(i), ascii_only=ascii) for i in lens.input_ids[:len(shown)]]
+    targets = next(line for line in lines if line.startswith("target")).split()[1:]
+    assert targets == [tokenizer.label(int(i), ascii_only=ascii)
+                       for i in lens.target_ids[:len(targets)]]
+    assert any(word.startswith(space) for word in shown + targets) and "Ġ" not in seen["lens"]
