@@ -18,6 +18,7 @@ from engine.maths.facts import TARGET
 from engine.maths.layers.embedding import sinusoid_table
 from engine.maths.recorder import FORWARD, Event
 from engine.trace.trace import ATTENTION_STAGES, AttentionMap
+from scenarios.vocab_labels import vocab_labels
 
 from .shading import Scale
 
@@ -152,9 +153,9 @@ class SessionViews:
         return a, rows, cols, where
 
     def vocab_labels(self) -> list[str]:
-        """The vocabulary as tokens read standing alone (whitespace made visible)."""
-        tok = self.scenario.tokenizer
-        return [tok.label(i, ascii_only=self.ascii) for i in range(len(tok.vocab))]
+        """The vocabulary as tokens read standing alone (whitespace made visible); the labels
+        are made once per tokenizer (scenarios.vocab_labels), only this list is new."""
+        return list(vocab_labels(self.scenario.tokenizer, self.ascii))
 
     def tensor_scale(self, event: Event, name: str, values: np.ndarray,
                      keep: np.ndarray | None) -> Scale:
