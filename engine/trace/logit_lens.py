@@ -17,6 +17,7 @@ Shapes: L blocks, T positions, D model width, V vocabulary, k top tokens kept.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -86,15 +87,25 @@ def lens_logits(model: DecoderOnlyLM, stream: np.ndarray) -> np.ndarray:
     return model.head.infer(x)
 
 
-def softmax(logits: np.ndarray) -> np.ndarray:
-    """(..., V) -> probabilities in float64, the row maximum subtracted first."""
-    z = logits.astype(np.float64) - logits.max(axis=-1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=-1, keepdims=True)
+def _probabilities(logits: np.ndarray, ids: np.ndarray) -> np.ndarray:
+    """softmax(logits) (T, V) at the token `ids` (T, n) only, in float64: the row maximum
+    subtracted, the normaliser summed in float64 (the whole (T, V) softmax is never kept)."""
+    top = logits.max(axis=-1, keepdims=True)  # (T, 1)
+    total = np.exp(logits - top).sum(axis=-1, dtype=np.float64, keepdims=True)  # (T, 1)
+    picked = np.take_along_axis(logits, ids, -1).astype(np.float64)  # (T, n)
+    return np.exp(picked - top) / total
 
 
-def logit_lens(model, trace: Trace, item: int = 0, top: int = 5) -> LogitLens:
-    """The lens of batch item `item` of `trace`, keeping the `top` most likely tokens."""
+def lens_cost(model, trace: Trace) -> int:
+    """Multiply-adds the lens of one batch item costs: (L+1) x T x D x V for the head."""
+    c = lens_model(model).config
+    return (c.n_layers + 1) * int(trace.batch.tgt_in.shape[1]) * c.d_model * c.vocab_size
+
+
+def logit_lens(model, trace: Trace, item: int = 0, top: int = 5,
+               cancelled: Callable[[], bool] | None = None) -> LogitLens | None:
+    """The lens of batch item `item` of `trace`, keeping the `top` most likely tokens; None
+    when `cancelled()` turns true (asked between rows: a caller's thread can stop early)."""
     model = lens_model(model)
     batch = trace.batch
     if not 0 <= item < batch.tgt_in.shape[0]:
@@ -111,15 +122,18 @@ def logit_lens(model, trace: Trace, item: int = 0, top: int = 5) -> LogitLens:
     target_probs = np.full((rows, len(targets)), np.nan)
     at = np.arange(len(targets))
     for row, stream in enumerate(streams):
-        probs = softmax(lens_logits(model, stream))  # (T, V)
-        best = np.argpartition(-probs, k - 1, axis=-1)[:, :k]  # (T, k) unordered
-        order = np.argsort(-np.take_along_axis(probs, best, -1), axis=-1, kind="stable")
+        if cancelled is not None and cancelled():
+            return None
+        logits = lens_logits(model, stream)  # (T, V); softmax keeps their order
+        best = np.argpartition(-logits, k - 1, axis=-1)[:, :k]  # (T, k) unordered
+        order = np.argsort(-np.take_along_axis(logits, best, -1), axis=-1, kind="stable")
         top_ids[row] = np.take_along_axis(best, order, -1)
-        top_probs[row] = np.take_along_axis(probs, top_ids[row], -1)
-        p_target = probs[at, targets]  # (T,)
-        rank = 1 + (probs > p_target[:, None]).sum(axis=-1)  # ties share the better rank
+        top_probs[row] = _probabilities(logits, top_ids[row])
+        target_logit = logits[at, targets]  # (T,)
+        rank = 1 + (logits > target_logit[:, None]).sum(axis=-1)  # ties share the better rank
         target_rank[row] = np.where(counted, rank, 0)
-        target_probs[row] = np.where(counted, p_target, np.nan)
+        target_probs[row] = np.where(counted, _probabilities(logits, targets[:, None])[:, 0],
+                                     np.nan)
     has_targets = bool(counted.any())
     return LogitLens(
         rows=(EMBEDDINGS, *(b.path for b in model.blocks)), item=item,

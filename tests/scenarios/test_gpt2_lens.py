@@ -43,6 +43,8 @@ def test_lens_equals_transformers_hidden_states(tmp_path):
     np.testing.assert_array_equal(lens.top_ids, np.argsort(-probs, -1, kind="stable")[..., :3])
     np.testing.assert_allclose(lens.top_probs, np.sort(probs, -1)[..., ::-1][..., :3],
                                rtol=1e-10)
-    target = probs[:, np.arange(ids.shape[1] - 1), ids[0, 1:]]  # (L+1, T)
-    np.testing.assert_array_equal(lens.target_rank,
-                                  1 + (probs > target[..., None]).sum(-1))
+    logits = np.stack(theirs)  # (L+1, T, V)
+    target = logits[:, np.arange(ids.shape[1] - 1), ids[0, 1:]]  # (L+1, T)
+    np.testing.assert_array_equal(lens.target_rank, 1 + (logits > target[..., None]).sum(-1))
+    np.testing.assert_allclose(lens.target_probs,
+                               probs[:, np.arange(ids.shape[1] - 1), ids[0, 1:]], rtol=1e-10)

@@ -115,3 +115,37 @@ def test_the_lens_is_computed_once_per_trace(make_app, monkeypatch):
                 "less_than_sign", "r", "greater_than_sign")
     assert len(calls) == 2 and calls[0] is not calls[1]  # the first trace, then the new batch's
     assert calls[1] is app.session.trace
+
+
+def test_a_large_models_lens_comes_from_a_thread(make_app, monkeypatch):
+    """Above INLINE_COST (GPT-2 small is 16 G multiply-adds) the lens is computed in a worker
+    thread: the view says so, then draws it when it arrives, without a key pressed."""
+    from tui_tfs.widgets import logit_lens as view_module
+
+    monkeypatch.setattr(view_module, "INLINE_COST", 0)
+    seen = []
+
+    async def wait_and_look(pilot):
+        await pilot.app.workers.wait_for_complete()
+        await pilot.pause()
+        seen.append(pilot.app.screen.query_one(LogitLensView).text)
+
+    app = drive(make_app("tiny-lm"), "W", wait_and_look)
+    lens = logit_lens(app.session.model, app.session.trace, 0)
+    tokenizer = app.session.scenario.tokenizer
+    row = next(line for line in seen[0].splitlines() if line.startswith("L2 out"))
+    assert row.split()[2] == tokenizer.label(int(lens.top_ids[2, 0, 0]))
+
+
+def test_the_thread_view_says_it_is_computing(make_app, monkeypatch):
+    from tui_tfs.widgets import logit_lens as view_module
+
+    monkeypatch.setattr(view_module, "INLINE_COST", 0)
+    monkeypatch.setattr(view_module.LogitLensView, "run_worker", lambda *a, **k: None)  # never
+    seen = []
+
+    async def look(pilot):
+        seen.append(pilot.app.screen.query_one(LogitLensView).text)
+
+    drive(make_app("tiny-lm"), "W", look)
+    assert "computing the logit lens: 3 layers x" in seen[0]

@@ -7,15 +7,18 @@ token). The columns that fit the panel are shown; < and > page through the posit
 with more layers than the panel is tall scrolls down (Tab to the view, then the arrows).
 
 The lens is computed once per trace and batch item (engine.trace.logit_lens: the final
-LayerNorm and the head on each layer's stream), not on every redraw.
+LayerNorm and the head on each layer's stream), not on every redraw; a model as large as GPT-2
+gets it from a thread, the view saying so until it is ready.
 """
 from __future__ import annotations
 
 import weakref
+from functools import partial
 
 from rich.text import Text
+from textual.worker import get_current_worker
 
-from engine.trace.logit_lens import EMBEDDINGS, LensError, LogitLens, logit_lens
+from engine.trace.logit_lens import EMBEDDINGS, LensError, LogitLens, lens_cost, logit_lens
 
 from ..render import PRINTABLE
 from ..style import Style
@@ -23,6 +26,9 @@ from ..wrap import wrap
 from .panel import TextPanel
 
 GAP = 2  # spaces between columns
+# multiply-adds of a lens computed while drawing (every built-in scenario's takes well under a
+# millisecond); a larger one runs in a thread (GPT-2 small's: 13 x 32 x 768 x 50,257 = 16 G)
+INLINE_COST = 50_000_000
 
 
 def percent(p: float) -> str:
@@ -94,18 +100,57 @@ class LogitLensView(TextPanel):
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self._lens: tuple[weakref.ref, int, LogitLens] | None = None  # (trace, item, lens)
+        # (trace, item, the lens or why there is none): the last one computed
+        self._lens: tuple[weakref.ref, int, LogitLens | str] | None = None
+        self._pending: tuple[weakref.ref, int] | None = None  # (trace, item) being computed
         self._page: tuple[list[int], int, int | None] = ([], 0, None)  # widths, start, room
 
-    def lens(self, session) -> LogitLens:
-        """The lens of the session's trace and item, computed once for them."""
+    def lens(self, session) -> LogitLens | str | None:
+        """The lens of the session's trace and item, computed once for them: here when it is
+        cheap, else in a thread (None until it is ready; the view is drawn again then). A
+        string says why there is no lens."""
         item = min(session.view.item, session.batch_size - 1)
+        trace = session.trace
         cached = self._lens
-        if cached is not None and cached[0]() is session.trace and cached[1] == item:
+        if cached is not None and cached[0]() is trace and cached[1] == item:
             return cached[2]
-        lens = logit_lens(session.model, session.trace, item)
-        self._lens = (weakref.ref(session.trace), item, lens)  # a new trace is not kept alive
-        return lens
+        try:
+            cheap = lens_cost(session.model, trace) <= INLINE_COST
+        except LensError as error:
+            return str(error)
+        if cheap:
+            self._keep(weakref.ref(trace), item, self._compute_now(session.model, trace, item))
+            return self._lens[2]
+        pending = self._pending
+        if pending is None or pending[0]() is not trace or pending[1] != item:
+            self._pending = (weakref.ref(trace), item)
+            self.run_worker(partial(self._compute_in_thread, session.model, trace, item),
+                            thread=True, exclusive=True, group="logit-lens")
+        return None
+
+    @staticmethod
+    def _compute_now(model, trace, item: int, cancelled=None) -> LogitLens | str | None:
+        try:
+            return logit_lens(model, trace, item, cancelled=cancelled)
+        except LensError as error:
+            return str(error)
+
+    def _compute_in_thread(self, model, trace, item: int) -> None:
+        worker = get_current_worker()
+        lens = self._compute_now(model, trace, item, cancelled=lambda: worker.is_cancelled)
+        if lens is not None and not worker.is_cancelled:
+            self.app.call_from_thread(self._ready, weakref.ref(trace), item, lens)
+
+    def _keep(self, trace: weakref.ref, item: int, lens: LogitLens | str) -> None:
+        """A new trace is not kept alive by the lens of an old one (a weak reference)."""
+        self._lens = (trace, item, lens)
+
+    def _ready(self, trace: weakref.ref, item: int, lens: LogitLens | str) -> None:
+        """A thread's lens arrived: keep it, and draw it if the view still shows that trace."""
+        self._keep(trace, item, lens)
+        self._pending = None
+        if self._shown is not None and self.display and self.is_attached:
+            self.show(*self._shown)
 
     def page_start(self, step: int) -> int:
         """The first position of the next (step > 0) or previous page, as last drawn."""
@@ -118,10 +163,15 @@ class LogitLensView(TextPanel):
     def render_view(self, session, style: Style) -> Text:
         text = Text(no_wrap=True, overflow="crop")
         width = self.text_width
-        try:
-            lens = self.lens(session)
-        except LensError as error:
-            text.append(wrap(Text(str(error)), width))
+        lens = self.lens(session)
+        if lens is None:
+            c = session.model.config
+            text.append(wrap(Text(f"computing the logit lens: {c.n_layers + 1} layers x "
+                                  f"{session.trace.batch.tgt_in.shape[1]} positions x "
+                                  f"{c.vocab_size:,} tokens ...", style="dim"), width))
+            return text
+        if isinstance(lens, str):
+            text.append(wrap(Text(lens), width))
             return text
         tokenizer = session.scenario.tokenizer
 
