@@ -152,7 +152,8 @@ def test_picker_lists_gpt2_folders_here_and_opens_one(folder, make_app, monkeypa
         seen["card"] = screen_text(pilot.app)
 
     app = drive(make_app(None), pick, "enter", size=(80, 23))
-    assert seen["ids"][-3:] == ["-gpt2", str(broken.resolve()), str((tmp_path / "tiny-gpt2").resolve())]
+    assert seen["ids"][-3:] == ["-gpt2", str(broken.resolve()),
+                                str((tmp_path / "tiny-gpt2").resolve())]
     assert "GPT-2 folders" in seen["screen"] and "GPT-2, 2 layers" in seen["screen"]
     assert "o opens a file or a GPT-2 folder by path" in seen["screen"]
     assert "cannot open" in seen["broken"] and "config.json" in seen["broken"]

@@ -2,8 +2,9 @@
 an example, then the checkpoints found in ./checkpoints/ (scenario, step, held-out metric),
 then the GPT-2 folders in the current directory and its subfolders (and any opened before).
 Enter opens the explorer; `t` the training screen; `o` opens a scenario file, a checkpoint or
-a GPT-2 folder by its path. Scenarios opened before are marked (open, trained, saved): opening one again
-returns to where it was left, trained weights and all (the app keeps every session)."""
+a GPT-2 folder by its path. Scenarios opened before are marked (open, trained, saved):
+opening one again returns to where it was left, trained weights and all (the app keeps every
+session)."""
 from __future__ import annotations
 
 import os
