@@ -18,7 +18,7 @@ from engine.maths.config import quote_value
 from engine.trace.trace import Batch
 from engine.training.train_config import TrainConfig
 
-from .gpt2 import Gpt2, open_gpt2
+from .gpt2 import CONFIG_FILE, WEIGHTS_FILE, Gpt2, config_from_settings, open_gpt2, read_settings
 from .overrides import ScenarioError
 
 TEXT = Path(__file__).parent / "data" / "pride_and_prejudice.txt"
@@ -28,6 +28,7 @@ EXAMPLES = ("It is a truth universally acknowledged, that a single man in posses
             "caprice,",
             "The quick brown fox jumps over the lazy dog.")
 WINDOW = 32  # tokens per row of a "new batch" (at most max_len)
+MOST_FOLDERS = 500  # subfolders looked into for GPT-2 folders (a home directory has many)
 
 
 @dataclass
@@ -100,3 +101,30 @@ class Gpt2Scenario:
 
 def open_gpt2_scenario(folder: str | Path, dtype: str = "float32") -> Gpt2Scenario:
     return Gpt2Scenario(open_gpt2(folder, dtype))
+
+
+def find_gpt2_folders(where: str | Path = ".") -> list[Path]:
+    """GPT-2 folders (config.json + model.safetensors) at `where` and in its direct
+    subfolders, hidden ones left out; by name. Only file names are looked at."""
+    root = Path(where)
+    try:
+        below = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    except OSError:
+        return []
+    return [folder for folder in [root, *below[:MOST_FOLDERS]]
+            if (folder / CONFIG_FILE).is_file() and (folder / WEIGHTS_FILE).is_file()]
+
+
+def describe_gpt2_folder(folder: str | Path) -> str:
+    """One line from config.json, without reading the weights: "2 layers, width 48, 4 heads,
+    400 BPE tokens, 0.5 MB of weights", or what is wrong with the folder."""
+    folder = Path(folder)
+    try:
+        c = config_from_settings(read_settings(folder), folder)
+        size = (folder / WEIGHTS_FILE).stat().st_size
+    except ScenarioError as error:
+        return f"cannot open: {error}"
+    except OSError as error:
+        return f"cannot open: {folder / WEIGHTS_FILE}: {error.strerror}"
+    return (f"{c.n_layers} layers, width {c.d_model}, {c.n_heads} heads, {c.vocab_size:,} BPE "
+            f"tokens, {size / 1e6:,.1f} MB of weights")

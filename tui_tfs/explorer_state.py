@@ -13,7 +13,8 @@ from dataclasses import dataclass, field, replace
 from .session_views import ViewState
 
 VIEWS = ("tensor", "attention", "overview", "grads", "positional", "embedding", "temperature",
-         "scaling")
+         "scaling", "lens")
+WHOLE_MODEL_VIEWS = ("overview", "lens")  # opened over a view; Esc goes back to that view
 
 
 @dataclass(frozen=True)
@@ -28,7 +29,8 @@ class ExplorerState:
     trace_id: int = 0  # id(trace): a new trace rebuilds the tree. Both traces are alive while
     #                    two states are compared, so the ids differ
     shown: str = "tensor"  # the view in the right column, one of VIEWS
-    before_overview: str = "tensor"  # the view the overview (A) was opened from: Esc's target
+    before_overview: str = "tensor"  # the view the overview (A) or the lens (W) was opened
+    #                                  from: Esc's target
     compact: bool = False  # below 80x23: one panel at a time, the formula folded away
     tree: bool | None = None  # L in this layout: shown or not; None as the size suggests
     formula: bool | None = None  # f in this layout: shown or not; None as the size suggests
@@ -53,10 +55,11 @@ class ExplorerState:
         return self.compact, self.tree_shown, self.formula_shown, self.formula_expanded
 
     def showing(self, name: str) -> ExplorerState:
-        """`name` in the right column; opening the overview remembers where it came from."""
+        """`name` in the right column; opening the overview or the lens remembers where it
+        came from."""
         if name not in VIEWS:
             raise ValueError(f"no view {name!r}; views are {VIEWS}")
-        before = self.shown if name == "overview" and self.shown != "overview" \
+        before = self.shown if name in WHOLE_MODEL_VIEWS and self.shown not in WHOLE_MODEL_VIEWS \
             else self.before_overview
         return replace(self, shown=name, before_overview=before)
 

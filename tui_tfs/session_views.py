@@ -19,6 +19,7 @@ from engine.maths.layers.embedding import sinusoid_table
 from engine.maths.recorder import FORWARD, Event
 from engine.trace.attention_stats import HeadScaling, head_scaling, informative_row
 from engine.trace.trace import ATTENTION_STAGES, AttentionMap
+from scenarios.vocab_labels import vocab_labels
 
 from .shading import Scale
 
@@ -46,6 +47,7 @@ class ViewState:
     attention_path: str | None = None  # attention layer shown when the cursor is not in one
     query: int = 0  # query row for the temperature view
     query_chosen: bool = False  # j/J or a lesson chose it; else the view picks a telling row
+    lens_start: int = 0  # the logit lens's first position shown (0-based; < > page)
     temperature: float = 1.0
     shared_scale: bool = False  # one shade scale across heads and layers (and a tensor's slices)
 
@@ -153,9 +155,9 @@ class SessionViews:
         return a, rows, cols, where
 
     def vocab_labels(self) -> list[str]:
-        """The vocabulary as tokens read standing alone (whitespace made visible)."""
-        tok = self.scenario.tokenizer
-        return [tok.label(i, ascii_only=self.ascii) for i in range(len(tok.vocab))]
+        """The vocabulary as tokens read standing alone (whitespace made visible); the labels
+        are made once per tokenizer (scenarios.vocab_labels), only this list is new."""
+        return list(vocab_labels(self.scenario.tokenizer, self.ascii))
 
     def tensor_scale(self, event: Event, name: str, values: np.ndarray,
                      keep: np.ndarray | None) -> Scale:

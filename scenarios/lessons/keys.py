@@ -8,7 +8,7 @@ from engine.trace.trace import ATTENTION_STAGES
 from .answers import ANSWERS, ARG_KEYS, CHOICE_SETS, SETTINGS, STATS
 
 VIEWS = ("tensor", "attention", "overview", "grads", "positional", "embedding", "temperature",
-         "scaling")
+         "scaling", "lens")
 STAGES = tuple(ATTENTION_STAGES)
 PHASES = ("forward", "backward")
 BREAKS = SWITCHES

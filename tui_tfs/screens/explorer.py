@@ -24,13 +24,14 @@ from scenarios import ScenarioError
 
 from ..memory import give_back_memory
 from ..check_reports import checks_report, gradient_check_report
-from ..explorer_state import ExplorerState
+from ..explorer_state import WHOLE_MODEL_VIEWS, ExplorerState
 from ..messages import EventPicked
 from ..style import Style
 from ..session import Session, SessionError
 from ..widgets import (AttentionOverview, AttentionView, EmbeddingView, FormulaPanel,
                        GradNormView, LayerTree, PositionalView, ScalingView, StatusLine,
                        TemperatureView, TensorView)
+from ..widgets.logit_lens import LogitLensView
 from ..widgets.footer import FittingFooter
 from ..source import SourceError, op_source
 from .dialogs import ChoiceScreen, PromptScreen, ReportScreen
@@ -65,7 +66,7 @@ class ExplorerScreen(Screen[None]):
         self.style = style
         self.closes_session = closes_session
         # reopened from the picker: the view it was left in (the overview's "back" is lost)
-        shown = session.shown_view if session.shown_view != "overview" else "tensor"
+        shown = session.shown_view if session.shown_view not in WHOLE_MODEL_VIEWS else "tensor"
         self.set_reactive(ExplorerScreen.state, self.observed(shown=shown))
 
     def compose(self) -> ComposeResult:
@@ -82,6 +83,7 @@ class ExplorerScreen(Screen[None]):
                     yield EmbeddingView(id="embedding")
                     yield TemperatureView(id="temperature")
                     yield ScalingView(id="scaling")
+                    yield LogitLensView(id="lens")
             yield from self.compose_beside()
         yield StatusLine(id="status")
         yield FittingFooter()
@@ -199,7 +201,7 @@ class ExplorerScreen(Screen[None]):
         return {"tensor": "tensor", "attention": "attention map", "overview": "attention overview",
                 "grads": "gradient norms", "positional": "positional encoding",
                 "embedding": "embeddings", "temperature": "softmax temperature",
-                "scaling": "scaling by 1/sqrt(d_k)"}[state.shown] + flip
+                "scaling": "scaling by 1/sqrt(d_k)", "lens": "logit lens"}[state.shown] + flip
 
     # -- messages up --------------------------------------------------------------------------------
     def on_event_picked(self, message: EventPicked) -> None:
@@ -328,10 +330,11 @@ class ExplorerScreen(Screen[None]):
         self.state = self.state.showing(name)
 
     def action_back(self) -> None:
-        """Esc, one level back: from the attention overview (`A`) to the view it was opened
-        from, on the same event; from the explorer to the scenario picker (the session keeps
-        its trace and cursor, so nothing is lost and nothing is asked)."""
-        if self.state.shown == "overview":
+        """Esc, one level back: from the attention overview (`A`) or the logit lens (`W`) to
+        the view it was opened from, on the same event; from the explorer to the scenario
+        picker (the session keeps its trace and cursor, so nothing is lost and nothing is
+        asked)."""
+        if self.state.shown in WHOLE_MODEL_VIEWS:
             self.state = self.state.showing(self.state.before_overview)
         else:
             self.session.shown_view = self.state.shown
@@ -387,6 +390,13 @@ class ExplorerScreen(Screen[None]):
         shown = self.state.shown
         self.observe(shown=shown if shown in ("attention", "overview", "temperature", "scaling")
                      else "attention")
+
+    def action_lens_page(self, step: int) -> None:
+        """The logit lens's next or previous page of positions (as many as the panel fits)."""
+        lens = self.query_one(LogitLensView)
+        start = lens.page_start(step) if self.state.shown == "lens" else self.state.view.lens_start
+        self.state = replace(self.state.showing("lens"),
+                             view=replace(self.state.view, lens_start=start))
 
     def action_temperature(self, factor: float) -> None:
         self.session.set_temperature(factor)

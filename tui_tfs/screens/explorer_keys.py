@@ -40,6 +40,12 @@ VIEW_BINDINGS = [
     Binding("K", "view('scaling')",
             "Scaling by 1/sqrt(d_k): entropy and top weight per row with and without it, "
             "spread of scores as d_k grows", show=False),
+    Binding("W", "view('lens')", "Logit lens: each layer's top next token (decoder-only)",
+            show=False),
+    Binding("greater_than_sign", "lens_page(1)", "Logit lens: next page of positions",
+            show=False),
+    Binding("less_than_sign", "lens_page(-1)", "Logit lens: previous page of positions",
+            show=False),
     Binding("f", "toggle_formula", "Show/hide the formula panel", show=False),
     Binding("F", "expand_formula", "Formula panel: the whole explanation <-> the view",
             show=False),
@@ -69,6 +75,7 @@ SCREEN_BINDINGS = [
     Binding("question_mark", "app.help", "Help", show=True, tooltip="Help: every key"),
     Binding("ctrl+t", "app.train", "Train", show=True,
             tooltip="Train this scenario's model (live loss plot, predictions, generation)"),
-    Binding("escape", "back", "Back: close the overview, else the scenarios", show=False),
+    Binding("escape", "back", "Back: close the overview or the lens, else the scenarios",
+            show=False),
     Binding("q", "app.quit", "Quit", show=False),
 ]

@@ -1,13 +1,16 @@
 """The scenario picker: the first screen. Built-in scenarios with description, model size and
-an example, then the checkpoints found in ./checkpoints/ (scenario, step, held-out metric).
-Enter opens the explorer; `t` the training screen; `o` opens a scenario file or a checkpoint
-by its path. Scenarios opened before are marked (open, trained, saved): opening one again
-returns to where it was left, trained weights and all (the app keeps every session)."""
+an example, then the checkpoints found in ./checkpoints/ (scenario, step, held-out metric),
+then the GPT-2 folders in the current directory and its subfolders (and any opened before).
+Enter opens the explorer; `t` the training screen; `o` opens a scenario file, a checkpoint or
+a GPT-2 folder by its path. Scenarios opened before are marked (open, trained, saved):
+opening one again returns to where it was left, trained weights and all (the app keeps every
+session)."""
 from __future__ import annotations
 
 import os
 import time
 from dataclasses import fields
+from pathlib import Path
 
 from rich.text import Text
 from textual.app import ComposeResult
@@ -18,6 +21,7 @@ from textual.widgets import OptionList, Static
 from textual.widgets.option_list import Option
 
 from engine.maths.config import ModelConfig
+from scenarios.gpt2_scenario import Gpt2Scenario, describe_gpt2_folder, find_gpt2_folders
 from scenarios.tasks import TASKS
 
 from ..checkpoints import CHECKPOINT_DIR, CheckpointInfo, list_checkpoints
@@ -28,6 +32,8 @@ from ..session import source_key
 from .dialogs import PromptScreen
 
 HEADING = "-checkpoints"  # the id of the checkpoints' heading (disabled: not a choice)
+GPT2_HEADING = "-gpt2"  # the id of the GPT-2 folders' heading
+HEADINGS = (HEADING, GPT2_HEADING)
 
 
 def scenario_card(name: str) -> Text:
@@ -74,6 +80,20 @@ def checkpoint_card(info: CheckpointInfo) -> Text:
     return text
 
 
+def gpt2_card(folder: str, about: str) -> Text:
+    """A GPT-2 folder: what its config.json says (`about`), and what opening it gives."""
+    text = Text()
+    text.append(f"{Path(folder).name}\n", style="bold")
+    text.append("a GPT-2 folder (Hugging Face format)\n")
+    text.append("model    ", style="bold")
+    text.append(f"{about}\n")
+    text.append("folder   ", style="bold")
+    text.append(f"{folder}\n\n")
+    text.append("Enter explores it: every view of the explorer on its BPE tokens, a prompt of "
+                "your own (I), the logit lens (W). It is traced here, not trained.\n")
+    return text
+
+
 class PickerScreen(Screen[None]):
     """Choose what to explore."""
 
@@ -104,7 +124,8 @@ class PickerScreen(Screen[None]):
     BINDINGS = [
         Binding("enter", "open", "Open", show=True, tooltip="Open the highlighted scenario or checkpoint"),
         Binding("o", "open_file", "Open file", show=True,
-                tooltip="Open a scenario file (.toml) or a checkpoint (.safetensors) by its path"),
+                tooltip="Open a scenario file (.toml), a checkpoint (.safetensors) or a GPT-2 "
+                        "folder by its path"),
         Binding("t", "train", "Train", show=True, tooltip="Train the highlighted scenario or checkpoint"),
         Binding("question_mark", "app.help", "Help", show=True),
         Binding("q", "app.quit", "Quit", show=True),
@@ -113,9 +134,10 @@ class PickerScreen(Screen[None]):
     def __init__(self) -> None:
         super().__init__()
         self.checkpoints: dict[str, CheckpointInfo] = {}  # option id (path) -> what it holds
+        self.gpt2_folders: dict[str, str] = {}  # option id (absolute path) -> its summary
 
     def compose(self) -> ComposeResult:
-        yield Static("tui-tfs: pick a scenario or a checkpoint (Enter), or o for a file",
+        yield Static("tui-tfs: pick a scenario (Enter); o opens a file or a GPT-2 folder by path",
                      id="picker-title")
         with Horizontal(id="picker"):
             yield OptionList(id="scenarios")
@@ -153,12 +175,29 @@ class PickerScreen(Screen[None]):
             entries += [Option(self._label(Text(info.path.name, style="bold"), key,
                                            self._about(info)), id=key)
                         for key, info in self.checkpoints.items()]
+        self.gpt2_folders = {key: describe_gpt2_folder(key) for key in self._gpt2_sources()}
+        if self.gpt2_folders:
+            entries.append(Option(Text("GPT-2 folders", style="italic"), id=GPT2_HEADING,
+                                  disabled=True))
+            entries += [Option(self._label(Text(Path(key).name or key, style="bold"), key,
+                                           "cannot open (see its card)" if about.startswith(
+                                               "cannot") else f"GPT-2, {about.split(',')[0]}"),
+                               id=key)
+                        for key, about in self.gpt2_folders.items()]
         options.clear_options()
         options.add_options(entries)
         ids = [entry.id for entry in entries]
-        keep = next((i for i in ids if i != HEADING and source_key(i) == stand_on), keep)
+        keep = next((i for i in ids if i not in HEADINGS and source_key(i) == stand_on), keep)
         options.highlighted = ids.index(keep) if keep in ids else 0
         self._show_card(ids[options.highlighted])
+
+    def _gpt2_sources(self) -> list[str]:
+        """The GPT-2 folders here and below, and those opened in this app (a folder given on
+        the command line), by absolute path."""
+        found = [str(folder.resolve()) for folder in find_gpt2_folders(Path.cwd())]
+        opened = [key for key, session in getattr(self.app, "sessions", {}).items()
+                  if isinstance(session.scenario, Gpt2Scenario)]
+        return list(dict.fromkeys(found + opened))
 
     @staticmethod
     def _about(info: CheckpointInfo) -> str:
@@ -200,6 +239,8 @@ class PickerScreen(Screen[None]):
             card.update(scenario_card(source))
         elif source in self.checkpoints:
             card.update(checkpoint_card(self.checkpoints[source]))
+        elif source in self.gpt2_folders:
+            card.update(gpt2_card(source, self.gpt2_folders[source]))
 
     def on_option_list_option_highlighted(self, event: OptionList.OptionHighlighted) -> None:
         self._show_card(event.option.id)
@@ -211,12 +252,12 @@ class PickerScreen(Screen[None]):
     # -- actions ----------------------------------------------------------------------------------
     def action_open(self) -> None:
         source = self._highlighted()
-        if source is not None and source != HEADING:
+        if source is not None and source not in HEADINGS:
             self.post_message(ScenarioPicked(source))
 
     def action_train(self) -> None:
         source = self._highlighted()
-        if source is not None and source != HEADING:
+        if source is not None and source not in HEADINGS:
             self.post_message(ScenarioPicked(source, train=True))
 
     def action_open_file(self) -> None:
@@ -224,6 +265,7 @@ class PickerScreen(Screen[None]):
             if path and path.strip():
                 self.post_message(ScenarioPicked(os.path.expanduser(path.strip())))
 
-        self.app.push_screen(PromptScreen("Scenario file (.toml) or checkpoint (.safetensors) to "
-                                          "open:", "my_task.toml or checkpoints/reverse.safetensors"),
+        self.app.push_screen(PromptScreen("Scenario file (.toml), checkpoint (.safetensors) or "
+                                          "GPT-2 folder to open:",
+                                          "my_task.toml, checkpoints/reverse.safetensors or gpt2/"),
                              chosen)
