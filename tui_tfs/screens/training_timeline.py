@@ -82,15 +82,23 @@ class TimelineActions:
         picked = self._picked_or_say("o opens it")
         if picked is None:
             return
+        from .explorer import ExplorerScreen
+
         main = self.session
         s = Session(main.scenario, picked.model(), self.controller.trainer.loss_fn,
                     ascii=self.style.ascii)
-        s.view, s.shown_view = main.view, main.shown_view
-        batch = main.trace.batch if main.trace is not None else s.trace.batch
-        what = main.source if main.trace is not None else s.source
-        s.record(batch, f"{what}, weights of step {picked.step}")
-        from .explorer import ExplorerScreen
-
+        # the explorer below (training opened from it) shows a view on an event: the same here
+        below = [x for x in self.app.screen_stack if isinstance(x, ExplorerScreen)
+                 and x.session is main]
+        s.view = main.view
+        s.shown_view = below[-1].state.shown if below else main.shown_view
+        if main.trace is not None:
+            s.record(main.trace.batch, f"{main.source}, weights of step {picked.step}")
+            at = main.cursor.event
+            same = [e.index for e in s.trace.events if (e.phase, e.path) == (at.phase, at.path)]
+            s.goto(same[0] if same else min(at.index, len(s.trace.events) - 1))
+        else:
+            s.record(s.trace.batch, f"{s.source}, weights of step {picked.step}")
         self.app.push_screen(ExplorerScreen(s, self.style, closes_session=True))
 
     def save_picked(self, picked: Snapshot) -> None:
