@@ -124,7 +124,9 @@ class TrainingController(Branching, Generating, Pacing):
         self.sleep = time.sleep
         self._last_step_at = -math.inf  # `clock` when the latest step started
         self.snapshots = Snapshots(SNAPSHOT_EVERY, SNAPSHOT_BUDGET)  # this run's, to rewind to
-        self.snapshots.take(self.trainer)
+        first = self.snapshots.take(self.trainer) if self._fits_snapshots() else None
+        if first is None:  # a model too large: no timeline rather than a budget overrun
+            self.snapshots = Snapshots(2**62, SNAPSHOT_BUDGET)
         self.label = "run"  # this run's name on the plot's legend once a branch is drawn beside it
         self.other = None  # branches.Run: the run a branch left, drawn beside it until one is kept
 
@@ -277,11 +279,16 @@ class TrainingController(Branching, Generating, Pacing):
         if not stats.nonfinite:
             self.snapshots.maybe_take(self.trainer, stats.loss)
 
+    def _fits_snapshots(self) -> bool:
+        """Four snapshots or more fit the budget (weights and optimizer state, 3 or 2 copies
+        of the parameters for Adam or SGD with momentum)."""
+        return 4 * 3 * self.model.packed.data.nbytes <= SNAPSHOT_BUDGET
+
     def snapshot_now(self) -> None:
         """A snapshot of where the run stands (at a pause), unless one already is."""
         with self.lock:
             kept = self.snapshots.kept
-            if not kept or kept[-1].step != self.step:
+            if kept and kept[-1].step != self.step:
                 latest = self.latest
                 self.snapshots.take(self.trainer, latest.loss if latest is not None and
                                     latest.step == self.step and not latest.nonfinite else None)

@@ -120,3 +120,15 @@ def test_a_branch_flips_a_switch_and_says_what_is_wrong(reverse):
     c.branch(c.snapshots.at(0), switch=name)
     assert getattr(c.model.config.breaks, name) and c.label == f"{name} on @0"
     assert not getattr(c.other.end.model_config.breaks, name)
+
+
+def test_a_model_too_large_for_the_budget_trains_without_snapshots(reverse, monkeypatch):
+    import tui_tfs.training as training
+
+    model = reverse.build_model()
+    monkeypatch.setattr(training, "SNAPSHOT_BUDGET", 4 * 3 * model.packed.data.nbytes - 1)
+    c = TrainingController(reverse, model, eval_every=0)
+    assert c.snapshots.kept == []
+    run_steps(c, SNAPSHOT_EVERY + 1)
+    c.snapshot_now()
+    assert c.step == SNAPSHOT_EVERY + 1 and c.snapshots.kept == []

@@ -41,6 +41,8 @@ class TimelineActions:
         kept = self.controller.snapshots.kept
         picked = self.selected_snapshot()
         arrows = "<- ->" if self.style.ascii else "← →"
+        if not kept:
+            return "no snapshots: model too large"
         if picked is None:
             return f"{len(kept)} snapshots ({arrows})"
         at = self.selected_index(kept)
@@ -51,6 +53,9 @@ class TimelineActions:
     def action_timeline(self, by: int) -> None:
         """One snapshot earlier (by < 0) or later; later than the latest lets go of the pick."""
         kept = self.controller.snapshots.kept
+        if not kept:
+            self.action_timeline_end("first")  # says why there are none
+            return
         self.selected_snapshot()
         at = self.selected_index(kept)
         if at is None:
@@ -65,6 +70,10 @@ class TimelineActions:
 
     def action_timeline_end(self, which: str) -> None:
         kept = self.controller.snapshots.kept
+        if not kept:
+            self.notify("no snapshots: the model is too large for their memory budget",
+                        title="timeline")
+            return
         self.selected_step = kept[0 if which == "first" else -1].step
         self.refresh_all(False)
 
