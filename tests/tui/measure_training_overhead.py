@@ -52,8 +52,9 @@ def controller(steps: int, snapshots: bool) -> float:
     return steps / (time.perf_counter() - start)
 
 
-def in_app(steps: int) -> tuple[float, int]:
-    """(steps/s, redraws) training `steps` steps from the training screen."""
+def in_app(steps: int) -> tuple[float, int, float]:
+    """(steps/s, redraws, share of the time spent taking snapshots) training `steps` steps
+    from the training screen."""
     result = {}
 
     async def main():
@@ -73,6 +74,17 @@ def in_app(steps: int) -> tuple[float, int]:
                 original(evaluated)
 
             screen.refresh_all = counting
+            taking = [0.0]  # seconds spent taking snapshots, on the training thread
+            take = c.snapshots.take
+
+            def timed_take(*args, **kwargs):
+                began = time.perf_counter()
+                try:
+                    return take(*args, **kwargs)
+                finally:
+                    taking[0] += time.perf_counter() - began
+
+            c.snapshots.take = timed_take
             c.total_steps = 3
             await pilot.press("space")  # warm up, like the headless side
             while c.state == RUNNING:
@@ -84,21 +96,23 @@ def in_app(steps: int) -> tuple[float, int]:
                 await pilot.pause(0.25)
             elapsed = time.perf_counter() - start
             result["rate"] = steps / elapsed
+            result["snapshots"] = taking[0] / elapsed
             result["redraws"] = redraws[0]
             await pilot.press("q")
 
     asyncio.run(main())
-    return result["rate"], result["redraws"]
+    return result["rate"], result["redraws"], result["snapshots"]
 
 
 def main() -> None:
     steps = int(sys.argv[1]) if len(sys.argv) > 1 else 300
     repeats = int(sys.argv[2]) if len(sys.argv) > 2 else 3
-    alone, app, draws, with_snaps, without = [], [], [], [], []
+    alone, app, draws, with_snaps, without, shares = [], [], [], [], [], []
     for _ in range(repeats):  # interleaved, so drift in machine load hits both sides
         alone.append(headless(steps))
-        rate, redraws = in_app(steps)
+        rate, redraws, share = in_app(steps)
         app.append(rate)
+        shares.append(share)
         draws.append(redraws)
         without.append(controller(steps, snapshots=False))
         with_snaps.append(controller(steps, snapshots=True))
@@ -113,7 +127,9 @@ def main() -> None:
           f"{', '.join(f'{x:.1f}' for x in without)}); with a snapshot every {SNAPSHOT_EVERY} "
           f"steps within {SNAPSHOT_BUDGET // 2**20} MiB {y:.1f} (runs "
           f"{', '.join(f'{x:.1f}' for x in with_snaps)})")
-    print(f"overhead of the snapshots: {100 * (1 - y / n):.1f}% of training throughput")
+    print(f"overhead of the snapshots: {100 * (1 - y / n):.1f}% of training throughput; in the "
+          f"app, taking them was {100 * statistics.median(shares):.2f}% of the training time "
+          f"(runs {', '.join(f'{100 * x:.2f}%' for x in shares)})")
 
 
 if __name__ == "__main__":
