@@ -12,11 +12,16 @@ the requests the screen makes between steps (pause, stop, a new learning rate, a
     controller.save()                 # checkpoints/<name>.safetensors, like `tui-tfs train`
     trace, before = controller.step_traced()  # exactly one step, recorded: forward, loss,
                                       # backward and the optimizer's update, per parameter
+    controller.snapshots.kept         # the run every SNAPSHOT_EVERY steps (engine Snapshots:
+                                      # step, loss, weights, .model()), oldest first
+    controller.branch(snapshot, lr=1e-3)  # train on from a snapshot with other settings; the
+    controller.keep("other")          # run it left is drawn beside it until one is kept
 
-Speed: `set_speed` caps the steps a second (SPEEDS, from one a second up to as fast as it
-goes), so a class can watch each step land; `run_for` then waits between steps on `clock` and
-`sleep` (replaceable, so tests can count what a fake clock allows instead of timing), in slices
-short enough that a pause or a stop is still seen at once.
+Snapshots: one at the start, one every SNAPSHOT_EVERY steps and one at every pause, within
+SNAPSHOT_BUDGET bytes (past it the spacing doubles: what is kept spreads over the whole run).
+Copying the weights and moments every 10 steps costs well under 1% of a step (README).
+
+Speed: `set_speed` caps the steps a second (SPEEDS; training_speed.py).
 
 Threads: a worker thread calls `run_for`; the UI thread reads the history (lists only ever
 appended to) and changes settings through methods that take `lock`, which `run_for` holds for
@@ -40,15 +45,19 @@ from engine.maths.recorder import Recorder, recording
 from engine.maths.switches import with_break
 from engine.maths.batch import Batch
 from engine.trace.trace import Trace
+from engine.training.snapshots import Snapshots
 from engine.training.trainer import StepStats, Trainer
-from scenarios import Completion, complete
+
+from .branches import Branching
+from .training_generation import Generating
+from .training_speed import PACE_SLICE, SPEEDS, Pacing  # noqa: F401 (SPEEDS: the screen's)
 
 READY, RUNNING, PAUSED, STOPPED, FINISHED, DIVERGED = (
     "ready", "running", "paused", "stopped", "finished", "diverged")
-SPEEDS: tuple[float | None, ...] = (1, 2, 5, 10, 20, 50, None)  # steps a second; None: no cap
-PACE_SLICE = 0.05  # seconds: the longest sleep while waiting for a step, so requests land fast
 EVAL_N = 50  # held-out examples per in-run evaluation (the CLI's final eval uses more)
 N_PREDICTIONS = 6  # rows of the predictions table
+SNAPSHOT_EVERY = 10  # steps between two snapshots (before thinning doubles it)
+SNAPSHOT_BUDGET = 32 * 2**20  # bytes all snapshots of a run may hold (reverse: ~60 of them)
 
 
 @dataclass
@@ -56,7 +65,7 @@ class Marker:
     """Something that happened at a step, drawn on the loss plot."""
 
     step: int  # the step it applies from
-    kind: str  # "lr" | "break" | "nan"
+    kind: str  # "lr" | "break" | "branch" | "nan"
     text: str  # what, in words
 
 
@@ -69,8 +78,10 @@ class Evaluation:
     predictions: list = field(default_factory=list)  # scenarios.Prediction rows
 
 
-class TrainingController:
+class TrainingController(Branching, Generating, Pacing):
     """One in-app training run of a scenario's model; see the module docstring."""
+
+    Marker = Marker  # what a branch marks its step with (branches.py)
 
     def __init__(self, scenario, model, eval_every: int | None = None,
                  checkpoint_path: str | Path | None = None,
@@ -117,6 +128,12 @@ class TrainingController:
         # memory limit, fair_share.memory_reason) or None; `held` keeps the last one given
         self.guard: Callable[[], str | None] | None = None
         self.held: str | None = None
+        self.snapshots = Snapshots(SNAPSHOT_EVERY, SNAPSHOT_BUDGET)  # this run's, to rewind to
+        first = self.snapshots.take(self.trainer) if self._fits_snapshots() else None
+        if first is None:  # a model too large: no timeline rather than a budget overrun
+            self.snapshots = Snapshots(2**62, SNAPSHOT_BUDGET)
+        self.label = "run"  # this run's name on the plot's legend once a branch is drawn beside it
+        self.other = None  # branches.Run: the run a branch left, drawn beside it until one is kept
 
     # -- facts ---------------------------------------------------------------------------------
     @property
@@ -147,8 +164,9 @@ class TrainingController:
 
     @property
     def unsaved(self) -> bool:
-        """Training runs, or took steps no checkpoint holds: quitting now would lose them."""
-        return self.running or self.step != self.saved_step
+        """Training runs, or took steps no checkpoint holds, or a branch's other run is beside
+        this one: quitting now would lose them."""
+        return self.running or self.step != self.saved_step or self.other is not None
 
     # -- the run ---------------------------------------------------------------------------------
     def _draw(self, rng: np.random.Generator) -> Batch:
@@ -194,6 +212,7 @@ class TrainingController:
             due = self._pace(deadline, cancelled)  # outside the lock: settings change meanwhile
             with self.lock:  # a request made while the UI holds the lock is seen here
                 if cancelled():
+                    self.snapshot_now()
                     self.state, self.notice = PAUSED, f"paused at step {self.step}"
                     break
                 if self._request is not None:
@@ -202,6 +221,7 @@ class TrainingController:
                 if self.step >= self.total_steps:
                     if self.evaluation is None or self.evaluation.step != self.step:
                         self.evaluate()
+                    self.snapshot_now()
                     self.state, self.notice = FINISHED, f"finished: {self.step} steps"
                     break
                 if not due:  # the window ended while waiting for the next step's turn
@@ -220,41 +240,6 @@ class TrainingController:
             if self.clock() >= deadline:
                 break
         return taken
-
-    def _pace(self, deadline: float, cancelled) -> bool:
-        """Wait until the next step is due at `steps_per_second` (at once without a cap);
-        False when the window (`deadline`), a cancel or a request comes first."""
-        while True:
-            rate = self.steps_per_second  # read each slice: the UI may change it meanwhile
-            now = self.clock()
-            due = -math.inf if rate is None else self._last_step_at + 1.0 / rate
-            if now >= due:
-                return True
-            if now >= deadline or cancelled() or self._request is not None:
-                return False
-            self.sleep(min(due - now, deadline - now, PACE_SLICE))
-
-    def set_speed(self, steps_per_second: float | None) -> None:
-        """Cap training at this many steps a second (one of SPEEDS; None: no cap)."""
-        if steps_per_second not in SPEEDS:
-            raise ValueError(f"speed must be one of {SPEEDS} steps a second, "
-                             f"got {steps_per_second!r}")
-        self.steps_per_second = steps_per_second
-        self.notice = f"speed: {self.speed_label}"
-
-    def change_speed(self, by: int) -> str:
-        """One notch slower (by < 0) or faster (by > 0) on SPEEDS; returns the new label."""
-        at = SPEEDS.index(self.steps_per_second) + by
-        self.set_speed(SPEEDS[max(0, min(at, len(SPEEDS) - 1))])
-        return self.speed_label
-
-    @property
-    def speed_label(self) -> str:
-        """"max", "1 step/s", "5 steps/s"."""
-        rate = self.steps_per_second
-        if rate is None:
-            return "max"
-        return f"{rate:g} step/s" if rate == 1 else f"{rate:g} steps/s"
 
     def step_traced(self, ascii_only: bool = False):
         """Train exactly one step with recording on: returns (trace, model before), the trace
@@ -297,6 +282,7 @@ class TrainingController:
 
     def _honour(self, what: str) -> None:
         self._request = None
+        self.snapshot_now()
         if what == "stop":
             self.evaluate()
             self.state, self.notice = STOPPED, f"stopped at step {self.step} (space trains on)"
@@ -307,6 +293,22 @@ class TrainingController:
         self.history.append(stats)
         for group, norm in stats.layer_grad_norms.items():
             self.layer_norms.setdefault(group, []).append(norm)
+        if not stats.nonfinite:
+            self.snapshots.maybe_take(self.trainer, stats.loss)
+
+    def _fits_snapshots(self) -> bool:
+        """Four snapshots or more fit the budget (weights and optimizer state, 3 or 2 copies
+        of the parameters for Adam or SGD with momentum)."""
+        return 4 * 3 * self.model.packed.data.nbytes <= SNAPSHOT_BUDGET
+
+    def snapshot_now(self) -> None:
+        """A snapshot of where the run stands (at a pause), unless one already is."""
+        with self.lock:
+            kept = self.snapshots.kept
+            if kept and kept[-1].step != self.step:
+                latest = self.latest
+                self.snapshots.take(self.trainer, latest.loss if latest is not None and
+                                    latest.step == self.step and not latest.nonfinite else None)
 
     def _diverge(self, stats: StepStats) -> None:
         # the trainer has already put back the weights and moments of the last finite step
@@ -383,6 +385,21 @@ class TrainingController:
             self.notice = f"saved step {self.step} to {self.saved}"
         return self.saved
 
+    def save_snapshot(self, snapshot, path: str | Path) -> Path:
+        """A checkpoint of `snapshot` (the run as it was then, resumable from its step), in
+        the same format as `save`; the run itself is untouched. It overwrites `path`: the
+        screen asks first."""
+        from scenarios.checkpoints import save
+
+        trainer = Trainer(snapshot.model(), dataclasses.replace(snapshot.train_config),
+                          self._draw)
+        trainer.load_state(snapshot.trainer_state)
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        saved = save(self.scenario, trainer, path, None)
+        self.notice = f"saved the snapshot of step {snapshot.step} to {saved}"
+        return saved
+
     def diverged_model(self):
         """A copy of the model holding the weights that gave the non-finite step (the live
         model has the last good ones back), to find the first NaN in; None if none."""
@@ -393,23 +410,3 @@ class TrainingController:
             model = build_model(self.model.config)
             model.packed.data[...] = failed
         return model
-
-    # -- generating -------------------------------------------------------------------------------
-    def generation_model(self):
-        """A private copy of the current weights, taken between two steps, to generate from
-        while the worker goes on training the live model."""
-        with self.lock:
-            config = self.model.config
-            if self._gen_model is None or self._gen_model.config != config:
-                self._gen_model = build_model(config)
-            self._gen_model.load_state_dict(self.model.state_dict())
-        return self._gen_model
-
-    def generate(self, prompt: str, temperature: float = 1.0, top_k: int | None = None,
-                 top_p: float | None = None, seed: int = 0, max_tokens: int = 48,
-                 ascii_only: bool = False) -> Completion:
-        """Sample from the current weights, with the odds of every choice. Raises
-        scenarios.ScenarioError for a bad prompt."""
-        return complete(self.generation_model(), self.scenario.tokenizer, self.scenario.layout,
-                        prompt, max_tokens=max_tokens, temperature=temperature, top_k=top_k,
-                        top_p=top_p, seed=seed, ascii_only=ascii_only)

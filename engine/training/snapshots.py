@@ -22,7 +22,8 @@ while training goes on.
 Within the budget: snapshots are taken at multiples of `spacing` (at first `every`). When the
 snapshots' bytes pass the budget, the spacing doubles and the snapshots off the new grid go,
 so what is kept is always spread evenly over the whole run (steps 0, 40, 80, ... rather than
-only the latest ones). Step 0 and the latest snapshot are always kept. Which ones go follows
+only the latest ones). A snapshot taken off the grid (`take` at a pause) stands for where the
+run is; it goes when the next one is taken. Step 0 and the latest snapshot are always kept. Which ones go follows
 from the steps alone, never from chance.
 
 Shapes: P total number of parameter elements; the weights and the moments are (P,) each.
@@ -45,6 +46,7 @@ class Snapshot:
     weights: np.ndarray  # (P,) a read-only copy of model.packed.data
     trainer_state: dict[str, np.ndarray]  # Trainer.state(): moments, step count, generators
     model_config: object = None  # the model's ModelConfig then (break-it switches included)
+    train_config: object = None  # the trainer's TrainConfig then (its learning rate, seed...)
     loss: float | None = None  # the training loss of step `step` (None: not known, or step 0)
 
     @property
@@ -110,23 +112,30 @@ class Snapshots:
         weights = trainer.model.packed.data.copy()
         weights.flags.writeable = False  # shared by every reader: nobody may change it
         snapshot = Snapshot(trainer.step_count, weights, trainer.state(),  # fresh copies
-                            copy.deepcopy(trainer.model.config),
+                            copy.deepcopy(trainer.model.config), copy.deepcopy(trainer.config),
                             None if loss is None else float(loss))
         if snapshot.nbytes > self.budget_bytes:
             raise ValueError(f"one snapshot needs {snapshot.nbytes:,} bytes, more than the "
                              f"budget of {self.budget_bytes:,}; raise budget_bytes")
-        kept = [s for s in self.kept if s.step < snapshot.step] + [snapshot]
+        kept = [s for s in self.kept if s.step < snapshot.step]
+        if len(kept) > 1 and kept[-1].step % self.spacing:
+            kept.pop()  # taken off the grid to stand for "now" (a pause): now is further on
+        kept.append(snapshot)
         while sum(s.nbytes for s in kept) > self.budget_bytes:
             kept = self._thinned(kept)
         self.kept = kept  # one assignment: readers see the old list or the new one
         return snapshot
 
     def _thinned(self, kept: list[Snapshot]) -> list[Snapshot]:
-        """Double the spacing and keep the snapshots on the new grid, the first and the latest."""
+        """The snapshots off the grid go (taken between, e.g. at a pause), the first and the
+        latest kept; when all are on it, the spacing doubles first."""
         if len(kept) <= 2:  # the latest alone fits (take checked it)
             return kept[-1:]
-        self.spacing *= 2
         last = len(kept) - 1
+        on_grid = [s for i, s in enumerate(kept) if i in (0, last) or s.step % self.spacing == 0]
+        if len(on_grid) < len(kept):
+            return on_grid
+        self.spacing *= 2
         return [s for i, s in enumerate(kept) if i in (0, last) or s.step % self.spacing == 0]
 
     def copy_until(self, step: int) -> Snapshots:

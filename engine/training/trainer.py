@@ -107,6 +107,16 @@ class Trainer:
                                        self.config.warmup_steps, self.config.steps,
                                        self.config.min_lr)
 
+    def reseed(self, seed: int) -> None:
+        """Draw the batches (and dropout) from `seed` from the next step on: a branch of a run
+        that sees other data. The seed goes into the config, so a saved run says what it was."""
+        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+            raise ConfigError(f"seed must be a whole number >= 0, got {seed!r}", "seed")
+        self.config = replace(self.config, seed=seed)
+        self.rng = np.random.default_rng(seed)
+        for i, generator in enumerate(self._dropout_rngs):
+            generator.bit_generator.state = np.random.default_rng([seed, i]).bit_generator.state
+
     # -- one step -----------------------------------------------------------------------------
     def step(self) -> StepStats:
         start = time.perf_counter()

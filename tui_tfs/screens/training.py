@@ -37,14 +37,16 @@ from ..widgets.metrics import GradHistory, MetricsPanel
 from ..widgets.predictions import GenerationPanel, PredictionsTable
 from .dialogs import ChoiceScreen, PromptScreen
 from .training_generate import GenerationActions
-from .training_keys import GENERATE_BINDINGS, RUN_BINDINGS, SCREEN_BINDINGS, VIEW_BINDINGS
+from .training_keys import (GENERATE_BINDINGS, RUN_BINDINGS, SCREEN_BINDINGS,
+                            TIMELINE_BINDINGS, VIEW_BINDINGS)
+from .training_timeline import TimelineActions
 
 POST_EVERY = 0.5  # seconds of training between two redraws (2 Hz: light over SSH, cheap)
 COMPACT_PANELS = ("plot", "metrics", "views")  # what v flips through below 80x23, in order
 
 
 
-class TrainingScreen(GenerationActions, Screen[None]):
+class TrainingScreen(GenerationActions, TimelineActions, Screen[None]):
     """Train the session's model and watch it learn."""
 
     SCOPED_CSS = False  # some rules start at the App's classes (-compact, -large, -ascii)
@@ -75,8 +77,9 @@ class TrainingScreen(GenerationActions, Screen[None]):
     App.-ascii TrainingScreen #tr-views { border: ascii $accent; }
     """
 
-    BINDINGS = RUN_BINDINGS + VIEW_BINDINGS + GENERATE_BINDINGS + SCREEN_BINDINGS
-    GROUPS = [("Training", RUN_BINDINGS), ("Panels", VIEW_BINDINGS),
+    BINDINGS = (RUN_BINDINGS + TIMELINE_BINDINGS + VIEW_BINDINGS + GENERATE_BINDINGS
+                + SCREEN_BINDINGS)
+    GROUPS = [("Training", RUN_BINDINGS), ("Timeline", TIMELINE_BINDINGS), ("Panels", VIEW_BINDINGS),
               ("Generation", GENERATE_BINDINGS), ("Screen", SCREEN_BINDINGS)]
 
     def __init__(self, session: Session, style: Style, controller: TrainingController | None = None
@@ -98,6 +101,7 @@ class TrainingScreen(GenerationActions, Screen[None]):
         self.log_scale = True  # the loss plot's y axis (y toggles)
         self._notice: str | None = None  # what the status line shows
         self.compact_panel = "plot"  # below 80x23, the one panel on screen (v flips)
+        self.selected_step: int | None = None  # the snapshot picked on the timeline (its step)
         self._stop = threading.Event()  # set: the training thread ends before its next step
 
     def compose(self) -> ComposeResult:
@@ -179,14 +183,24 @@ class TrainingScreen(GenerationActions, Screen[None]):
         steps = np.fromiter((s.step for s in history), dtype=np.int64, count=len(history))
         losses = np.fromiter((s.loss for s in history), dtype=np.float64, count=len(history))
         evals = list(c.evaluations)
-        return PlotData(steps, losses, [e.step for e in evals], [e.metrics["loss"] for e in evals],
+        kept = c.snapshots.kept
+        data = PlotData(steps, losses, [e.step for e in evals], [e.metrics["loss"] for e in evals],
                         c.uniform_loss, c.optimum,
                         [m.step for m in c.markers if m.kind != "nan"],
-                        [m.step for m in c.markers if m.kind == "nan"])
+                        [m.step for m in c.markers if m.kind == "nan"],
+                        snapshots=[s.step for s in kept], selected=self.selected_index(kept))
+        other = c.other
+        if other is not None:
+            data.label, data.other_label, data.parted_at = c.label, other.label, other.parted_at
+            data.other_steps = np.array([s.step for s in other.history], dtype=np.int64)
+            data.other_losses = np.array([s.loss for s in other.history], dtype=np.float64)
+        return data
 
     def refresh_all(self, evaluated: bool = True) -> None:
         c = self.controller
-        self.query_one(LossPlot).show(self.plot_data(), self.style, self.log_scale)
+        plot = self.query_one(LossPlot)
+        plot.border_subtitle = self.timeline_title()  # first: a thinned-out pick moves
+        plot.show(self.plot_data(), self.style, self.log_scale)
         self.query_one(MetricsPanel).show(c, self.style)
         view = self.query_one("#tr-views", ContentSwitcher).current
         if evaluated:
@@ -350,7 +364,12 @@ class TrainingScreen(GenerationActions, Screen[None]):
         self.app.push_screen(ExplorerScreen(s, self.style, closes_session=True))
 
     def action_leave(self) -> None:
-        """Back to the explorer: pause, and show it the trained weights."""
+        """Let go of the timeline's pick; else back to the explorer: pause, and show it the
+        trained weights."""
+        if self.selected_step is not None:
+            self.selected_step = None
+            self.refresh_all(False)
+            return
         c = self.controller
         c.request("pause")
         self._stop_training()
@@ -396,6 +415,10 @@ class TrainingScreen(GenerationActions, Screen[None]):
                                            for n in names]), chosen)
 
     def action_save(self) -> None:
+        picked = self.selected_snapshot()
+        if picked is not None:
+            self.save_picked(picked)
+            return
         try:
             path = self.controller.save()
         except (OSError, ValueError) as error:

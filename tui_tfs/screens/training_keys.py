@@ -11,7 +11,8 @@ RUN_BINDINGS = [
     Binding("s", "stop", "Stop", show=False, tooltip="Stop the run (held-out check; space trains on)"),
     Binding("i", "inspect", "Inspect", show=True,
             tooltip="Pause and open the explorer on the current batch with the live weights"),
-    Binding("w", "save", "Save", show=True, tooltip="Save a checkpoint (like tui-tfs train)"),
+    Binding("w", "save", "Save", show=True,
+            tooltip="Save a checkpoint (like tui-tfs train); a picked snapshot: asks for a path"),
     Binding("left_square_bracket", "speed(-1)", "Slower: fewer steps a second (down to 1)",
             show=False),
     Binding("right_square_bracket", "speed(1)", "Faster: more steps a second (up to no cap)",
@@ -20,6 +21,21 @@ RUN_BINDINGS = [
     Binding("minus", "scale_lr(0.5)", "LR /2", show=True, tooltip="Halve the learning rate"),
     Binding("L", "set_lr", "Type a learning rate", show=False),
     Binding("B", "break_switch", "Toggle a break-it switch (between steps)", show=False),
+]
+TIMELINE_BINDINGS = [  # priority: a focused panel would scroll with them instead
+    Binding("left", "timeline(-1)", "Timeline: an earlier snapshot", show=False, priority=True),
+    Binding("right", "timeline(1)", "Timeline: a later snapshot (past the latest: now)",
+            show=False, priority=True),
+    Binding("home", "timeline_end('first')", "Timeline: the first snapshot", show=False,
+            priority=True),
+    Binding("end", "timeline_end('last')", "Timeline: the latest snapshot", show=False,
+            priority=True),
+    Binding("o", "open_snapshot", "Explore the model as it was at the picked snapshot",
+            show=False),
+    Binding("b", "branch", "Branch: train on from the picked snapshot (lr, seed, switch)",
+            show=False),
+    Binding("K", "keep", "Keep one of two runs (the other is discarded; asks first)",
+            show=False),
 ]
 VIEW_BINDINGS = [
     Binding("y", "toggle_log", "Loss plot: log or linear y axis", show=False),
@@ -37,6 +53,7 @@ GENERATE_BINDINGS = [
 ]
 SCREEN_BINDINGS = [
     Binding("question_mark", "app.help", "Help", show=True, tooltip="Help: every key"),
-    Binding("escape", "leave", "Back to the explorer (pauses training)", show=False),
+    Binding("escape", "leave", "Back to the explorer (pauses training); a pick: let go of it",
+            show=False),
     Binding("q", "app.quit", "Quit", show=False),
 ]

@@ -12,8 +12,10 @@ held-out marks stay visible over it. Markers: `o` at each held-out loss, a dotte
 line where the learning rate or a break-it switch changed, and a heavy one where a step went
 NaN/Inf and its update was skipped (where both fall in one column, the heavy one is drawn).
 ASCII mode turns plotext's box drawing into + - | and those two lines into `:` and `#`, and
-draws the series with plain characters (no braille). The legend under the plot names each
-kind of mark, on as many lines as the plot's width needs.
+draws the series with plain characters (no braille). A second run (the one a branch left) is
+drawn in `x` from the step the two parted at, under the live one. Under the plot, the timeline
+(timeline.py): a mark for each snapshot on the step axis' columns. The legend under it names
+each kind of mark, on as many lines as the plot's width needs.
 """
 from __future__ import annotations
 
@@ -27,8 +29,10 @@ from ..render import flow
 from ..style import Style
 from ..wrap import wrap
 from .loss_axis import YAxis, fit_axis
+from .timeline import canvas_columns, timeline_text
 
 HELD_OUT = "o"  # the held-out loss marker, in both modes: the legend shows the same character
+OTHER = "x"  # the other run's losses (a branch's), in both modes
 CHANGE = {False: "┊", True: ":"}  # the vertical line at an lr / switch change (plotext's dotted)
 NONFINITE = {False: "┃", True: "#"}  # the vertical line at a NaN/Inf step (plotext's heavy)
 LEVEL = {False: "┈", True: "--"}  # the ln V line (plotext's dotted; BOX_TO_ASCII makes it -)
@@ -49,6 +53,21 @@ class PlotData:
     optimum: float | None = None  # the task's lowest possible loss
     changes: list[int] = field(default_factory=list)  # steps where lr / a switch changed
     nonfinite: list[int] = field(default_factory=list)  # steps whose loss was NaN/Inf
+    snapshots: list[int] = field(default_factory=list)  # steps of the timeline's snapshots
+    selected: int | None = None  # index into `snapshots` of the one picked on the timeline
+    label: str = "train"  # the training series' name on the legend
+    other_steps: np.ndarray | None = None  # (M,) a second run's steps (a branch's other run)
+    other_losses: np.ndarray | None = None  # (M,) its training losses
+    other_label: str = ""  # its name on the legend
+    parted_at: int = 0  # the step the two runs share last (the branch's snapshot)
+
+    @property
+    def last_step(self) -> int:
+        """The step axis' end: the latest step of either run (2 at least)."""
+        last = int(self.steps[-1]) if len(self.steps) else 1
+        if self.other_steps is not None and len(self.other_steps):
+            last = max(last, int(self.other_steps[-1]))
+        return max(last, 2)
 
 
 def downsample(xs: np.ndarray, ys: np.ndarray, max_points: int) -> tuple[np.ndarray, np.ndarray]:
@@ -80,13 +99,18 @@ def loss_plot_text(data: PlotData, width: int, height: int, style: Style,
     fig.plot_size(width, height)
     xs, ys = downsample(np.asarray(data.steps), np.asarray(data.losses, dtype=np.float64),
                         2 * width)
-    axis = y_axis(data, ys, height, log)
+    other_xs, other_ys = _other_series(data, width)
+    axis = y_axis(data, np.concatenate([ys, other_ys]), height, log)
     fig.ruler("y").lim(axis.bottom, axis.top)
     fig.ruler("y").ticks(*axis.ticks(references(data, axis)))
-    last = max(int(data.steps[-1]), 2)
+    last = data.last_step
     fig.ruler("x").lim(1, last)
     ticks = sorted({int(round(t)) for t in np.linspace(1, last, max(2, min(6, width // 10)))})
     fig.ruler("x").ticks(ticks, [str(t) for t in ticks])
+    other = [(x, axis.plot(y)) for x, y in zip(other_xs, other_ys) if axis.drawable(y)]
+    if other:  # the run a branch left: its own marker, so it reads without colour
+        fig.draw(fig.signal([float(x) for x, _ in other], [y for _, y in other],
+                            marker=OTHER))
     train = [(x, axis.plot(y)) for x, y in zip(xs, ys) if axis.drawable(y)]
     if train:  # first: the held-out marks are drawn over it
         fig.draw(fig.signal([float(x) for x, _ in train], [y for _, y in train],
@@ -114,6 +138,16 @@ def loss_plot_text(data: PlotData, width: int, height: int, style: Style,
     text.no_wrap = True
     text.overflow = "crop"
     return text
+
+
+def _other_series(data: PlotData, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """The other run's losses after the step the runs parted at (before it they are one line),
+    bucketed to one point a column: its markers are wider than braille dots."""
+    if data.other_steps is None or not len(data.other_steps):
+        return np.zeros(0), np.zeros(0)
+    steps = np.asarray(data.other_steps)
+    after = steps > data.parted_at
+    return downsample(steps[after], np.asarray(data.other_losses, dtype=np.float64)[after], width)
 
 
 def y_axis(data: PlotData, losses: np.ndarray, height: int, log: bool) -> YAxis:
@@ -146,7 +180,10 @@ def legend_text(data: PlotData, style: Style, width: int | None = None,
     columns cannot hold it (an entry is never cut). A reference level the axis cannot draw (a
     best loss of 0 on a log axis) is named without a glyph."""
     dot = "." if style.ascii else "⠒"
-    entries = [Text(f"{dot} train", style="dim"), Text(f"{HELD_OUT} held-out", style="dim")]
+    entries = [Text(f"{dot} {data.label}", style="dim")]
+    if data.other_steps is not None:
+        entries.append(Text(f"{OTHER} {data.other_label}", style="dim"))
+    entries.append(Text(f"{HELD_OUT} held-out", style="dim"))
     level = LEVEL[style.ascii]
     for name, value in (("ln V", data.uniform), ("best", data.optimum)):
         if value is not None:
@@ -195,9 +232,14 @@ class LossPlot(Static):
         width, height = self.content_size
         if width <= 0 or height <= 0:
             return
-        legend = legend_text(self._data, self._style, width, self._log)
-        text = loss_plot_text(self._data, width, height - len(legend.plain.splitlines()),
-                              self._style, self._log)
+        data, style = self._data, self._style
+        legend = legend_text(data, style, width, self._log)
+        text = loss_plot_text(data, width, height - len(legend.plain.splitlines()) - 1,
+                              style, self._log)
+        axis = canvas_columns(text.plain.split("\n", 1)[0], style.ascii)
+        text.append("\n")
+        text.append_text(timeline_text(data.snapshots, data.selected, axis, data.last_step,
+                                       width, style))
         text.append("\n")
         text.append_text(legend)
         self.update(text, layout=False)  # a fixed-size box: no layout pass
