@@ -112,6 +112,7 @@ class TrainingController:
         self.clock = time.perf_counter  # seconds; tests give a fake one with a fake `sleep`
         self.sleep = time.sleep
         self._last_step_at = -math.inf  # `clock` when the latest step started
+        self.step_watchers: list = []  # watcher(controller, stats) after each step, lock held
 
     # -- facts ---------------------------------------------------------------------------------
     @property
@@ -290,6 +291,8 @@ class TrainingController:
         self.history.append(stats)
         for group, norm in stats.layer_grad_norms.items():
             self.layer_norms.setdefault(group, []).append(norm)
+        for watcher in self.step_watchers:  # e.g. the probe (tui_tfs/probe_watch.py)
+            watcher(self, stats)
 
     def _diverge(self, stats: StepStats) -> None:
         # the trainer has already put back the weights and moments of the last finite step

@@ -37,6 +37,8 @@ class ProbeFrame:
     layers: tuple[str, ...]  # attention layers in forward order: "encoder.blocks.0.self_attn"
     attention: Mapping[str, np.ndarray]  # layer -> (H, T, S) softmax weights, batch item 0
     cross: frozenset[str]  # the layers whose keys are the encoder's output (cross-attention)
+    streams: Mapping[str, tuple[str | None, str | None]]  # layer -> (rows, keys) streams:
+    #   SOURCE | TARGET, the tokens that label a map's rows (queries) and columns (keys)
 
 
 class AttentionOnlyRecorder(Recorder):
@@ -47,6 +49,7 @@ class AttentionOnlyRecorder(Recorder):
         super().__init__(facts=facts)
         self.weights: dict[str, np.ndarray] = {}  # layer -> (B, H, T, S), in forward order
         self.cross: set[str] = set()
+        self.streams: dict[str, tuple[str | None, str | None]] = {}
 
     def emit(self, phase, path, op, tensors, formula=None, **attrs):
         if op != "softmax":
@@ -56,6 +59,7 @@ class AttentionOnlyRecorder(Recorder):
         if layer is None:  # a softmax outside attention (none today): not a map
             return None
         self.weights[layer] = np.array(tensors["weights"], copy=True)
+        self.streams[layer] = (facts.rows, facts.keys)
         if facts.attention == CROSS_ATTENTION:
             self.cross.add(layer)
         return None
@@ -72,7 +76,8 @@ def probe_frame(model, batch: Batch, step: int) -> ProbeFrame:
         logits = run_model(model, batch)  # (B, T, V)
         loss = loss_fn.forward(logits[:1], batch.tgt_out[:1])
     attention = {layer: w[0] for layer, w in recorder.weights.items()}  # (H, T, S) each
-    return ProbeFrame(step, float(loss), tuple(attention), attention, frozenset(recorder.cross))
+    return ProbeFrame(step, float(loss), tuple(attention), attention, frozenset(recorder.cross),
+                      dict(recorder.streams))
 
 
 def probe_snapshots(model, snapshots: Iterable[tuple[int, np.ndarray]], batch: Batch
