@@ -59,6 +59,7 @@ REDRAW_EVERY = 0.5  # seconds between looks for new snapshots while training run
 class ProbePanel(TextPanel):
     """The scrubber's body: the screen says what to draw."""
 
+    SCOPED_CSS = False  # the ASCII rule starts at the App's class -ascii
     DEFAULT_CSS = """
     ProbePanel { border: none; padding: 0 1; }
     App.-ascii ProbePanel { border: none; }
