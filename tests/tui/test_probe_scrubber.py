@@ -10,7 +10,8 @@ from conftest import drive, screen_text
 from tui_tfs import render
 from tui_tfs.probe_watch import ProbeWatch
 from tui_tfs.screens.diff import DiffScreen
-from tui_tfs.screens.probe import ProbePanel, ProbeScreen
+from tui_tfs.screens.probe import ProbeScreen
+from tui_tfs.widgets.probe_panel import ProbePanel
 from tui_tfs.shading import Scale
 from tui_tfs.diff import diff_stats, parameter
 from tui_tfs.shading import short

@@ -18,9 +18,9 @@ from ..probe_watch import watch_training
 from ..style import Style
 from ..time_heatmap import short_layer
 from ..widgets.footer import FittingFooter
+from ..widgets.probe_panel import ProbePanel
 from .dialogs import ChoiceScreen
 from .help import HelpScreen
-from .probe import ProbePanel
 
 DIFF_BINDINGS = [
     Binding("left", "move('b', -1)", "B", show=True, key_display="←→", priority=True,

@@ -19,7 +19,7 @@ from .. import probe_views as views
 from ..probe_watch import watch_training
 from ..style import Style
 from ..widgets.footer import FittingFooter
-from ..widgets.panel import TextPanel
+from ..widgets.probe_panel import ProbePanel
 from .dialogs import PromptScreen
 from .help import HelpScreen
 
@@ -54,19 +54,6 @@ SCREEN_BINDINGS = [
     Binding("q", "app.quit", "Quit", show=False),
 ]
 REDRAW_EVERY = 0.5  # seconds between looks for new snapshots while training runs
-
-
-class ProbePanel(TextPanel):
-    """The scrubber's body: the screen says what to draw."""
-
-    SCOPED_CSS = False  # the ASCII rule starts at the App's class -ascii
-    DEFAULT_CSS = """
-    ProbePanel { border: none; padding: 0 1; }
-    App.-ascii ProbePanel { border: none; }
-    """
-
-    def render_view(self, screen, style: Style) -> Text:
-        return screen.body(self.text_width)
 
 
 class ProbeScreen(Screen[None]):
