@@ -35,9 +35,19 @@ LARGE_SIZE = (110, 34)  # a projector's terminal: wider tree, larger map cells, 
 ASCII_TERMS = {"vt100", "vt102", "vt220", "vt52", "dumb", "ansi"}
 
 
-def wants_ascii(env: Mapping[str, str] | None = None, encoding: str | None = None) -> bool:
-    """True when the terminal probably cannot show Unicode: a non-UTF-8 locale or an old TERM."""
+def draws_in_browser(env: Mapping[str, str] | None = None) -> bool:
+    """True when `tui-tfs serve` runs this process for a browser tab: Textual's web driver then
+    draws into a pipe read by the server (not a terminal), for xterm.js, which shows Unicode."""
     env = os.environ if env is None else env
+    return env.get("TEXTUAL_DRIVER", "").endswith(":WebDriver")
+
+
+def wants_ascii(env: Mapping[str, str] | None = None, encoding: str | None = None) -> bool:
+    """True when the terminal probably cannot show Unicode: a non-UTF-8 locale or an old TERM
+    (never in a browser: the server's locale says nothing of it)."""
+    env = os.environ if env is None else env
+    if draws_in_browser(env):
+        return False
     if env.get("TERM", "") in ASCII_TERMS:
         return True
     for name in ("LC_ALL", "LC_CTYPE", "LANG"):

@@ -120,6 +120,31 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("checkpoint", type=Path, metavar="CHECKPOINT", help="a file saved by tui-tfs train")
     evaluate.add_argument("--n", type=_whole_in(1, MAX_ROWS), default=10,
                           help=f"predictions to show (default 10, at most {MAX_ROWS:,})")
+    serve = commands.add_parser(
+        "serve", help="serve the explorer to web browsers (one app per browser tab)",
+        description="Serve the app to web browsers: each browser tab that opens the page gets "
+        "its own tui-tfs, as in a terminal. Binds 127.0.0.1 (this machine only) unless --host "
+        "says otherwise; any other address needs an access token, which the page asks for "
+        "before anything else. Ctrl+C stops the server and its apps.",
+        epilog="From another machine without exposing the port: ssh -L 8000:127.0.0.1:8000 "
+        "HOST, then open http://localhost:8000")
+    serve.add_argument("scenario", nargs="?", metavar="SCENARIO_OR_PATH",
+                       help="what each tab opens, as for tui-tfs explore (default: the picker)")
+    serve.add_argument("--lesson", metavar="NAME|FILE",
+                       help="each tab opens this lesson instead (as tui-tfs lesson NAME)")
+    serve.add_argument("--ascii", action="store_true", default=None,
+                       help="ASCII glyphs only in the browser (default: Unicode)")
+    serve.add_argument("--host", default="127.0.0.1",
+                       help="address to listen on (default 127.0.0.1: this machine only; "
+                            "0.0.0.0 for every network, with a token)")
+    serve.add_argument("--port", type=_whole_in(1, 65535), default=8000,
+                       help="port to listen on (default 8000)")
+    serve.add_argument("--token", nargs="?", const=True, default=None, metavar="TOKEN",
+                       help="the access token the page asks for (at least 12 characters; "
+                            "--token alone generates one and prints it; the environment "
+                            "variable TUI_TFS_TOKEN keeps it out of the process list). "
+                            "Required unless the host is a loopback address")
+
     export = commands.add_parser(
         "export", help="write a trained language model as a Hugging Face GPT-2 folder",
         description="Write a decoder-only checkpoint whose model is GPT-2-shaped (norm \"pre\", "

@@ -12,6 +12,8 @@
     tui-tfs lesson check [FILE]          check a lesson file (or the whole course)
     tui-tfs lesson NAME|FILE             open a lesson
     tui-tfs export CHECKPOINT --hf DIR   a GPT-2-shaped language model as a Hugging Face folder
+    tui-tfs serve [SCENARIO_OR_PATH]     the app in web browsers, one app per tab
+                  [--host H --port P --token [T]]   127.0.0.1:8000 by default; a token elsewhere
 
 Exit codes: 0 done, 2 a usage or input error (the message says what to fix), 3 training
 diverged (a loss or gradient went NaN/Inf; the checkpoint keeps its last finite weights),
@@ -39,7 +41,7 @@ def start_explorer(source: str | None, ascii_only: bool | None = None, record: P
     stderr and exit 2 (ScenarioError, CheckpointError or RunError, caught by `main`); so is a
     bad --replay file; the screen needs a terminal on stdout and stderr (it draws on stderr),
     else it says so. `record`/`replay`: a keystroke file to write or to play back."""
-    from .app import run_explorer, wants_ascii
+    from .app import draws_in_browser, run_explorer, wants_ascii
     from .keys_file import KeysFileError, read_keys
 
     ascii_only = wants_ascii() if ascii_only is None else ascii_only
@@ -54,7 +56,7 @@ def start_explorer(source: str | None, ascii_only: bool | None = None, record: P
         print(f"tui-tfs explore: {error}", file=sys.stderr)
         return EXIT_USAGE
     for name, stream in (("stdout", sys.stdout), ("stderr", sys.stderr)):
-        if not stream.isatty():
+        if not stream.isatty() and not draws_in_browser():
             print(f"tui-tfs explore: {name} is not a terminal (piped or redirected?); the "
                   f"explorer draws a full screen and needs one: run it without | or >, or use "
                   f"tui-tfs list, show, eval or generate for text", file=sys.stderr)
@@ -94,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
 
     handlers = {"list": cmd_list, "show": cmd_show, "train": cmd_train,
                 "generate": cmd_generate, "eval": cmd_eval, "lesson": cmd_lesson,
-                "export": cmd_export, None: cmd_explore,
+                "export": cmd_export, "serve": cmd_serve, None: cmd_explore,
                 "explore": cmd_explore}
     try:
         return handlers[args.command](args, console)
@@ -113,6 +115,12 @@ def cmd_explore(args, console: Console) -> int:
     return start_explorer(getattr(args, "scenario", None), ascii_only,
                           getattr(args, "record", None), getattr(args, "replay", None),
                           getattr(args, "speed", 1.0))
+
+
+def cmd_serve(args, console: Console) -> int:
+    from .serve import serve
+
+    return serve(args)
 
 
 def cmd_list(args, console: Console) -> int:

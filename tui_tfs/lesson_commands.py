@@ -73,7 +73,7 @@ def open_lesson(name: str, console: Console, ascii_only: bool | None = None) -> 
     (tui-tfs lesson check builds them all up front)."""
     from scenarios.lessons import LessonError
 
-    from .app import wants_ascii
+    from .app import draws_in_browser, wants_ascii
     from .lessons import LessonNotFound, LessonRun
 
     ascii_only = wants_ascii() if ascii_only is None else ascii_only
@@ -87,7 +87,7 @@ def open_lesson(name: str, console: Console, ascii_only: bool | None = None) -> 
             print(problem.format(_shown(Path(error.file))), file=sys.stderr)
         return EXIT_USAGE
     for stream_name, stream in (("stdout", sys.stdout), ("stderr", sys.stderr)):
-        if not stream.isatty():
+        if not stream.isatty() and not draws_in_browser():
             print(f"tui-tfs lesson: {stream_name} is not a terminal (piped or redirected?); a "
                   f"lesson draws a full screen and needs one: run it without | or >, or use "
                   f"tui-tfs lesson check {name} for text", file=sys.stderr)

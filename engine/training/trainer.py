@@ -227,7 +227,9 @@ class Trainer:
 
     def load_state(self, state: dict[str, np.ndarray]) -> None:
         """Restore `state()` output; the model's weights are loaded separately. Everything is
-        checked first (ValueError naming the problem), so a bad state changes nothing."""
+        checked first (ValueError naming the problem), so a bad state changes nothing. The
+        weights an update would be undone to are forgotten: a non-finite step right after keeps
+        the weights loaded with this state."""
         ours = {k: v for k, v in state.items() if k.startswith("trainer.")}
         expected = {"trainer.step", "trainer.rng"}
         expected |= {f"trainer.dropout_rng.{i}" for i in range(len(self._dropout_rngs))}
@@ -253,6 +255,10 @@ class Trainer:
             self.optimizer.load_state_dict(backup)
             raise ValueError(f"a saved random generator state is unusable: {error}") from None
         self.step_count = int(step)
+        # the last good weights belong to the run before this state (a rewind: its future):
+        # a non-finite step right after must keep the weights loaded with this state
+        self._last_good_step = None
+        self.failed_weights = None
 
 
 # -- helpers ------------------------------------------------------------------------------------
