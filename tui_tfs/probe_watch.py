@@ -49,12 +49,13 @@ class ProbeWatch:
     def __call__(self, controller, stats) -> None:
         """After each step: probe at every `every`th."""
         if controller.step % self.every == 0:
-            self.take(controller)
+            self.take(controller, stats.loss)
 
-    def take(self, controller) -> ProbeFrame:
-        """A snapshot and a probe frame of the run now (a rewound run's later frames go)."""
+    def take(self, controller, loss: float | None = None) -> ProbeFrame:
+        """A snapshot and a probe frame of the run now (a rewound run's later frames go);
+        `loss`: the training loss of the step that led here."""
         step = controller.step
-        self.snapshots.take(controller.trainer)
+        self.snapshots.take(controller.trainer, loss)
         frame = probe_frame(controller.model, self.batch, step)
         self.frames = [f for f in self.frames if f.step < step] + [frame]
         return frame
