@@ -119,3 +119,28 @@ def test_unchanged_tensors_diff_to_zero_and_draw_blank():
     assert "every value is 0" in text and "changed 0 of 416" in text
     cells = text.split("0 blank\n")[1]
     assert set(cells.replace("\n", "").split()) <= {str(i) for i in range(1, 14)}  # labels only
+
+
+def test_a_typed_probe_is_run_again_at_every_kept_snapshot_and_a_bad_one_changes_nothing():
+    from engine.training.probe import probe_frame
+    from scenarios import ScenarioError
+
+    scenario = load_scenario("reverse")
+    c = TrainingController(scenario, scenario.build_model(), eval_every=0)
+    watch = ProbeWatch(c, every=2)
+    c.step_watchers.append(watch)
+    c.total_steps = 4
+    c.start()
+    while c.running:
+        c.run_for(1.0)
+    watch.set_probe("2718", c)
+    assert watch.text == "2718" and [f.step for f in watch.frames] == watch.snapshots.steps
+    for snapshot, frame in zip(watch.snapshots.kept, watch.frames):
+        fresh = snapshot.model()
+        want = probe_frame(fresh, scenario.batch_for("2718"), snapshot.step)
+        for layer in want.layers:
+            np.testing.assert_array_equal(frame.attention[layer], want.attention[layer])
+    assert watch.tokens("source") == list("2718")
+    with pytest.raises(ScenarioError):
+        watch.set_probe("not digits", c)
+    assert watch.text == "2718" and watch.tokens("source") == list("2718")
