@@ -126,7 +126,7 @@ def layers_over_time(title: str, labels: list[str], steps: np.ndarray, values: n
     columns = max(4, width - label_w - 1)
     binned, runs = bin_columns(values, columns)
     place, lo, hi = levels(binned, log)
-    text.append(("log scale: " if log else "") , style="dim")
+    text.append("log scale: " if log else "", style="dim")
     text.append_text(ramp_legend(lo, hi, style))
     text.append(_per_column(runs, "step"), style="dim")
     text.append("\n")
