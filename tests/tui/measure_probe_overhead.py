@@ -63,19 +63,19 @@ def per_operation(samples: int) -> tuple[float, float]:
 def main() -> None:
     steps = int(sys.argv[1]) if len(sys.argv) > 1 else 300
     repeats = int(sys.argv[2]) if len(sys.argv) > 2 else 3
-    plain, probed = [], []
-    for _ in range(repeats):
-        plain.append(throughput(steps, False))
-        probed.append(throughput(steps, True))
-    a, b = statistics.median(plain), statistics.median(probed)
-    print(f"reverse, {steps} steps x {repeats}, a probe every {PROBE_EVERY} steps")
-    print(f"throughput without the probe {a:.1f} steps/s (runs {', '.join(f'{x:.1f}' for x in plain)})")
-    print(f"throughput with the probe    {b:.1f} steps/s (runs {', '.join(f'{x:.1f}' for x in probed)})")
-    print(f"share of training throughput: {100 * (1 - b / a):.1f}%")
+    print(f"reverse, a probe every {PROBE_EVERY} steps", flush=True)
     step, probe = per_operation(max(30, steps // 10))
     share = probe / (PROBE_EVERY * step + probe)
     print(f"one step {1000 * step:.2f} ms, one probe (snapshot + forward) {1000 * probe:.2f} ms: "
-          f"{100 * share:.2f}% of training time at one probe per {PROBE_EVERY} steps")
+          f"{100 * share:.2f}% of training time at one probe per {PROBE_EVERY} steps", flush=True)
+    plain, probed = [], []
+    for _ in range(repeats):  # interleaved, so drift in machine load hits both sides
+        plain.append(throughput(steps, False))
+        probed.append(throughput(steps, True))
+        print(f"  run: {plain[-1]:.1f} steps/s without, {probed[-1]:.1f} with", flush=True)
+    a, b = statistics.median(plain), statistics.median(probed)
+    print(f"{steps} steps x {repeats}: without the probe {a:.1f} steps/s, with it {b:.1f}; "
+          f"share of training throughput: {100 * (1 - b / a):.1f}%")
 
 
 if __name__ == "__main__":
