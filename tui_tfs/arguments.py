@@ -144,6 +144,9 @@ def build_parser() -> argparse.ArgumentParser:
                             "--token alone generates one and prints it; the environment "
                             "variable TUI_TFS_TOKEN keeps it out of the process list). "
                             "Required unless the host is a loopback address")
+    serve.add_argument("--max-tabs", type=_whole_in(1, 1000), default=64, metavar="N",
+                       help="at most N tabs (app processes) at once; the next is refused until "
+                            "one closes (default 64; each takes about 80 MB)")
 
     export = commands.add_parser(
         "export", help="write a trained language model as a Hugging Face GPT-2 folder",

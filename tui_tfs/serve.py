@@ -11,7 +11,6 @@ Who may connect is `serve_access.GuardedServer`'s business.
 """
 from __future__ import annotations
 
-import ipaddress
 import os
 import secrets
 import shlex
@@ -19,6 +18,8 @@ import socket
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+
+from .serve_access import GuardedServer, is_loopback
 
 TOKEN_VARIABLE = "TUI_TFS_TOKEN"
 MIN_TOKEN_LENGTH = 12
@@ -48,18 +49,9 @@ class TabCommand:
         return head + ["explore"] + flags + ([self.source] if self.source is not None else [])
 
     def shell(self) -> str:
-        """The command line textual-serve hands to the shell, every word quoted."""
-        return shlex.join(self.argv())
-
-
-def is_loopback(host: str) -> bool:
-    """127.0.0.0/8, ::1 or the name localhost: reachable from this machine only."""
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
+        """The command line textual-serve hands to the shell, every word quoted; `exec`, so the
+        app is the server's child itself (its signals, its exit status), not a shell's."""
+        return "exec " + shlex.join(self.argv())
 
 
 def access_token(host: str, given: str | bool | None, env: dict[str, str]) -> tuple[str | None, bool]:
@@ -124,8 +116,6 @@ def serve(args) -> int:
                        f"{args.lesson} lists them")
     # the tabs inherit this environment: they have no use for the token
     os.environ.pop(TOKEN_VARIABLE, None)
-    from .serve_access import GuardedServer
-
     shown_host = f"[{args.host}]" if ":" in args.host else args.host
     # a wildcard address is no address to type: the machine's name is
     where = socket.gethostname() if args.host in ("0.0.0.0", "::", "") else shown_host
@@ -138,7 +128,7 @@ def serve(args) -> int:
     else:
         lines.append("access token: the one given (the page asks for it)")
     lines.append("Ctrl+C stops the server and every tab's app")
-    server = GuardedServer(tab.shell(), args.host, args.port, token, lines)
+    server = GuardedServer(tab.shell(), args.host, args.port, token, lines, args.max_tabs)
     try:
         server.serve()
     except OSError as error:  # the port is taken, or the address is not this machine's

@@ -7,7 +7,7 @@ downloads. `GuardedServer` puts one aiohttp middleware in front of all of them:
 - with a token, a request without the session cookie gets the token form (`/`) or 401
   (anything else): no page, no script, no websocket, so no app process. POST /login compares
   the token with `hmac.compare_digest` and, when right, sets the session cookie (HttpOnly,
-  SameSite=Strict) and sends the browser back to `/`;
+  SameSite=Lax: a link from a course page keeps it) and sends the browser back to `/`;
 - without a token (loopback only), the Host header must name a loopback address, so a web page
   elsewhere cannot reach the server through DNS rebinding;
 - the websocket's Origin, when sent (browsers always send it), must be this server, so another
@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import html
+import ipaddress
 import re
 import secrets
 import signal
@@ -27,11 +28,13 @@ from urllib.parse import urlsplit
 
 import aiohttp_jinja2
 from aiohttp import web
-from textual_serve.server import Server, to_int
+from textual_serve.app_service import AppService
+from textual_serve.server import Server, log, to_int
 
 COOKIE = "tui_tfs_access"
+QUIT_GRACE = 10.0  # seconds a tab's app has to quit when its tab or the server closes
 FAILED_LOGIN_PAUSE = 0.5  # seconds; wrong tokens are answered one at a time, so at most two a second
-LOOPBACK_NAMES = {"localhost", "127.0.0.1", "::1", "[::1]"}
+TERMINAL_CELLS = (10, 500)  # bounds on the columns and rows a tab may ask its app for
 HOST_HEADER = re.compile(r"^[A-Za-z0-9.\-]+(:[0-9]{1,5})?$|^\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?$")
 
 
@@ -41,13 +44,14 @@ class GuardedServer(Server):
     `localhost` through an SSH tunnel, or by the machine's name, connects back to the same)."""
 
     def __init__(self, command: str, host: str, port: int, token: str | None,
-                 announce: list[str]) -> None:
+                 announce: list[str], max_tabs: int) -> None:
         super().__init__(command, host=host, port=port, title="tui-tfs")
         self._token = token.encode("utf-8") if token is not None else None
         self._session = secrets.token_urlsafe(32)  # the cookie's value, new at every start
         self._failures = asyncio.Lock()
         self._announce = announce  # lines printed once the server listens
-        self._tabs: set[asyncio.Task] = set()  # one websocket handler per open tab
+        self._tabs: set[AppService] = set()  # one app process per open tab
+        self._max_tabs = max_tabs  # more would only starve the open ones of memory and CPU
 
     # -- the web application -------------------------------------------------------------------
     async def _make_app(self) -> web.Application:
@@ -77,27 +81,68 @@ class GuardedServer(Server):
         """Nothing: textual-serve prints its banner here, before the address is bound."""
 
     async def on_shutdown(self, app: web.Application) -> None:
-        """Close every tab now (each handler then tells its app to quit and waits for it),
-        rather than after aiohttp's grace period: Ctrl+C leaves no app process behind."""
-        tabs = list(self._tabs)
-        for task in tabs:
-            task.cancel()
-        await asyncio.gather(*tabs, return_exceptions=True)
+        """Ctrl+C or SIGTERM: every tab's app is told to quit and waited for (killed after
+        QUIT_GRACE), so none outlives the server."""
+        await asyncio.gather(*(self._end(tab) for tab in list(self._tabs)))
 
-    async def handle_websocket(self, request: web.Request) -> web.WebSocketResponse:
-        task = asyncio.current_task()
-        assert task is not None
-        self._tabs.add(task)
+    async def handle_websocket(self, request: web.Request) -> web.StreamResponse:
+        """textual-serve's handler, keeping each tab's AppService so the server can end it,
+        with the terminal's size bounded and at most `max_tabs` tabs at once."""
+        if len(self._tabs) >= self._max_tabs:
+            return web.Response(status=503, text=f"{self._max_tabs} tabs are open, the most "
+                                f"this server runs (tui-tfs serve --max-tabs): close one\n")
+        low, high = TERMINAL_CELLS
+        width = min(max(to_int(request.query.get("width", "80"), 80), low), high)
+        height = min(max(to_int(request.query.get("height", "24"), 24), low), high)
+        websocket = web.WebSocketResponse(heartbeat=15)
+        tab = AppService(self.command, write_bytes=websocket.send_bytes,
+                         write_str=websocket.send_str, close=websocket.close,
+                         download_manager=self.download_manager, debug=self.debug)
+        self._tabs.add(tab)  # counted before the first await, so the bound holds
+        watcher = None
         try:
-            return await super().handle_websocket(request)
+            await websocket.prepare(request)
+            await tab.start(width, height)
+            watcher = asyncio.create_task(self._close_when_app_ends(tab, websocket))
+            await self._process_messages(websocket, tab)
+        except (ValueError, TypeError, KeyError, AssertionError) as error:  # a garbled message
+            log.warning("tab closed: %s", error)
         finally:
-            self._tabs.discard(task)
+            if watcher is not None:
+                watcher.cancel()
+            await self._end(tab)
+            self._tabs.discard(tab)
+            if websocket.prepared:
+                await websocket.close()
+        return websocket
+
+    @staticmethod
+    async def _close_when_app_ends(tab: AppService, websocket: web.WebSocketResponse) -> None:
+        """An app that ended without saying so (killed: out of memory, a signal) closes its
+        tab, so the page says the session ended and the tab's place is free again."""
+        process = tab._process  # textual-serve keeps it private
+        if process is not None:
+            await process.wait()
+            await websocket.close()
+
+    @staticmethod
+    async def _end(tab: AppService) -> None:
+        """Ask the tab's app to quit and wait until its process has ended (stop() returns when
+        the app closes its output, a moment before); kill it after QUIT_GRACE seconds."""
+        process = tab._process  # textual-serve keeps it private; nothing else can end it
+        try:
+            await asyncio.wait_for(tab.stop(), QUIT_GRACE)
+            if process is not None:
+                await asyncio.wait_for(process.wait(), QUIT_GRACE)
+        except asyncio.TimeoutError:
+            if process is not None and process.returncode is None:
+                process.kill()
 
     @web.middleware
     async def _guard(self, request: web.Request, handler) -> web.StreamResponse:
         if not HOST_HEADER.match(request.host):
             return web.Response(status=400, text="bad Host header\n")
-        if self._token is None and _hostname(request.host) not in LOOPBACK_NAMES:
+        if self._token is None and not is_loopback(_hostname(request.host)):
             return web.Response(status=403, text="this server answers only to localhost / "
                                 "127.0.0.1 (start it with --token to serve other names)\n")
         origin = request.headers.get("Origin")
@@ -127,7 +172,7 @@ class GuardedServer(Server):
                 await asyncio.sleep(FAILED_LOGIN_PAUSE)
             return _token_page(status=403, wrong=True)
         response = web.HTTPSeeOther("/")
-        response.set_cookie(COOKIE, self._session, httponly=True, samesite="Strict", path="/")
+        response.set_cookie(COOKIE, self._session, httponly=True, samesite="Lax", path="/")
         return response
 
     # -- the page ------------------------------------------------------------------------------
@@ -143,6 +188,16 @@ class GuardedServer(Server):
         return {"font_size": to_int(request.query.get("fontsize", "16"), 16),
                 "app_websocket_url": socket, "config": {"static": {"url": static}},
                 "application": {"name": self.title}}
+
+
+def is_loopback(host: str) -> bool:
+    """127.0.0.0/8, ::1 or the name localhost: reachable from this machine only."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 def _hostname(host_header: str) -> str:

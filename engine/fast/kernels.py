@@ -33,7 +33,7 @@ def _rows_of(mask: np.ndarray | None, rows: slice) -> np.ndarray | None:
 _ones_columns: dict[tuple[int, np.dtype], np.ndarray] = {}
 
 
-def _ones_column(n: int, dtype) -> np.ndarray:
+def ones_column(n: int, dtype) -> np.ndarray:
     """(n, 1) of ones (shared, never written): `rows @ it` is each row's sum."""
     key = (n, dtype)
     if key not in _ones_columns:
@@ -48,7 +48,7 @@ def softmax_(x: np.ndarray, axis: int) -> np.ndarray:
     x -= x.max(axis=axis, keepdims=True)
     np.exp(x, out=x)
     if axis in (-1, x.ndim - 1):  # row sums as one product with a ones vector, as the formula
-        total = x @ _ones_column(x.shape[-1], x.dtype)
+        total = x @ ones_column(x.shape[-1], x.dtype)
     else:
         total = x.sum(axis=axis, keepdims=True)
     x *= np.reciprocal(total, out=total)

@@ -32,15 +32,22 @@ Each event also says where in the engine it was emitted (`Event.where`: the emit
 function's file, name and def line, the emit call's line and the same call's previous emit),
 so a viewer can show the lines that computed it: a layer's NumPy lines for an op sit right
 above the op's emit. One frame lookup per event (`sys._getframe`), nothing when not recording.
+
+A tensor an event shows but the step itself never needs (each of q, k and v's share of their
+input's gradient, when the step computes only the sum in one product) is named as
+`Later(fn, *arrays)`: the recorder keeps (copies) the arrays as it keeps any tensor, and the
+event computes fn(*arrays) the first time a reader asks for it (`Event.tensors` is a `Tensors`
+mapping), so a recorded step does not pay for what nobody looks at.
 """
 from __future__ import annotations
 
 import sys
 import weakref
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, MutableMapping, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 
@@ -51,16 +58,62 @@ BACKWARD = "backward"
 UPDATE = "update"  # the optimizer's step after the backward (engine.maths.optim)
 
 
-@dataclass(frozen=True)
-class Where:
+class Where(NamedTuple):
     """Where an event was emitted: the op's code is the emitting function's lines after
-    `previous` (or after the def line and docstring when None) up to the emit at `line`."""
+    `previous` (or after the def line and docstring when None) up to the emit at `line`.
+    (Immutable; a tuple: made for every event, ~5x cheaper than a frozen dataclass.)"""
 
     file: str  # the module's file as Python loaded it (code.co_filename)
     function: str  # qualified name of the emitting function: "MultiHeadAttention._softmax"
     first_line: int  # the function's first line (co_firstlineno: its first decorator, if any)
     line: int  # the first line of the emit call
     previous: int | None  # the line of the same call's previous emit; None for its first
+
+
+class Later:
+    """A tensor computed when first read: `Later(fn, a, b)` stands for fn(a, b)."""
+
+    __slots__ = ("fn", "arrays")
+
+    def __init__(self, fn: Callable[..., np.ndarray], *arrays: np.ndarray) -> None:
+        self.fn, self.arrays = fn, arrays
+
+    def value(self) -> np.ndarray:
+        with np.errstate(all="ignore"):  # as while recording: a diverged step's trace shows it
+            return self.fn(*self.arrays)
+
+
+class Tensors(MutableMapping):
+    """An event's tensors by name; a `Later` one is computed on its first read, then kept."""
+
+    __slots__ = ("_values",)
+
+    def __init__(self, values: Mapping[str, np.ndarray | Later]) -> None:
+        self._values = dict(values)
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        value = self._values[name]
+        if isinstance(value, Later):
+            value = self._values[name] = value.value()
+        return value
+
+    def __setitem__(self, name: str, value: np.ndarray) -> None:
+        self._values[name] = value
+
+    def __delitem__(self, name: str) -> None:
+        del self._values[name]
+
+    def __contains__(self, name: object) -> bool:  # without computing a `Later` one
+        return name in self._values
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def __repr__(self) -> str:
+        return f"Tensors({', '.join(self._values)})"
 
 
 @dataclass
@@ -71,7 +124,7 @@ class Event:
     phase: str  # "forward" | "backward" | "update"
     path: str  # dotted place in the model: "encoder.blocks.0.self_attn.softmax"
     op: str  # what ran: "linear", "scores", "mask", "softmax", "layernorm", ...
-    tensors: dict[str, np.ndarray] = field(repr=False)  # name -> copy ("x", "out", "d_x", "grad.w")
+    tensors: Mapping[str, np.ndarray] = field(repr=False)  # name -> copy ("x", "out", "d_x", "grad.w")
     formula: str = ""  # key of the explanation shown beside it (engine.trace.formulas)
     attrs: dict[str, object] = field(default_factory=dict)  # small numbers: head count, scale, p
     facts: Facts = NO_FACTS  # what the op means, as the model declared it (engine.maths.facts)
@@ -92,6 +145,9 @@ class Recorder:
         self._long_lived = None if owners is None else {id(o): o for o in owners}
         # (owner id, address, shape, strides, dtype) -> (weak reference to the owner, copy)
         self._copies: dict[tuple, tuple[weakref.ref, np.ndarray]] = {}
+        # id of an array object already copied (a weight's view, named by several events) ->
+        # (weak reference to it, its copy): the same object skips working out its address
+        self._copied_objects: dict[int, tuple[weakref.ref, np.ndarray]] = {}
         # emitting function's code -> (id of the frame of its latest call, line of its emit)
         self._last_emit: dict[object, tuple[int, int]] = {}
 
@@ -104,13 +160,18 @@ class Recorder:
         if (self._long_lived is not None and array.dtype.kind == "f"
                 and self._long_lived.get(id(owner)) is not owner):
             return array  # written fresh by the op that named it, never written again
+        same = self._copied_objects.get(id(array))
+        if same is not None and same[0]() is array:
+            return same[1]
         key = (id(owner), array.__array_interface__["data"][0], array.shape, array.strides,
                array.dtype.str)
         known = self._copies.get(key)
         if known is not None and known[0]() is owner:
-            return known[1]
-        copy = np.array(array, copy=True)
-        self._copies[key] = (weakref.ref(owner), copy)
+            copy = known[1]
+        else:
+            copy = np.array(array, copy=True)
+            self._copies[key] = (weakref.ref(owner), copy)
+        self._copied_objects[id(array)] = (weakref.ref(array), copy)
         return copy
 
     def emit(
@@ -122,8 +183,11 @@ class Recorder:
         formula: str | None = None,
         **attrs: object,
     ) -> Event:
-        """Record one op; tensors are copied (once per live array), `None` entries left out."""
-        copies = {name: self.copy_of(t) for name, t in tensors.items() if t is not None}
+        """Record one op; tensors are copied (once per live array), `None` entries left out;
+        a `Later` tensor keeps copies of its arrays and is computed when first read."""
+        copies = Tensors({name: Later(t.fn, *map(self.copy_of, t.arrays))
+                          if isinstance(t, Later) else self.copy_of(t)
+                          for name, t in tensors.items() if t is not None})
         if formula is None:
             formula = op if phase == FORWARD else f"{op}.backward"
         event = Event(len(self.events), phase, path, op, copies, formula, dict(attrs),

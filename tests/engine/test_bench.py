@@ -70,3 +70,15 @@ def test_a_failing_side_is_one_line_and_the_other_is_still_timed(tmp_path):
     row = next(line for line in done.stdout.splitlines() if line.startswith("│ tiny"))
     assert re.search(r"\d+\.\d\d \(\d+\.\d\d\)", row), row  # the engine's own median (min)
     assert all(len(line) <= 80 for line in done.stdout.splitlines()), done.stdout
+
+
+@pytest.mark.timeout(120)
+def test_record_cost_pairs_recorded_and_unrecorded_steps():
+    """`python -m engine.bench.record_cost`: what recording costs, as a paired ratio."""
+    done = subprocess.run([sys.executable, "-m", "engine.bench.record_cost", "--config", "tiny",
+                           "--steps", "2", "--warmup", "1"], cwd=ROOT, capture_output=True,
+                          text=True, timeout=100)
+    assert done.returncode == 0, done.stderr
+    assert re.search(r"recorded / unrecorded: \d+\.\d{3}x \(\d+\.\d{3}-\d+\.\d{3}\)", done.stdout)
+    assert "tiny, 1 thread(s), 2 alternating pairs" in done.stdout, done.stdout
+    assert all(len(line) <= 80 for line in done.stdout.splitlines()), done.stdout

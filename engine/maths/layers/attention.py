@@ -55,8 +55,19 @@ def merge_heads(x: np.ndarray) -> np.ndarray:
 
 def merge_side_by_side(*heads: np.ndarray) -> np.ndarray:
     """n arrays (B,H,T,K) -> (B,T,n*H*K): each merged as by merge_heads, side by side, in one copy."""
-    b, _, t, _ = heads[0].shape
-    return np.concatenate([x.transpose(0, 2, 1, 3) for x in heads], axis=2).reshape(b, t, -1)
+    b, h, t, k = heads[0].shape
+    merged = np.empty((b, t, len(heads), h, k), dtype=heads[0].dtype)  # (B,T,n,H,K)
+    for i, x in enumerate(heads):
+        merged[:, :, i] = x.transpose(0, 2, 1, 3)  # (B,T,H,K)
+    return merged.reshape(b, t, -1)
+
+
+def masked_fill(x: np.ndarray, keep: np.ndarray, fill) -> np.ndarray:
+    """where(keep, x, fill) as a fresh array: x's values where keep is True, `fill` elsewhere
+    (keep broadcasts against x). A copy and a masked overwrite: faster than np.where."""
+    out = x.copy()
+    np.copyto(out, x.dtype.type(fill), where=~keep)
+    return out
 
 
 def softmax(x: np.ndarray, axis: int) -> np.ndarray:
@@ -69,7 +80,7 @@ def softmax(x: np.ndarray, axis: int) -> np.ndarray:
     e = x - x.max(axis=axis, keepdims=True)  # shifted: the largest is 0, exp cannot overflow
     np.exp(e, out=e)
     if axis in (-1, x.ndim - 1):
-        total = e @ np.ones((x.shape[-1], 1), dtype=x.dtype)  # (..., 1) row sums
+        total = e @ kernels.ones_column(x.shape[-1], x.dtype)  # (..., 1) row sums
     else:
         total = e.sum(axis=axis, keepdims=True)
     e *= np.reciprocal(total)
@@ -128,13 +139,14 @@ class MultiHeadAttention(Module):
 
         masked = scaled
         if keep is not None:
-            masked = np.where(keep, scaled, scaled.dtype.type(MASK_FILL))  # (B,H,T,S)
+            masked = masked_fill(scaled, keep, MASK_FILL)  # (B,H,T,S)
             rec.forward(self.child_path("mask"), "mask", {"scaled": scaled, "keep": keep,
                         "masked": masked}, fill=MASK_FILL)
 
         weights = softmax(masked, axis)  # (B,H,T,S)
         if keep is not None:  # a query that may see no key attends to nothing
-            weights *= keep.any(axis=-1, keepdims=True)
+            blind = ~keep.any(axis=-1)  # (B|1,H|1,T)
+            weights[np.broadcast_to(blind, weights.shape[:-1])] = 0  # their rows
         rec.forward(self.child_path("softmax"), "softmax", {"masked": masked,
                     "weights": weights}, axis=axis)
 
@@ -175,7 +187,7 @@ class MultiHeadAttention(Module):
 
         d_scaled = d_masked
         if keep is not None:  # the fill is a constant: masked positions pass no gradient back
-            d_scaled = np.where(keep, d_masked, d_masked.dtype.type(0))
+            d_scaled = masked_fill(d_masked, keep, 0)
             rec.backward(self.child_path("mask"), "mask", {"d_masked": d_masked,
                          "d_scaled": d_scaled})
 

@@ -18,6 +18,7 @@ import numpy as np
 
 from ...fast import kernels
 from ..param import Module, Param
+from ..recorder import Later
 from .kernel_choice import use_kernels, watcher
 
 
@@ -26,6 +27,11 @@ def affine(x2: np.ndarray, w: np.ndarray, b: np.ndarray | None) -> np.ndarray:
     if use_kernels():
         return kernels.linear_forward(x2, w, b)
     return x2 @ w if b is None else x2 @ w + b
+
+
+def input_gradient(d_out: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """d_x = d_out W^T: d_out (..., O), w (I, O) -> (..., I)."""
+    return d_out @ w.T
 
 
 def affine_backward(x2: np.ndarray, d2: np.ndarray, w: np.ndarray, bias: bool):
@@ -156,9 +162,10 @@ def backward_together(layers: list[Linear], d_outs: np.ndarray) -> np.ndarray:
         start = cols.stop
         layer.w.grad += grad_w[:, cols]
         layer.b.grad += grad_b[cols]
-        if not use_kernels():  # the trace shows each layer's own share of d_x (they sum to it)
-            d_layer = d_outs[..., cols]
-            rec.backward(layer.path, "linear", {"d_out": d_layer, "d_x": d_layer @ layer.w.data.T,
+        if not use_kernels():  # the trace shows each layer's own share of d_x (they sum to it),
+            d_layer = d_outs[..., cols]  # computed when a reader asks: the step needs only d_x
+            rec.backward(layer.path, "linear", {"d_out": d_layer,
+                         "d_x": Later(input_gradient, d_layer, layer.w.data),
                          "grad.w": grad_w[:, cols], "grad.b": grad_b[cols]},
                          formula=f"{layer.formula}.backward", params=layer.param_names())
         layer.x = None
