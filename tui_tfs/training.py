@@ -134,6 +134,7 @@ class TrainingController(Branching, Generating, Pacing):
             self.snapshots = Snapshots(2**62, SNAPSHOT_BUDGET)
         self.label = "run"  # this run's name on the plot's legend once a branch is drawn beside it
         self.other = None  # branches.Run: the run a branch left, drawn beside it until one is kept
+        self.step_watchers: list = []  # watcher(controller, stats) after each step, lock held
 
     # -- facts ---------------------------------------------------------------------------------
     @property
@@ -295,6 +296,9 @@ class TrainingController(Branching, Generating, Pacing):
             self.layer_norms.setdefault(group, []).append(norm)
         if not stats.nonfinite:
             self.snapshots.maybe_take(self.trainer, stats.loss)
+
+        for watcher in self.step_watchers:  # e.g. the probe (tui_tfs/probe_watch.py)
+            watcher(self, stats)
 
     def _fits_snapshots(self) -> bool:
         """Four snapshots or more fit the budget (weights and optimizer state, 3 or 2 copies

@@ -31,6 +31,7 @@ from ..widgets.footer import FittingFooter
 from ..widgets.titles import fit_title
 from ..style import Style
 from ..session import Session
+from ..probe_watch import watch_training
 from ..training import DIVERGED, RUNNING, TrainingController
 from ..widgets.loss_plot import LossPlot, PlotData
 from ..widgets.metrics import GradHistory, MetricsPanel
@@ -93,6 +94,7 @@ class TrainingScreen(GenerationActions, TimelineActions, Screen[None]):
             controller.adopt(session.model)  # the explorer flipped a switch meanwhile
         session.training = controller
         self.controller = controller
+        watch_training(controller)  # the probe: a snapshot and its attention every N steps
         self.inspecting: Session | None = None  # the explorer session opened on the live model
         self._after_pause: str | None = None  # "inspect" | "inspect_nan" once the worker ends
         self.prompt: str | None = None
@@ -436,6 +438,11 @@ class TrainingScreen(GenerationActions, TimelineActions, Screen[None]):
         self._titles()
         self.refresh_all()
         self.call_after_refresh(self.refresh_all)  # again at the panel's laid-out width
+
+    def action_probe(self) -> None:
+        from .probe import ProbeScreen
+
+        self.app.push_screen(ProbeScreen(self.controller, self.style))
 
     def action_toggle_log(self) -> None:
         self.log_scale = not self.log_scale

@@ -42,6 +42,8 @@ VIEW_BINDINGS = [
     Binding("1", "view('tr-predictions')", "Held-out predictions", show=False),
     Binding("2", "view('tr-layers')", "Per-layer gradient norms over time", show=False),
     Binding("3", "view('tr-generate')", "Generation panel", show=False),
+    Binding("a", "probe", "Attn", show=False,
+            tooltip="The probe's attention at every snapshot, heatmaps over time, diffs"),
     Binding("v", "flip_panel", "Small terminal: loss plot -> numbers -> panel 1/2/3", show=False),
 ]
 GENERATE_BINDINGS = [
