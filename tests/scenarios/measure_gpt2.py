@@ -1,6 +1,6 @@
 """Full-size GPT-2 as the explorer opens it: a benchmark (run it by hand; no test times it).
 
-    python tools/gpt2_bench.py [DIR] [--runs 5] [--new-tokens 32]
+    python tests/scenarios/measure_gpt2.py [DIR] [--runs 5] [--new-tokens 32]
 
 DIR is a Hugging Face GPT-2 folder; when it holds no model yet, a random-weight one of GPT-2
 small's shape (12 layers, width 768, 12 heads, 50,257 tokens, 124M parameters) is made there
