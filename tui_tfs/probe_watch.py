@@ -1,19 +1,22 @@
 """The probe of an in-app training run, without Textual: what the scrubber, the heatmaps over
 training time and the diff view read.
 
-Every `every` steps (and at the step it starts from) the watch takes a snapshot of the run
-(engine.training.snapshots: weights, optimizer state, step, generators, within a memory
-budget) and runs the probe input through the live model (engine.training.probe: the attention
-weights per layer and head, and the probe's loss). It is called by the training controller
-after each step, with the controller's lock held, so no step runs while it probes.
+The probe runs at every snapshot the training controller keeps (tui_tfs/training.py: every
+SNAPSHOT_EVERY steps and at a pause, within its memory budget): it runs the probe input through
+the model as it stood then (engine.training.probe: the attention weights per layer and head, and
+the probe's loss). The snapshots are the controller's own, so the weights are copied once per
+run and the scrubber's steps are the timeline's. A watch started mid-run probes every snapshot
+already kept, so it shows the run's whole history. It is called by the controller after each
+step, with the controller's lock held, so no step runs while it probes.
 
     watch = watch_training(controller)          # the controller's watch, made on first use
     watch.frames[-1].attention["decoder.blocks.1.cross_attn"]     # (H, T, S)
     watch.set_probe("2718")                      # a typed probe: every kept snapshot re-probed
     steps, table = watch.entropy_over_time()     # (F,), (F, L, H)
 
-A typed probe is re-run at the snapshots still kept (older ones are thinned to the budget), so
-its frames may be sparser in the distant past than the first probe's.
+A frame stays when its snapshot is thinned away (a frame is small), so the frames may be denser
+in the distant past than the kept snapshots; a typed probe is re-run at the snapshots still
+kept only.
 """
 from __future__ import annotations
 
@@ -23,39 +26,49 @@ from engine.training.probe import ProbeFrame, attention_entropy, probe_frame, pr
 from engine.training.snapshots import Snapshot, Snapshots
 from engine.maths.facts import SOURCE
 
-PROBE_EVERY = 25  # steps between two probes (and snapshots): 60 frames over reversal's 1500
-SNAPSHOT_BUDGET = 32 * 2**20  # bytes the probe's snapshots may hold (weights + Adam moments)
-
 
 class ProbeWatch:
-    """The probe input, its frames (one per probed step, oldest first) and the snapshots."""
+    """The probe input and its frames (one per probed step, oldest first), at the controller's
+    snapshots."""
 
-    def __init__(self, controller, text: str | None = None, every: int = PROBE_EVERY,
-                 budget_bytes: int = SNAPSHOT_BUDGET) -> None:
+    def __init__(self, controller, text: str | None = None) -> None:
+        self.controller = controller
         self.scenario = controller.scenario
         self.ascii = False  # labels in ASCII (the screen sets it from its style)
-        self.snapshots = Snapshots(every, budget_bytes)
         self.frames: list[ProbeFrame] = []
         self.text = ""
         self.batch = None
         with controller.lock:
             self.set_probe(text if text is not None else self.scenario.examples[0], controller)
-            self.take(controller)
+            if not self.frames:  # no snapshot kept (a model too large for the budget): now
+                self.probe_now(controller)
 
     @property
-    def every(self) -> int:
-        return self.snapshots.every
+    def snapshots(self) -> Snapshots:
+        """The controller's snapshots (a branch replaces its store: read it each time)."""
+        return self.controller.snapshots
 
     def __call__(self, controller, stats) -> None:
-        """After each step: probe at every `every`th."""
-        if controller.step % self.every == 0:
-            self.take(controller, stats.loss)
+        """After each step: probe when the controller has just kept a snapshot of it."""
+        kept = controller.snapshots.kept
+        if kept and kept[-1].step == controller.step:
+            self.probe_now(controller)
 
-    def take(self, controller, loss: float | None = None) -> ProbeFrame:
-        """A snapshot and a probe frame of the run now (a rewound run's later frames go);
-        `loss`: the training loss of the step that led here."""
+    def catch_up(self, controller) -> None:
+        """Probe the kept snapshots newer than the latest frame (one taken at a pause, after the
+        last step), dropping the frames past the newest snapshot (a rewound run's future)."""
+        with controller.lock:
+            kept = controller.snapshots.kept
+            if not kept:
+                return
+            frames = [f for f in self.frames if f.step <= kept[-1].step]
+            last = frames[-1].step if frames else -1
+            newer = [(s.step, s.weights) for s in kept if s.step > last]
+            self.frames = frames + probe_snapshots(controller.model, newer, self.batch)
+
+    def probe_now(self, controller) -> ProbeFrame:
+        """A probe frame of the live model at its step (a rewound run's later frames go)."""
         step = controller.step
-        self.snapshots.take(controller.trainer, loss)
         frame = probe_frame(controller.model, self.batch, step)
         self.frames = [f for f in self.frames if f.step < step] + [frame]
         return frame
@@ -65,10 +78,11 @@ class ProbeWatch:
         scenarios.ScenarioError (with the fix) if the scenario cannot encode it."""
         batch = self.scenario.batch_for(text)
         self.text, self.batch = text, batch
-        if controller is not None and self.snapshots.kept:
+        if controller is not None and controller.snapshots.kept:
             with controller.lock:
                 self.frames = probe_snapshots(controller.model,
-                                              [(s.step, s.weights) for s in self.snapshots.kept],
+                                              [(s.step, s.weights)
+                                               for s in controller.snapshots.kept],
                                               batch)
 
     # -- what the views read ----------------------------------------------------------------------
@@ -101,6 +115,7 @@ def watch_training(controller, text: str | None = None) -> ProbeWatch:
     """The controller's probe watch, started (and hooked into its steps) on first use."""
     for watcher in controller.step_watchers:
         if isinstance(watcher, ProbeWatch):
+            watcher.catch_up(controller)
             return watcher
     watch = ProbeWatch(controller, text)
     controller.step_watchers.append(watch)

@@ -81,3 +81,14 @@ def opening_trace(source: str = "reverse"):
     from tui_tfs.session import Session
 
     return Session.open(source).trace
+
+
+def snapshotted_every(controller, every: int):
+    """`controller` keeping a snapshot every `every` steps (the app's default budget), its first
+    at the step it stands at: short runs get several snapshots, and so several probe frames."""
+    from engine.training.snapshots import Snapshots
+    from tui_tfs.training import SNAPSHOT_BUDGET
+
+    controller.snapshots = Snapshots(every, SNAPSHOT_BUDGET)
+    controller.snapshots.take(controller.trainer)
+    return controller

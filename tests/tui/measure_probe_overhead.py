@@ -1,5 +1,6 @@
-"""What the probe costs the in-app trainer: a snapshot (weights, optimizer state, generators)
-and a probe forward every PROBE_EVERY steps, on the reversal scenario. Not a test: run it and
+"""What the probe costs the in-app trainer: a probe forward at each snapshot the trainer keeps
+(every SNAPSHOT_EVERY steps; the snapshots are the trainer's own, taken with or without the
+probe), on the reversal scenario. Not a test: run it and
 read the numbers.
 
     python tests/tui/measure_probe_overhead.py [STEPS] [REPEATS]
@@ -7,8 +8,8 @@ read the numbers.
 Two measurements:
 - throughput: the controller's `run_for` training STEPS steps with and without the probe watch
   hooked in (runs interleaved, so drift in machine load hits both sides; medians);
-- per operation: the median time of one training step and of one probe (snapshot + forward),
-  and the share the probe takes at its interval: probe / (PROBE_EVERY x step + probe). This
+- per operation: the median time of one training step and of one probe forward, and the share
+  the probe takes at its interval: probe / (SNAPSHOT_EVERY x step + probe). This
   one holds up on a busy machine, where whole-run throughput swings by more than 5%.
 """
 from __future__ import annotations
@@ -18,8 +19,8 @@ import sys
 import time
 
 from scenarios import load_scenario
-from tui_tfs.probe_watch import PROBE_EVERY, ProbeWatch
-from tui_tfs.training import TrainingController
+from tui_tfs.probe_watch import ProbeWatch
+from tui_tfs.training import SNAPSHOT_EVERY, TrainingController
 
 
 def controller(probed: bool) -> TrainingController:
@@ -55,7 +56,7 @@ def per_operation(samples: int) -> tuple[float, float]:
         c.trainer.step()
         step_times.append(time.perf_counter() - start)
         start = time.perf_counter()
-        watch.take(c)
+        watch.probe_now(c)
         probe_times.append(time.perf_counter() - start)
     return statistics.median(step_times), statistics.median(probe_times)
 
@@ -63,11 +64,11 @@ def per_operation(samples: int) -> tuple[float, float]:
 def main() -> None:
     steps = int(sys.argv[1]) if len(sys.argv) > 1 else 300
     repeats = int(sys.argv[2]) if len(sys.argv) > 2 else 3
-    print(f"reverse, a probe every {PROBE_EVERY} steps", flush=True)
+    print(f"reverse, a probe every {SNAPSHOT_EVERY} steps", flush=True)
     step, probe = per_operation(max(30, steps // 10))
-    share = probe / (PROBE_EVERY * step + probe)
-    print(f"one step {1000 * step:.2f} ms, one probe (snapshot + forward) {1000 * probe:.2f} ms: "
-          f"{100 * share:.2f}% of training time at one probe per {PROBE_EVERY} steps", flush=True)
+    share = probe / (SNAPSHOT_EVERY * step + probe)
+    print(f"one step {1000 * step:.2f} ms, one probe forward {1000 * probe:.2f} ms: "
+          f"{100 * share:.2f}% of training time at one probe per {SNAPSHOT_EVERY} steps", flush=True)
     plain, probed = [], []
     for _ in range(repeats):  # interleaved, so drift in machine load hits both sides
         plain.append(throughput(steps, False))

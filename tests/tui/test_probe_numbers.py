@@ -13,6 +13,7 @@ from engine.maths.models import build_model
 from engine.trace.trace import record_step
 from scenarios import load_scenario
 from tui_tfs.diff import diff_stats, diff_text, parameter
+from conftest import snapshotted_every
 from tui_tfs.probe_watch import ProbeWatch, grad_norms_over_time, watch_training
 from tui_tfs.style import Style
 from tui_tfs.time_heatmap import bin_columns, short_layer
@@ -92,8 +93,8 @@ def test_diff_statistics_are_numpys():
 
 def test_unchanged_tensors_diff_to_zero_and_draw_blank():
     scenario = load_scenario("reverse")
-    c = TrainingController(scenario, scenario.build_model(), eval_every=0)
-    watch = ProbeWatch(c, every=2)
+    c = snapshotted_every(TrainingController(scenario, scenario.build_model(), eval_every=0), 2)
+    watch = ProbeWatch(c)
     c.step_watchers.append(watch)
     c.total_steps = 4
     c.start()
@@ -126,8 +127,8 @@ def test_a_typed_probe_is_run_again_at_every_kept_snapshot_and_a_bad_one_changes
     from scenarios import ScenarioError
 
     scenario = load_scenario("reverse")
-    c = TrainingController(scenario, scenario.build_model(), eval_every=0)
-    watch = ProbeWatch(c, every=2)
+    c = snapshotted_every(TrainingController(scenario, scenario.build_model(), eval_every=0), 2)
+    watch = ProbeWatch(c)
     c.step_watchers.append(watch)
     c.total_steps = 4
     c.start()
@@ -144,3 +145,32 @@ def test_a_typed_probe_is_run_again_at_every_kept_snapshot_and_a_bad_one_changes
     with pytest.raises(ScenarioError):
         watch.set_probe("not digits", c)
     assert watch.text == "2718" and watch.tokens("source") == list("2718")
+
+
+def test_the_probe_runs_at_the_controllers_own_snapshots_from_the_start_of_the_run():
+    from engine.training.probe import probe_frame
+    from engine.training.snapshots import Snapshots
+
+    scenario = load_scenario("reverse")
+    c = snapshotted_every(TrainingController(scenario, scenario.build_model(), eval_every=0), 3)
+    c.total_steps = 4
+    c.start()
+    while c.running:
+        c.run_for(1.0)
+    assert c.snapshots.steps == [0, 3, 4]  # 4: the pause at the run's end
+    watch = watch_training(c)  # started mid-run: the history so far is probed
+    assert [f.step for f in watch.frames] == [0, 3, 4]
+    c.total_steps = 10
+    c.start()
+    while c.running:
+        c.run_for(1.0)
+    watch_training(c)  # opening a view again probes the snapshot the pause took
+    assert c.snapshots.steps == [0, 3, 6, 9, 10]
+    assert [f.step for f in watch.frames] == [0, 3, 4, 6, 9, 10]  # 4's frame outlives its snapshot
+    assert watch.snapshots is c.snapshots
+    assert not any(isinstance(v, Snapshots) for v in vars(watch).values())  # no store of its own
+    for snapshot in c.snapshots.kept:  # each frame is the probe of the model at that snapshot
+        frame = next(f for f in watch.frames if f.step == snapshot.step)
+        want = probe_frame(snapshot.model(), watch.batch, snapshot.step)
+        for layer in want.layers:
+            np.testing.assert_allclose(frame.attention[layer], want.attention[layer], atol=1e-6)

@@ -5,7 +5,7 @@ show every layer x head, the heatmaps over time and the diff view."""
 from __future__ import annotations
 
 import pytest
-from conftest import drive, screen_text
+from conftest import drive, screen_text, snapshotted_every
 
 from tui_tfs import render
 from tui_tfs.probe_watch import ProbeWatch
@@ -22,10 +22,11 @@ STEPS, EVERY = 10, 5
 
 
 def trained(app) -> tuple[TrainingController, ProbeWatch]:
-    """The session's run, STEPS steps trained, probed every EVERY steps."""
+    """The session's run, STEPS steps trained, a snapshot (and a probe) every EVERY steps."""
     s = app.session
-    c = s.training = TrainingController(s.scenario, s.model, eval_every=0)
-    watch = ProbeWatch(c, every=EVERY)
+    c = s.training = snapshotted_every(TrainingController(s.scenario, s.model, eval_every=0),
+                                       EVERY)
+    watch = ProbeWatch(c)
     c.step_watchers.append(watch)
     c.total_steps = STEPS
     c.start()

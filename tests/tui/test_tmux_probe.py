@@ -39,7 +39,7 @@ def test_scrub_back_to_before_training_in_a_real_terminal():
         tmux.wait_for("space starts training")
         tmux.keys("Space")
         deadline = time.monotonic() + 300
-        while trained_steps(tmux.screen()) < 60:  # probes at 0, 25 and 50
+        while trained_steps(tmux.screen()) < 60:  # probes every 10 steps, and at the pause
             assert time.monotonic() < deadline, tmux.screen()
             time.sleep(0.5)
         tmux.keys("Space")

@@ -94,7 +94,7 @@ class TrainingScreen(GenerationActions, TimelineActions, Screen[None]):
             controller.adopt(session.model)  # the explorer flipped a switch meanwhile
         session.training = controller
         self.controller = controller
-        watch_training(controller)  # the probe: a snapshot and its attention every N steps
+        watch_training(controller)  # the probe: its attention at every snapshot the run keeps
         self.inspecting: Session | None = None  # the explorer session opened on the live model
         self._after_pause: str | None = None  # "inspect" | "inspect_nan" once the worker ends
         self.prompt: str | None = None
