@@ -1,6 +1,6 @@
-"""The real command in tmux with its status line on (the app gets 80x23, as in a student's
-80x24 terminal): train reversal past two probes, open the scrubber, go back to the snapshot
-before training and read an attention map that differs from the newest one."""
+"""The real command in tmux at 80x23 (a student's 80x24 terminal inside tmux): train
+reversal past two probes, open the scrubber, go back to the snapshot before training
+and read an attention map that differs from the newest one."""
 from __future__ import annotations
 
 import re
@@ -8,7 +8,8 @@ import shutil
 import time
 
 import pytest
-from test_tmux import Tmux, _command
+from test_tmux import _command
+from test_tmux_layout import SizedTmux
 
 pytestmark = [pytest.mark.timeout(400),
               pytest.mark.skipif(shutil.which("tmux") is None,
@@ -30,10 +31,10 @@ def attention_map(screen: str) -> list[str]:
 
 
 def test_scrub_back_to_before_training_in_a_real_terminal():
-    tmux = Tmux()
+    tmux = SizedTmux()
     try:
-        tmux.start(_command())
-        tmux.run("set-option", "-g", "status", "on")  # one row for tmux: the app gets 80x23
+        tmux.start_in_terminal(_command(), 80, 23)  # an 80x24 terminal less tmux's status row
+        assert tmux.run("display", "-p", "#{pane_width}x#{pane_height}").strip() == "80x23"
         tmux.wait_for("forward 1/")
         tmux.keys("C-t")
         tmux.wait_for("space starts training")
