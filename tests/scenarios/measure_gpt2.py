@@ -40,7 +40,7 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]  # the checkout: tests/scenarios/ is two below
 DEFAULT_DIR = Path("/tmp/tui-tfs-gpt2-124m")
 TEXT = ROOT / "scenarios" / "data" / "pride_and_prejudice.txt"
 PROMPT_TOKENS = 32  # the traced prompt: 32 inputs, each predicting the next (33 ids)
