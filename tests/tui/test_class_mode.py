@@ -127,8 +127,11 @@ async def open_training(pilot, app) -> TrainingController:
     return s.training
 
 
-def training_thread() -> threading.Thread | None:
-    return next((t for t in threading.enumerate() if t.name == "tui-tfs training"), None)
+def training_thread(before: frozenset[int] = frozenset()) -> threading.Thread | None:
+    """The app's training thread, leaving out the threads in `before` (idents): an earlier
+    test's training thread, told to stop, may still be finishing its step in this process."""
+    return next((t for t in threading.enumerate()
+                 if t.name == "tui-tfs training" and t.ident not in before), None)
 
 
 @LINUX
@@ -140,11 +143,12 @@ def test_the_training_thread_runs_at_the_lowered_priority(enabled):
     async def main():
         async with app.run_test(size=(80, 24)) as pilot:
             c = await open_training(pilot, app)
+            before = frozenset(t.ident for t in threading.enumerate())
             await pilot.press("space")
             # one step is enough: the thread sets its priority before its first step, and a
             # training thread that yields to everything may take long for more on a busy machine
-            await until(pilot, lambda: c.step >= 1 and training_thread() is not None, 180)
-            thread = training_thread()
+            await until(pilot, lambda: c.step >= 1 and training_thread(before) is not None, 180)
+            thread = training_thread(before)
             seen["training"] = thread_nice(thread.native_id)
             seen["getpriority"] = os.getpriority(os.PRIO_PROCESS, thread.native_id)
             seen["ui"] = thread_nice(threading.get_native_id())
@@ -186,15 +190,17 @@ def test_training_refuses_to_start_past_the_memory_limit():
     async def main():
         async with app.run_test(size=(80, 24), notifications=True) as pilot:
             c = await open_training(pilot, app)
+            before = frozenset(t.ident for t in threading.enumerate())
             await pilot.press("space")
             await pilot.pause()
             seen["state"], seen["step"] = c.state, c.step
+            seen["thread"] = training_thread(before)
             seen["notes"] = [str(n.message) for n in app._notifications]
             await pilot.pause(0.3)  # the notification drawn
             seen["screen"] = screen_text(app)
 
     asyncio.run(main())
-    assert seen["state"] == READY and seen["step"] == 0 and training_thread() is None
+    assert seen["state"] == READY and seen["step"] == 0 and seen["thread"] is None
     assert re.search(r"not started: \d+ MB in use, past the class limit of 1 MB", seen["screen"])
     assert "past the class limit of 1 MB" in seen["screen"]
     note = " ".join(seen["notes"])
