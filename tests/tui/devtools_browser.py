@@ -64,7 +64,9 @@ class Browser:
         self.ids = itertools.count(1)
 
     async def __aenter__(self) -> Browser:
-        self.profile = tempfile.TemporaryDirectory(prefix="tui-tfs-chromium-")
+        # Chromium's helper processes may still write to the profile as the browser ends
+        self.profile = tempfile.TemporaryDirectory(prefix="tui-tfs-chromium-",
+                                                   ignore_cleanup_errors=True)
         self.log = open(Path(self.profile.name) / "chromium.log", "wb")
         self.process = subprocess.Popen(
             [chromium_path(), *QUIET_FLAGS, f"--user-data-dir={self.profile.name}",

@@ -145,15 +145,22 @@ def test_the_training_thread_runs_at_the_lowered_priority(enabled):
             c = await open_training(pilot, app)
             before = frozenset(t.ident for t in threading.enumerate())
             await pilot.press("space")
-            # one step is enough: the thread sets its priority before its first step, and a
-            # training thread that yields to everything may take long for more on a busy machine
-            await until(pilot, lambda: c.step >= 1 and training_thread(before) is not None, 180)
+
+            def settled() -> bool:
+                """The thread has set its priority (class mode: it does so before its first
+                step) or, without class mode, has taken a step. No more steps are waited for:
+                a thread that yields to everything may wait long for them on a busy machine."""
+                thread = training_thread(before)
+                if thread is None:
+                    return False
+                return thread_nice(thread.native_id) == 13 if enabled else c.step >= 1
+
+            await until(pilot, settled, 100)
             thread = training_thread(before)
             seen["training"] = thread_nice(thread.native_id)
             seen["getpriority"] = os.getpriority(os.PRIO_PROCESS, thread.native_id)
             seen["ui"] = thread_nice(threading.get_native_id())
-            await pilot.press("space")
-            await until(pilot, lambda: c.state != RUNNING)
+            await pilot.press("space")  # pause; leaving the app tells the thread to stop
 
     asyncio.run(main())
     ui = seen["ui"]
