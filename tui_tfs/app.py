@@ -22,6 +22,7 @@ from textual.scrollbar import ScrollBar, ScrollBarRender
 from engine.fast import parallel
 from scenarios import ScenarioError
 
+from .checkpoints import free_path
 from .class_mode import ClassSettings
 from .fair_share import memory_help, memory_reason
 from .messages import ScenarioPicked
@@ -131,10 +132,7 @@ class TfsApp(App[None]):
         notice naming it and the fix; so is one more session past class mode's memory limit."""
         key = source_key(source)
         session = self.sessions.get(key)
-        full = memory_reason(self.class_settings) if self.sessions else None
-        if session is None and full is not None:
-            self.notify(escape(memory_help(self.class_settings, f"{source} not opened: {full}")),
-                        title="memory limit", severity="warning", timeout=30)
+        if session is None and self.sessions and not self.memory_allows(f"{source} not opened"):
             return False
         if session is None:
             try:
@@ -151,6 +149,16 @@ class TfsApp(App[None]):
             self.notify(escape(session.warning), title="weights not finite", severity="warning",
                         timeout=30)
         return True
+
+    def memory_allows(self, what: str) -> bool:
+        """True unless class mode's memory limit is passed; then False, and a notice says
+        `what` ("reverse not opened") and why, that nothing is lost, and how to free memory."""
+        full = memory_reason(self.class_settings)
+        if full is None:
+            return True
+        self.notify(escape(memory_help(self.class_settings, f"{what}: {full}")),
+                    title="memory limit", severity="warning", timeout=30)
+        return False
 
     def on_scenario_picked(self, message: ScenarioPicked) -> None:
         if self.open_scenario(message.source) and message.train:
@@ -284,18 +292,17 @@ class TfsApp(App[None]):
         return self.has_class("-large")
 
 def save_paths(controllers: list[TrainingController]) -> list[Path]:
-    """Where each run saves on quitting: its own checkpoint path, unless an earlier run of the
-    list saves there too (the built-in reverse and a reopened checkpoints/reverse.safetensors
-    both default to it); then the first free `<name>-2.safetensors`, `-3` ..., so that no save
-    overwrites another."""
+    """Where each run saves on quitting: its own checkpoint path, unless a file there holds
+    another run (a checkpoint of yesterday's reverse, the run a branch left) or an earlier run
+    of the list saves there too (the built-in reverse and a reopened
+    checkpoints/reverse.safetensors both default to it); then the first free
+    `<name>-2.safetensors`, `-3` ..., so that no save overwrites another run's work."""
     taken: set[Path] = set()
     paths = []
     for c in controllers:
-        base = Path(c.checkpoint_path)
-        path, n = base, 1  # its own file may be overwritten; a "-n" file that exists may not
-        while path.resolve() in taken or (n > 1 and path.exists()):
-            n += 1
-            path = base.with_name(f"{base.stem}-{n}{base.suffix}")
+        path = Path(c.checkpoint_path)
+        if path.resolve() in taken or c.replaces(path):
+            path = free_path(path, taken)
         taken.add(path.resolve())
         paths.append(path)
     return paths

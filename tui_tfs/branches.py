@@ -3,8 +3,9 @@ switch or seed, with the run it left kept beside it until one of the two is kept
 
 A mixin of `TrainingController` (tui_tfs/training.py): it reads and replaces the controller's
 run (model, trainer, config, history, layer_norms, evaluations, markers, snapshots,
-diverged_at, saved_step, label) under its lock, and makes markers with its `Marker` class. Two runs at most: the live one, which the
-screen trains, and `other`, the one a branch left, frozen at its latest step (a `Run`).
+diverged_at, saved_step, file, label) under its lock, and makes markers with its `Marker`
+class. Two runs at most: the live one, which the screen trains, and `other`, the one a branch
+left, frozen at its latest step (a `Run`).
 
     controller.branch(snapshot, lr=1e-3)     # the live run goes into `other`; the branch
     controller.keep("live")                  # starts at the snapshot's step. keep("live")
@@ -24,7 +25,7 @@ from engine.training.snapshots import Snapshot, Snapshots
 from engine.training.trainer import Trainer
 
 BRANCH_FIELDS = ("history", "layer_norms", "evaluations", "markers", "snapshots",
-                 "diverged_at", "saved_step", "label", "config")
+                 "diverged_at", "saved_step", "file", "label", "config")
 
 
 @dataclass
@@ -40,6 +41,7 @@ class Run:
     snapshots: Snapshots | None = None
     diverged_at: object = None
     saved_step: int = 0  # the step a checkpoint holds
+    file: object = None  # the checkpoint file (a resolved Path) that holds it, if one does
     config: object = None  # its TrainConfig
     parted_at: int = 0  # the step the branch left it at
 
@@ -102,6 +104,8 @@ class Branching:
             at = left.diverged_at
             self.diverged_at = at if at is not None and at.step <= snapshot.step else None
             self.model, self.trainer, self.config = model, trainer, trainer.config
+            self.file, self.saved_step = None, -1  # no file holds the branch (the run's own,
+            # if it has one, holds the run the branch left)
             self.label, self.other = label, left
             self.state = "paused"
             self.notice = f"branch {label}: space trains it; K keeps one of the two runs"

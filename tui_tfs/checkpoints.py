@@ -128,6 +128,17 @@ def list_checkpoints(directory: Path = CHECKPOINT_DIR) -> list[CheckpointInfo]:
     return sorted(found, key=lambda info: (-info.mtime, info.path.name))
 
 
+def free_path(path: Path, taken: set[Path] = frozenset()) -> Path:
+    """`path` with "-2", "-3" ... added to its stem, the first that names no file and is not
+    in `taken` (resolved paths): where a run saves beside a file it must not replace."""
+    n = 2
+    while True:
+        candidate = path.with_name(f"{path.stem}-{n}{path.suffix}")
+        if not candidate.exists() and candidate.resolve() not in taken:
+            return candidate
+        n += 1
+
+
 def kind_of(source: str) -> str:
     """"builtin", "scenario" (a .toml file) or "checkpoint"; NotOpenable for anything else,
     naming the file (or name) and what the commands expect."""

@@ -10,6 +10,7 @@ the requests the screen makes between steps (pause, stop, a new learning rate, a
     controller.run_for(0.25)          # steps for a quarter second (the screen's worker loop)
     controller.request("pause")       # honoured between two steps
     controller.save()                 # checkpoints/<name>.safetensors, like `tui-tfs train`
+    controller.replaces(path)         # why saving there would replace another run's file
     trace, before = controller.step_traced()  # exactly one step, recorded: forward, loss,
                                       # backward and the optimizer's update, per parameter
     controller.snapshots.kept         # the run every SNAPSHOT_EVERY steps (engine Snapshots:
@@ -49,6 +50,7 @@ from engine.training.snapshots import Snapshots
 from engine.training.trainer import StepStats, Trainer
 
 from .branches import Branching
+from .checkpoints import checkpoint_info
 from .training_generation import Generating
 from .training_speed import PACE_SLICE, SPEEDS, Pacing  # noqa: F401 (SPEEDS: the screen's)
 
@@ -86,7 +88,8 @@ class TrainingController(Branching, Generating, Pacing):
     def __init__(self, scenario, model, eval_every: int | None = None,
                  checkpoint_path: str | Path | None = None,
                  trainer_state: dict[str, np.ndarray] | None = None) -> None:
-        """`trainer_state` (a checkpoint's Trainer.state()) resumes a saved run at its step,
+        """`checkpoint_path`: the checkpoint this run was opened from (it saves back there);
+        `trainer_state` (that checkpoint's Trainer.state()) resumes the run at its step,
         with its optimizer moments and batch generator; ValueError if it does not fit. A run
         saved complete (what `tui-tfs train` leaves) is stretched to twice its length, as
         `tui-tfs train --resume --steps` would: the schedule is laid over the longer run."""
@@ -117,6 +120,9 @@ class TrainingController(Branching, Generating, Pacing):
         self.last_batch: Batch | None = None  # the batch of the latest step
         self.diverged_at: StepStats | None = None  # the first non-finite step
         self.saved: Path | None = None
+        # the checkpoint file that holds this run (opened from it or saved by it): saving over
+        # any other file that exists replaces someone's work, and the screen asks first
+        self.file: Path | None = self.checkpoint_path.resolve() if checkpoint_path else None
         self.saved_step = self.step  # the step a checkpoint holds: nothing to lose before training
         self._request: str | None = None  # "pause" | "stop", read between steps
         self._gen_model = None  # a copy of the weights for generating while training runs
@@ -168,6 +174,20 @@ class TrainingController(Branching, Generating, Pacing):
         """Training runs, or took steps no checkpoint holds, or a branch's other run is beside
         this one: quitting now would lose them."""
         return self.running or self.step != self.saved_step or self.other is not None
+
+    def replaces(self, path: str | Path) -> str | None:
+        """Why saving this run to `path` would replace work ("it holds another run of
+        reverse (step 300, exact 98.0%)"), or None: no file there, or it holds this run."""
+        path = Path(path)
+        if not path.exists() or path.resolve() == self.file:
+            return None
+        if self.other is not None and self.other.file == path.resolve():
+            return f"it holds {self.other.label}, the run the branch left, at step " \
+                   f"{self.other.saved_step}"
+        info = checkpoint_info(path)
+        if info is None:
+            return "it is not a checkpoint"
+        return f"it holds another run of {info.scenario} ({info.summary()})"
 
     # -- the run ---------------------------------------------------------------------------------
     def _draw(self, rng: np.random.Generator) -> Batch:
@@ -386,6 +406,9 @@ class TrainingController(Branching, Generating, Pacing):
             metrics = self.evaluation.metrics if self.evaluation is not None else None
             self.saved = save(self.scenario, self.trainer, path, metrics)
             self.saved_step = self.step
+            self.file = path.resolve()
+            if self.other is not None and self.other.file == self.file:
+                self.other.file, self.other.saved_step = None, -1  # no file holds it now
             self.notice = f"saved step {self.step} to {self.saved}"
         return self.saved
 

@@ -269,6 +269,32 @@ def test_no_further_scenario_opens_past_the_memory_limit():
                for n in seen["notes"])
 
 
+@LINUX
+def test_past_the_memory_limit_the_training_screen_opens_no_explorer():
+    """i (inspect), n (one traced step) and o (a snapshot) each build a traced session: past
+    the limit each is refused with the notice, and the run is untouched."""
+    app = class_app(memory_limit_mb=100_000)
+    seen = {}
+
+    async def main():
+        async with app.run_test(size=(80, 24), notifications=True) as pilot:
+            c = await open_training(pilot, app)
+            await pilot.press("left")  # the first snapshot picked, for o
+            app.class_settings = dataclasses.replace(app.class_settings, memory_limit_mb=1)
+            for key in ("i", "n", "o"):
+                await pilot.press(key)
+                await pilot.pause()
+            seen["screen"] = type(app.screen).__name__
+            seen["step"] = c.step
+            seen["notes"] = [str(n.message) for n in app._notifications]
+
+    asyncio.run(main())
+    assert seen["screen"] == "TrainingScreen" and seen["step"] == 0
+    for what in ("the explorer not opened", "no step traced", "the snapshot not opened"):
+        assert any(n.startswith(f"{what}: ") and "past the class limit of 1 MB" in n
+                   for n in seen["notes"]), (what, seen["notes"])
+
+
 def test_memory_reason_names_the_use_and_the_limit():
     used = resident_bytes()
     if used is None:

@@ -157,3 +157,23 @@ def test_help_in_the_lessons_explorer_lists_the_lesson_keys(tmp_path):
     play(app, "g", "question_mark", helped, size=(80, 40))
     text = " ".join(seen["help"].split())
     assert "Lesson pane <-> views" in text and "Back to the lesson step's place" in text
+
+
+def test_while_the_logit_lens_is_shown_angle_brackets_page_it_not_the_lesson(tmp_path):
+    """next-word (tiny-lm): W shows the lens, > and < page its positions and the lesson stays
+    at its step; back on another view > turns the step again."""
+    app = lesson_app(tmp_path, name="next-word")
+    seen = []
+
+    async def look(app, pilot):
+        await pilot.pause(0.3)
+        screen = app.screen
+        seen.append((app.lesson_run.index, screen.state.shown, screen.state.view.lens_start))
+
+    play(app, "g", "W", look, "greater_than_sign", look, "less_than_sign", look,
+         "a", "greater_than_sign", look)
+    (i0, v0, s0), (i1, v1, s1), (i2, v2, s2), (i3, v3, _) = seen
+    assert (i0, v0, s0) == (0, "lens", 0)
+    assert (i1, v1) == (0, "lens") and s1 > 0  # the next page of positions
+    assert (i2, v2, s2) == (0, "lens", 0)
+    assert i3 == 1 and v3 != "lens"  # attention shown: > turned the lesson's step

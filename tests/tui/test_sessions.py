@@ -353,7 +353,8 @@ def test_non_finite_weights_open_with_a_warning_and_bad_files_name_the_fix(tmp_p
 
 def test_saving_two_runs_that_share_a_file_on_quit_overwrites_neither(tmp_path, monkeypatch):
     """The built-in reverse and the reopened checkpoints/reverse.safetensors both save to
-    that file by default: save-and-quit puts the second beside it, and says so."""
+    that file by default: save-and-quit saves the reopened run back to its own file and the
+    fresh run beside it (the file holds a run the fresh one did not write), and says so."""
     monkeypatch.chdir(tmp_path)
     path, _, _ = trained_checkpoint(tmp_path / "checkpoints", steps=2)
     app = TfsApp("reverse", None, ascii=False)
@@ -379,9 +380,9 @@ def test_saving_two_runs_that_share_a_file_on_quit_overwrites_neither(tmp_path, 
     def row(needle: str) -> int:
         return next(i for i, line in enumerate(lines) if needle in line)
 
-    assert row("s saves it to checkpoints/reverse.safetensors") == row("reverse: step 3") + 1
-    assert (row("s saves it to checkpoints/reverse-2.safetensors")
+    assert row("s saves it to checkpoints/reverse-2.safetensors") == row("reverse: step 3") + 1
+    assert (row("s saves it to checkpoints/reverse.safetensors")
             == row("reverse.safetensors: step 4") + 1), seen["dialog"]
-    assert load_checkpoint(path).step == 3  # the built-in run, saved first
-    assert load_checkpoint(tmp_path / "checkpoints" / "reverse-2.safetensors").step == 4
+    assert load_checkpoint(path).step == 4  # the reopened run, back in its own file
+    assert load_checkpoint(tmp_path / "checkpoints" / "reverse-2.safetensors").step == 3
     assert app.return_code == 0

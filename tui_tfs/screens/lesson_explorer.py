@@ -5,8 +5,9 @@ the ordinary keys, and comes back to the step's place with one key.
 From SIDE_BY_SIDE_WIDTH columns the pane stands right of the views (`w` hides or shows it);
 narrower (a student's 80x23) the pane and the views take turns, `w` flips between them. The pane
 has the focus when it is shown alone; its keys (n, p, g, a) are the lesson screen's. From
-anywhere on this screen `>` and `<` turn the lesson's steps and `R` goes back to the step's
-place. A new step's place is a new session on a copy of the step's model (Session per step),
+anywhere on this screen `>` and `<` turn the lesson's steps, except while the logit lens is
+shown: there they page its positions, as in every explorer (the pane's n and p still turn the
+steps). `R` goes back to the step's place. A new step's place is a new session on a copy of the step's model (Session per step),
 so whatever the student did (trained, broke a switch, traced an input) is left behind.
 """
 from __future__ import annotations
@@ -26,8 +27,10 @@ PANE_WIDTH = 44
 LESSON_KEYS = [
     Binding("w", "flip", "Lesson", show=True,
             tooltip="Lesson pane <-> views (wide terminal: show/hide the lesson pane)"),
-    Binding("greater_than_sign", "lesson_step(1)", "Next lesson step", show=False),
-    Binding("less_than_sign", "lesson_step(-1)", "Previous lesson step", show=False),
+    Binding("greater_than_sign", "lesson_step(1)", "Next lesson step (logit lens: its page)",
+            show=False),
+    Binding("less_than_sign", "lesson_step(-1)", "Previous lesson step (logit lens: its page)",
+            show=False),
     Binding("R", "back_to_place", "Back to the lesson step's place", show=False),
 ]
 
@@ -105,7 +108,10 @@ class LessonExplorerScreen(ExplorerScreen):
 
     # -- the lesson's steps ----------------------------------------------------------------------
     def action_lesson_step(self, delta: int) -> None:
-        self.pane.action_step(delta)
+        if self.state.shown == "lens":  # the lens's own keys while it is on screen
+            self.action_lens_page(delta)
+        else:
+            self.pane.action_step(delta)
 
     def action_back_to_place(self) -> None:
         run = self.lesson_run

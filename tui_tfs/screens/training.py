@@ -40,6 +40,7 @@ from .dialogs import ChoiceScreen, PromptScreen
 from .training_generate import GenerationActions
 from .training_keys import (GENERATE_BINDINGS, RUN_BINDINGS, SCREEN_BINDINGS,
                             TIMELINE_BINDINGS, VIEW_BINDINGS)
+from .training_save import SaveActions
 from .training_timeline import TimelineActions
 
 POST_EVERY = 0.5  # seconds of training between two redraws (2 Hz: light over SSH, cheap)
@@ -47,7 +48,7 @@ COMPACT_PANELS = ("plot", "metrics", "views")  # what v flips through below 80x2
 
 
 
-class TrainingScreen(GenerationActions, TimelineActions, Screen[None]):
+class TrainingScreen(GenerationActions, TimelineActions, SaveActions, Screen[None]):
     """Train the session's model and watch it learn."""
 
     SCOPED_CSS = False  # some rules start at the App's classes (-compact, -large, -ascii)
@@ -333,6 +334,8 @@ class TrainingScreen(GenerationActions, TimelineActions, Screen[None]):
         started from (its forward and backward ran on them; the update events show the weights
         after), so nothing it does changes the run."""
         c = self.controller
+        if not self.app.memory_allows("no step traced"):
+            return
         result = c.step_traced(ascii_only=self.style.ascii)
         self.refresh_all()
         if result is None:
@@ -349,6 +352,8 @@ class TrainingScreen(GenerationActions, TimelineActions, Screen[None]):
 
     def open_inspector(self, at_nan: bool = False) -> None:
         """The explorer on the live model and the latest training batch (forward + backward)."""
+        if not self.app.memory_allows("the explorer not opened"):
+            return
         c = self.controller
         # at a NaN: the weights that gave it (the live model has the last good ones back)
         failed = c.diverged_model() if at_nan else None
@@ -415,19 +420,6 @@ class TrainingScreen(GenerationActions, TimelineActions, Screen[None]):
         self.app.push_screen(ChoiceScreen("Toggle a break-it switch (applies between steps):",
                                           [(f"[{'x' if getattr(breaks, n) else ' '}] {n}", n)
                                            for n in names]), chosen)
-
-    def action_save(self) -> None:
-        picked = self.selected_snapshot()
-        if picked is not None:
-            self.save_picked(picked)
-            return
-        try:
-            path = self.controller.save()
-        except (OSError, ValueError) as error:
-            self.notify(escape(str(error)), title="save", severity="error", timeout=8)
-            return
-        self.notify(f"step {self.controller.step} saved to {path}", title="checkpoint")
-        self.refresh_all(False)
 
     # -- panels and generation -------------------------------------------------------------------------
     def action_view(self, name: str) -> None:

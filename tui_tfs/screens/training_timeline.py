@@ -1,5 +1,5 @@
-"""The training screen's timeline: pick a snapshot, explore the model as it was then, save it
-as a checkpoint, branch from it, and keep one of two runs.
+"""The training screen's timeline: pick a snapshot, explore the model as it was then, branch
+from it, and keep one of two runs (saving it as a checkpoint: training_save.py).
 
 A mixin of TrainingScreen: it reads the screen's controller, session, style and
 `selected_step` (the step of the picked snapshot; None: none picked, the plot shows now), and
@@ -9,19 +9,17 @@ one is picked, its step and its loss.
 """
 from __future__ import annotations
 
-from pathlib import Path
-
 from rich.markup import escape
 
 from engine.training.snapshots import Snapshot
 
 from ..session import Session
 from .branch_dialog import BranchScreen, BranchSettings
-from .dialogs import ChoiceScreen, PromptScreen
+from .dialogs import ChoiceScreen
 
 
 class TimelineActions:
-    """The ← → Home End o b K and w keys of the training screen."""
+    """The ← → Home End o b and K keys of the training screen."""
 
     def selected_snapshot(self) -> Snapshot | None:
         """The picked snapshot, or the nearest kept one when thinning took it (the pick moves
@@ -89,7 +87,7 @@ class TimelineActions:
         """The explorer on the model as it was at the picked snapshot, on the input the
         explorer showed (the same view), a copy: nothing done there changes the run."""
         picked = self._picked_or_say("o opens it")
-        if picked is None:
+        if picked is None or not self.app.memory_allows("the snapshot not opened"):
             return
         from .explorer import ExplorerScreen
 
@@ -109,40 +107,6 @@ class TimelineActions:
         else:
             s.record(s.trace.batch, f"{s.source}, weights of step {picked.step}")
         self.app.push_screen(ExplorerScreen(s, self.style, closes_session=True))
-
-    def save_picked(self, picked: Snapshot) -> None:
-        """`w` with a snapshot picked: a path (asked), a question before overwriting a file."""
-        stem = Path(self.controller.checkpoint_path).stem
-        default = str(Path("checkpoints") / f"{stem}-step{picked.step}.safetensors")
-
-        def write(path: Path) -> None:
-            try:
-                saved = self.controller.save_snapshot(picked, path)
-            except (OSError, ValueError) as error:
-                self.notify(escape(str(error)), title="save", severity="error", timeout=8)
-                return
-            self.notify(escape(f"step {picked.step} saved to {saved}"), title="checkpoint")
-            self.refresh_all(False)
-
-        def chosen(text: str | None) -> None:
-            if not text or not text.strip():
-                return
-            path = Path(text.strip()).expanduser()
-            if path.suffix != ".safetensors":
-                path = path.with_name(path.name + ".safetensors")
-            if path.is_dir():
-                self.notify(escape(f"{path} is a folder: type a file name"), severity="error")
-            elif path.exists():
-                self.app.push_screen(ChoiceScreen(
-                    f"{path} exists. Overwrite it with the snapshot of step {picked.step}?",
-                    [("Cancel: keep the file", None), ("Overwrite it", "overwrite")]),
-                    lambda answer: write(path) if answer == "overwrite" else None)
-            else:
-                write(path)
-
-        self.app.push_screen(PromptScreen(f"Save the snapshot of step {picked.step} as "
-                                          f"(a .safetensors checkpoint):", default, default),
-                             chosen)
 
     def action_branch(self) -> None:
         """Train on from the picked snapshot with another learning rate, seed or switch."""
