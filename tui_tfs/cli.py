@@ -186,6 +186,7 @@ def cmd_train(args, console: Console) -> int:
 def _train(args, console: Console) -> int:
     from scenarios.limits import LIMIT_VARIABLE
 
+    from .checkpoints import free_path
     from .headless import RunOptions, prepare, run
     from .render import model_kind_label
 
@@ -202,6 +203,11 @@ def _train(args, console: Console) -> int:
                 os.environ[LIMIT_VARIABLE] = before
     name = Path(args.scenario).stem if args.scenario.endswith(".toml") else args.scenario
     out = args.out or Path("checkpoints") / f"{name}.safetensors"
+    if args.out is None and not args.resume and out.exists():  # an earlier run: never replaced
+        beside = free_path(out)
+        console.print(f"{out} holds an earlier run, kept: this one goes to {beside} "
+                      f"(--resume continues that run; --out chooses the file)")
+        out = beside
     options = RunOptions(out=out, steps=args.steps, seed=args.seed, resume=args.resume,
                          eval_every=args.eval_every, checkpoint_every=args.checkpoint_every, log=args.log,
                          shards=args.shards)

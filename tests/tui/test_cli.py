@@ -305,3 +305,21 @@ def test_second_ctrl_c_stops_at_once_and_keeps_the_last_checkpoint(tmp_path):
     assert "stopped at step" in stdout
     assert load_checkpoint(out).step >= 10, "the last complete checkpoint is intact"
     assert [p.name for p in tmp_path.iterdir() if p.suffix == ".tmp"] == []
+
+
+def test_train_without_out_keeps_an_earlier_runs_checkpoint_and_writes_beside_it(
+        capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    first = tmp_path / "checkpoints" / "reverse.safetensors"
+    code, _, _ = run_cli(capsys, "train", "reverse", "--steps", "2")
+    assert code == 0 and first.exists()
+    before = first.read_bytes()
+    code, out, _ = run_cli(capsys, "train", "reverse", "--steps", "3")
+    assert code == 0
+    assert ("checkpoints/reverse.safetensors holds an earlier run, kept: this one goes to "
+            "checkpoints/reverse-2.safetensors") in " ".join(out.split())
+    assert first.read_bytes() == before
+    assert load_file(tmp_path / "checkpoints" / "reverse-2.safetensors")
+    code, out, _ = run_cli(capsys, "train", "reverse", "--steps", "4", "--resume")
+    assert code == 0 and "resuming at step 2" in out and "beside" not in out
+    assert first.read_bytes() != before  # --resume continues the earlier run, in its file
