@@ -8,22 +8,24 @@ waits for at most the step in flight; quitting waits for none: the thread is a d
 never joins. (A Textual thread worker runs on asyncio's default executor, which `App.run`
 joins on the way out: quitting then waited out the step or held-out evaluation in flight,
 seconds on a larger model.) Checkpoints are written by `w`, on the UI thread; quitting with
-steps no checkpoint holds asks first (the app's quit question). Inspecting pauses first: the explorer it opens runs the live model, which must not
-train at the same time.
+steps no checkpoint holds asks first (the app's quit question). Inspecting pauses first: the
+explorer it opens runs the live model, which must not train at the same time.
+
+The keys live beside it, one concern a module: training_keys.py (the bindings),
+training_inspect.py (i, n: into the explorer), training_save.py (w), training_timeline.py
+(snapshots, branches), training_generate.py (g and its settings).
 """
 from __future__ import annotations
-
-from rich.markup import escape
 
 import threading
 from functools import partial
 
 import numpy as np
+from rich.markup import escape
 from textual.app import ComposeResult
 from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import ContentSwitcher, Static
-
 
 from ..fair_share import TrainingPriority, memory_help, memory_reason
 from ..messages import TrainingProgress, TrainingStopped
@@ -38,6 +40,7 @@ from ..widgets.metrics import GradHistory, MetricsPanel
 from ..widgets.predictions import GenerationPanel, PredictionsTable
 from .dialogs import ChoiceScreen, PromptScreen
 from .training_generate import GenerationActions
+from .training_inspect import InspectActions
 from .training_keys import (GENERATE_BINDINGS, RUN_BINDINGS, SCREEN_BINDINGS,
                             TIMELINE_BINDINGS, VIEW_BINDINGS)
 from .training_save import SaveActions
@@ -48,7 +51,8 @@ COMPACT_PANELS = ("plot", "metrics", "views")  # what v flips through below 80x2
 
 
 
-class TrainingScreen(GenerationActions, TimelineActions, SaveActions, Screen[None]):
+class TrainingScreen(GenerationActions, TimelineActions, SaveActions, InspectActions,
+                     Screen[None]):
     """Train the session's model and watch it learn."""
 
     SCOPED_CSS = False  # some rules start at the App's classes (-compact, -large, -ascii)
@@ -280,21 +284,6 @@ class TrainingScreen(GenerationActions, TimelineActions, SaveActions, Screen[Non
         elif pending is not None:
             self.open_inspector(at_nan=pending == "inspect_nan")
 
-    def _offer_nan(self) -> None:
-        s = self.controller.diverged_at
-
-        def chosen(answer: str | None) -> None:
-            if answer == "explore":
-                self.open_inspector(at_nan=True)
-
-        self.app.push_screen(ChoiceScreen(
-            f"Training diverged at step {s.step}: loss {s.loss}, gradient norm {s.grad_norm}. "
-            f"Training is paused; the update was undone and "
-            + (f"the weights of step {s.weights_of_step}, the last finite loss, are kept."
-               if s.weights_of_step else "the initial weights are kept."),
-            [("Open the explorer at the first bad event", "explore"),
-             ("Stay here (lower the learning rate with -, then space)", "stay")]), chosen)
-
     # -- running -----------------------------------------------------------------------------------
     def action_toggle_run(self) -> None:
         c = self.controller
@@ -311,64 +300,6 @@ class TrainingScreen(GenerationActions, TimelineActions, SaveActions, Screen[Non
     def action_stop(self) -> None:
         self.controller.request("stop")
         self.refresh_all(False)
-
-    def action_inspect(self) -> None:
-        if self.controller.running:
-            self._after_pause = "inspect"
-            self.controller.request("pause")
-            self.notify("pausing; the explorer opens after this step", title="inspect")
-        else:
-            self.open_inspector(at_nan=self.controller.state == DIVERGED)
-
-    def action_one_step(self) -> None:
-        if self.controller.running:
-            self._after_pause = "one_step"
-            self.controller.request("pause")
-            self.notify("pausing; then one step is trained and traced", title="one step")
-        else:
-            self.open_step_trace()
-
-    def open_step_trace(self) -> None:
-        """Train exactly one step, recorded, and open the explorer on its trace: forward, loss,
-        backward, then the optimizer's update. The explorer's model holds the weights the step
-        started from (its forward and backward ran on them; the update events show the weights
-        after), so nothing it does changes the run."""
-        c = self.controller
-        if not self.app.memory_allows("no step traced"):
-            return
-        result = c.step_traced(ascii_only=self.style.ascii)
-        self.refresh_all()
-        if result is None:
-            self.notify(c.notice, title="one step")
-            return
-        trace, before = result
-        s = Session(c.scenario, before, c.trainer.loss_fn, ascii=self.style.ascii)
-        s.show(trace, f"training step {c.step} with its {c.config.optimizer} update "
-                      f"(U runs to the update)")
-        self.inspecting = None  # a copy of the weights: nothing to bring back into the run
-        from .explorer import ExplorerScreen
-
-        self.app.push_screen(ExplorerScreen(s, self.style, closes_session=True))
-
-    def open_inspector(self, at_nan: bool = False) -> None:
-        """The explorer on the live model and the latest training batch (forward + backward)."""
-        if not self.app.memory_allows("the explorer not opened"):
-            return
-        c = self.controller
-        # at a NaN: the weights that gave it (the live model has the last good ones back)
-        failed = c.diverged_model() if at_nan else None
-        with c.lock:
-            s = Session(c.scenario, failed or c.model, c.trainer.loss_fn, ascii=self.style.ascii)
-            batch = c.last_batch if c.last_batch is not None else c.scenario.next_batch(
-                np.random.default_rng(0))
-            which = "the weights that went non-finite" if failed else "live weights"
-            s.record(batch, f"training batch of step {c.step} ({which})")
-        if at_nan and not _first_nonfinite(s):
-            self.notify("this batch gives no NaN/Inf on the current weights", title="inspect")
-        self.inspecting = s
-        from .explorer import ExplorerScreen
-
-        self.app.push_screen(ExplorerScreen(s, self.style, closes_session=True))
 
     def action_leave(self) -> None:
         """Let go of the timeline's pick; else back to the explorer: pause, and show it the
@@ -446,13 +377,3 @@ class TrainingScreen(GenerationActions, TimelineActions, SaveActions, Screen[Non
         p = "off" if self.top_p is None else f"{self.top_p:g}"
         return f"temperature {self.temperature:.2f}  top-k {k}  top-p {p}  (weights of step " \
                f"{self.controller.step})"
-
-
-def _first_nonfinite(session: Session) -> bool:
-    """Cursor to the first event holding a NaN/Inf, the first one included."""
-    from engine.trace.navigation import has_nonfinite
-
-    found = session.cursor.find_next(has_nonfinite, include_current=True)
-    if found:
-        session.goto(session.cursor.index)
-    return found
