@@ -12,7 +12,8 @@ RUN_BINDINGS = [
     Binding("i", "inspect", "Inspect", show=True,
             tooltip="Pause and open the explorer on the current batch with the live weights"),
     Binding("w", "save", "Save", show=True,
-            tooltip="Save a checkpoint (like tui-tfs train); a picked snapshot: asks for a path"),
+            tooltip="Save a checkpoint (like tui-tfs train; asks before replacing another run's "
+                    "file); a picked snapshot: asks for a path"),
     Binding("left_square_bracket", "speed(-1)", "Slower: fewer steps a second (down to 1)",
             show=False),
     Binding("right_square_bracket", "speed(1)", "Faster: more steps a second (up to no cap)",
