@@ -104,6 +104,9 @@ class TfsApp(App[None]):
         self.sessions: dict[str, Session] = {}
         if session is not None and self.source:
             self.sessions[source_key(self.source)] = session
+        # sessions no screen shows any more whose training no checkpoint holds (a lesson step's
+        # model trained, then left for another step): quitting asks about them too
+        self.runs_left: list[Session] = []
         self._too_small: TooSmallScreen | None = None
 
     def get_driver_class(self):
@@ -195,9 +198,11 @@ class TfsApp(App[None]):
 
     # -- quitting: never loses training without asking -------------------------------------------------
     def unsaved_training(self) -> list[tuple[Session, TrainingController]]:
-        """(session, controller) of every run that trains now or took steps no checkpoint holds."""
+        """(session, controller) of every run that trains now or took steps no checkpoint holds:
+        in the sessions opened, the runs left behind, and the session shown (a lesson's)."""
         found, seen = [], set()
-        for session in self.sessions.values():
+        shown = [self.session] if self.session is not None else []
+        for session in [*self.sessions.values(), *self.runs_left, *shown]:
             c = session.training
             if c is not None and id(c) not in seen and c.unsaved:
                 seen.add(id(c))

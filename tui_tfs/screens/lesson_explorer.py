@@ -7,8 +7,11 @@ narrower (a student's 80x23) the pane and the views take turns, `w` flips betwee
 has the focus when it is shown alone; its keys (n, p, g, a) are the lesson screen's. From
 anywhere on this screen `>` and `<` turn the lesson's steps, except while the logit lens is
 shown: there they page its positions, as in every explorer (the pane's n and p still turn the
-steps). `R` goes back to the step's place. A new step's place is a new session on a copy of the step's model (Session per step),
-so whatever the student did (trained, broke a switch, traced an input) is left behind.
+steps). `R` goes back to the step's place.
+
+A new step's place is a new session on a copy of the step's model (Session per step), so
+whatever the student did (trained, broke a switch, traced an input) is left behind; a model
+trained there and not saved is kept with the app (`keep_run`), and quitting asks about it.
 """
 from __future__ import annotations
 
@@ -141,3 +144,18 @@ class LessonExplorerScreen(ExplorerScreen):
         self.state = self.state.showing(session.shown_view)
         if old.training is None:  # nothing runs on it: its trace can go now
             old.close()
+        else:
+            self.keep_run(old)
+
+    def keep_run(self, session) -> None:
+        """A session the student trained, left for another step or the lesson screen: its run,
+        if no checkpoint holds it, stays with the app, and quitting asks where to save it."""
+        c = session.training
+        if c is None or not c.unsaved or session in self.app.runs_left:
+            return
+        self.app.runs_left.append(session)
+        self.app.notify(f"the model trained here (step {c.step}, not saved) is kept: quitting asks "
+                    f"where to save it", title="training kept", timeout=8)
+
+    def on_unmount(self) -> None:  # the explorer's own on_unmount runs too
+        self.keep_run(self.session)
