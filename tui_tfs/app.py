@@ -8,12 +8,16 @@ from __future__ import annotations
 from rich.markup import escape
 from rich.text import Text
 
+import asyncio
 import locale
 import os
+import signal
+import sys
 from collections.abc import Iterable, Mapping
 from functools import partial
 from pathlib import Path
 
+from textual import messages
 from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.screen import Screen
@@ -107,6 +111,8 @@ class TfsApp(App[None]):
         # sessions no screen shows any more whose training no checkpoint holds (a lesson step's
         # model trained, then left for another step): quitting asks about them too
         self.runs_left: list[Session] = []
+        self.leaving_decided = False  # q's question answered, or nothing to lose: leave as asked
+        self.saved_on_leaving: list[str] = []  # what leaving unasked saved, said after the app
         self._too_small: TooSmallScreen | None = None
 
     def get_driver_class(self):
@@ -127,6 +133,7 @@ class TfsApp(App[None]):
         if self.source:
             self.open_scenario(self.source)
         self.check_size()
+        self._leave_on_hangup()
 
     # -- scenarios ----------------------------------------------------------------------------------
     def open_scenario(self, source: str) -> bool:
@@ -214,7 +221,7 @@ class TfsApp(App[None]):
         one question: save and quit, quit without saving, or cancel."""
         unsaved = self.unsaved_training()
         if not unsaved:
-            self.exit()
+            self.leave()
             return
         if isinstance(self.screen, QuitScreen):
             return  # asked already: the question stays until it is answered
@@ -226,9 +233,54 @@ class TfsApp(App[None]):
 
     def _quit_answered(self, answer: str | None) -> None:
         if answer == "quit":
-            self.exit()
+            self.leave()
         elif answer == "save":
             self.save_and_quit()
+
+    def leave(self, message: Text | None = None) -> None:
+        """Exit as the user asked: nothing more is saved on the way out."""
+        self.leaving_decided = True
+        self.exit(message=message)
+
+    def on_exit_app(self) -> None:
+        """Leaving unasked (a closed browser tab, a hung-up terminal, SIGTERM, an error): every
+        run no checkpoint holds is saved first, where q's question would have saved it (beside
+        a file holding another run), and `run` says where once the terminal is back."""
+        if self.leaving_decided:
+            return
+        self.leaving_decided = True
+        unsaved = self.unsaved_training()
+        for (session, c), path in zip(unsaved, save_paths([c for _, c in unsaved])):
+            c.request("pause")  # the save waits for the step in flight (the lock)
+            try:
+                path = c.save(path)
+            except (OSError, ValueError) as error:
+                self.saved_on_leaving.append(f"tui-tfs: {session.name} not saved: {error}")
+                continue
+            self.saved_on_leaving.append(f"tui-tfs: the app was closed; saved {session.name} "
+                                         f"at step {c.saved_step} to {path}")
+
+    def _leave_on_hangup(self) -> None:
+        """SIGHUP (an SSH connection dropped, a terminal closed) and SIGTERM end the app the way
+        a closed browser tab does (Textual's ExitApp), so `on_exit_app` saves first; without
+        this, both killed the process at once."""
+        if sys.platform == "win32":
+            return
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGHUP, signal.SIGTERM):
+            try:
+                loop.add_signal_handler(sig, self.post_message, messages.ExitApp())
+            except (ValueError, RuntimeError, NotImplementedError):  # not the main thread
+                return
+
+    def run(self, *args, **kwargs):
+        result = super().run(*args, **kwargs)
+        for line in self.saved_on_leaving:
+            try:
+                print(line, file=sys.stderr, flush=True)
+            except OSError:  # the terminal hung up: the file is what matters
+                pass
+        return result
 
     def save_and_quit(self) -> None:
         """Pause and checkpoint every unsaved run (like the training screen's w), then quit,
@@ -244,7 +296,7 @@ class TfsApp(App[None]):
                             severity="error", timeout=15)
                 return
             saved.append(f"tui-tfs: saved {session.name} at step {c.saved_step} to {path}")
-        self.exit(message=Text("\n".join(saved)))
+        self.leave(message=Text("\n".join(saved)))
 
     # -- command palette: every key of the screen, searchable ----------------------------------------
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:

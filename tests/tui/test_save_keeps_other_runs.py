@@ -210,3 +210,40 @@ def test_saving_the_branch_over_the_file_leaves_the_other_run_unsaved(tmp_path, 
     assert c.other.file is None and c.other.unsaved  # its only copy is in memory now
     c.keep("other")
     assert c.unsaved and c.replaces(CHECKPOINT) is not None
+
+
+def test_leaving_unasked_saves_the_run_first_and_quit_without_saving_does_not(tmp_path,
+                                                                            monkeypatch):
+    """A closed browser tab, a hung-up terminal and SIGTERM all reach the app as Textual's
+    ExitApp, without q's question: the run is saved first, beside another run's file."""
+    from textual import messages
+
+    monkeypatch.chdir(tmp_path)
+    before = earlier_session(steps=7)
+    app = TfsApp("reverse", None, ascii=False)
+
+    async def closed_unasked(pilot):
+        c = await train_in_app(pilot, app, 4)
+        c.total_steps = 10_000
+        await press(pilot, "space")  # training when the tab closes
+        await until(pilot, lambda: c.step >= 6)
+        app.post_message(messages.ExitApp())
+        await pilot.pause(0.5)
+
+    run(app, closed_unasked)
+    step = checkpoint_info(BESIDE).step
+    assert step >= 6 and CHECKPOINT.read_bytes() == before
+    assert app.saved_on_leaving == [f"tui-tfs: the app was closed; saved reverse at step "
+                                    f"{step} to checkpoints/reverse-2.safetensors"]
+
+    BESIDE.unlink()
+    app = TfsApp("reverse", None, ascii=False)
+
+    async def quit_without_saving(pilot):
+        await train_in_app(pilot, app, 3)
+        await press(pilot, "q")
+        await until(pilot, lambda: type(app.screen).__name__ == "QuitScreen")
+        await press(pilot, "n")
+
+    run(app, quit_without_saving)
+    assert not BESIDE.exists() and app.saved_on_leaving == []

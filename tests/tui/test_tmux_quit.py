@@ -61,3 +61,29 @@ def test_quitting_with_unsaved_training_asks_and_save_writes_the_checkpoint(tmp_
         assert load_checkpoint(saved).step == int(match.group(1)) > first
     finally:
         tmux.close()
+
+
+def test_a_terminal_that_hangs_up_while_training_saves_the_run_first(tmp_path):
+    """A dropped SSH connection or a closed terminal sends SIGHUP, and no question can be
+    asked: the app saves the run where q's question would have, then ends."""
+    tmux = Tmux()
+    saved = tmp_path / "checkpoints" / "reverse.safetensors"
+    try:
+        tmux.start(f"cd {shlex.quote(str(tmp_path))} && {shlex.quote(shutil.which('tui-tfs'))} "
+                   f"--ascii explore reverse")
+        tmux.wait_for("forward 1/")
+        tmux.keys("C-t")
+        tmux.wait_for("space starts training")
+        tmux.keys("Space")
+        tmux.wait_for("RUNNING")
+        deadline = time.monotonic() + 30
+        while _step(tmux.screen()) < 5 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        shown = _step(tmux.screen())
+    finally:
+        tmux.close()  # the terminal goes: SIGHUP to the app
+    deadline = time.monotonic() + 30
+    while not saved.exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    time.sleep(0.5)  # written whole (the checkpoint is renamed into place)
+    assert load_checkpoint(saved).step >= shown >= 5
