@@ -15,7 +15,6 @@ import signal
 import sys
 from collections.abc import Iterable, Mapping
 from functools import partial
-from pathlib import Path
 
 from textual import messages
 from textual.app import App, SystemCommand
@@ -26,9 +25,9 @@ from textual.scrollbar import ScrollBar, ScrollBarRender
 from engine.fast import parallel
 from scenarios import ScenarioError
 
-from .checkpoints import free_path
 from .class_mode import ClassSettings
 from .fair_share import memory_help, memory_reason
+from .leaving import pending_saves, save_all
 from .messages import ScenarioPicked
 from .style import Style
 from .screens import ExplorerScreen, HelpScreen, PickerScreen, QuitScreen, TooSmallScreen
@@ -225,11 +224,11 @@ class TfsApp(App[None]):
             return
         if isinstance(self.screen, QuitScreen):
             return  # asked already: the question stays until it is answered
-        paths = save_paths([c for _, c in unsaved])
-        lines = [f"  {s.name}: step {c.step}" + (", training now" if c.running else "")
-                 + (f" (saved: step {c.saved_step})" if c.saved is not None else "")
-                 + f"\n    s saves it to {path}" for (s, c), path in zip(unsaved, paths)]
-        self.push_screen(QuitScreen(lines), self._quit_answered)
+        pending = pending_saves(unsaved)
+        if not pending:  # a branch beside a run, both saved: nothing to lose
+            self.leave()
+            return
+        self.push_screen(QuitScreen([p.question_line() for p in pending]), self._quit_answered)
 
     def _quit_answered(self, answer: str | None) -> None:
         if answer == "quit":
@@ -243,22 +242,22 @@ class TfsApp(App[None]):
         self.exit(message=message)
 
     def on_exit_app(self) -> None:
-        """Leaving unasked (a closed browser tab, a hung-up terminal, SIGTERM, an error): every
-        run no checkpoint holds is saved first, where q's question would have saved it (beside
-        a file holding another run), and `run` says where once the terminal is back."""
+        """Leaving unasked (a closed browser tab, a hung-up terminal, SIGTERM): every run no
+        checkpoint holds is saved first, where q's question would have saved it (beside a file
+        holding another run), and `run` says where once the terminal is back. An error ends
+        the app without ExitApp: `run` saves then."""
+        self._save_unasked("the app was closed; ")
+
+    def _save_unasked(self, why: str) -> None:
+        """Save every unsaved run, once, unless the user chose how to leave."""
         if self.leaving_decided:
             return
         self.leaving_decided = True
-        unsaved = self.unsaved_training()
-        for (session, c), path in zip(unsaved, save_paths([c for _, c in unsaved])):
-            c.request("pause")  # the save waits for the step in flight (the lock)
-            try:
-                path = c.save(path)
-            except (OSError, ValueError) as error:
-                self.saved_on_leaving.append(f"tui-tfs: {session.name} not saved: {error}")
-                continue
-            self.saved_on_leaving.append(f"tui-tfs: the app was closed; saved {session.name} "
-                                         f"at step {c.saved_step} to {path}")
+        try:
+            said, failed = save_all(pending_saves(self.unsaved_training()), prefix=why)
+        except Exception as error:  # noqa: BLE001 (leaving: say it, never raise here)
+            said, failed = [], [f"nothing saved: {error!r}"]
+        self.saved_on_leaving += said + [f"tui-tfs: {line}" for line in failed]
 
     def _leave_on_hangup(self) -> None:
         """SIGHUP (an SSH connection dropped, a terminal closed) and SIGTERM end the app the way
@@ -275,6 +274,7 @@ class TfsApp(App[None]):
 
     def run(self, *args, **kwargs):
         result = super().run(*args, **kwargs)
+        self._save_unasked("the app ended on an error; ")  # an error ends it without ExitApp
         for line in self.saved_on_leaving:
             try:
                 print(line, file=sys.stderr, flush=True)
@@ -285,18 +285,12 @@ class TfsApp(App[None]):
     def save_and_quit(self) -> None:
         """Pause and checkpoint every unsaved run (like the training screen's w), then quit,
         saying where each went; a failed save says why and keeps the app open."""
-        saved = []
-        unsaved = self.unsaved_training()
-        for (session, c), path in zip(unsaved, save_paths([c for _, c in unsaved])):
-            c.request("pause")  # the save itself waits for the step in flight (the lock)
-            try:
-                path = c.save(path)
-            except (OSError, ValueError) as error:
-                self.notify(escape(f"{session.name}: {error}"), title="not saved; still open",
-                            severity="error", timeout=15)
-                return
-            saved.append(f"tui-tfs: saved {session.name} at step {c.saved_step} to {path}")
-        self.leave(message=Text("\n".join(saved)))
+        said, failed = save_all(pending_saves(self.unsaved_training()))
+        if failed:
+            self.notify(escape("\n".join(failed + said)), title="not all saved; still open",
+                        severity="error", timeout=15)
+            return
+        self.leave(message=Text("\n".join(said)))
 
     # -- command palette: every key of the screen, searchable ----------------------------------------
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
@@ -347,23 +341,6 @@ class TfsApp(App[None]):
     def large(self) -> bool:
         """True from LARGE_SIZE: maps draw larger cells."""
         return self.has_class("-large")
-
-def save_paths(controllers: list[TrainingController]) -> list[Path]:
-    """Where each run saves on quitting: its own checkpoint path, unless a file there holds
-    another run (a checkpoint of yesterday's reverse, the run a branch left) or an earlier run
-    of the list saves there too (the built-in reverse and a reopened
-    checkpoints/reverse.safetensors both default to it); then the first free
-    `<name>-2.safetensors`, `-3` ..., so that no save overwrites another run's work."""
-    taken: set[Path] = set()
-    paths = []
-    for c in controllers:
-        path = Path(c.checkpoint_path)
-        if path.resolve() in taken or c.replaces(path):
-            path = free_path(path, taken)
-        taken.add(path.resolve())
-        paths.append(path)
-    return paths
-
 
 def run_explorer(scenario: str | None, path: str | None, ascii: bool | None,
                  session: Session | None = None,

@@ -62,7 +62,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--seed", type=_non_negative_int,
                        help="seeds the model's initialisation and the batches (default 0; a resumed "
                             "run keeps its own); same seed, same losses")
-    train.add_argument("--out", type=Path, help="checkpoint file (default: checkpoints/NAME.safetensors)")
+    train.add_argument("--out", type=Path,
+                       help="checkpoint file (default: checkpoints/NAME.safetensors, or "
+                            "NAME-2.safetensors beside it if that holds an earlier run)")
     train.add_argument("--resume", action="store_true", help="continue training the checkpoint at --out")
     train.add_argument("--eval-every", type=_positive_int, metavar="N",
                        help="measure on the held-out split every N steps (default: a tenth of the run)")

@@ -3,9 +3,9 @@ switch or seed, with the run it left kept beside it until one of the two is kept
 
 A mixin of `TrainingController` (tui_tfs/training.py): it reads and replaces the controller's
 run (model, trainer, config, history, layer_norms, evaluations, markers, snapshots,
-diverged_at, saved_step, file, label) under its lock, and makes markers with its `Marker`
-class. Two runs at most: the live one, which the screen trains, and `other`, the one a branch
-left, frozen at its latest step (a `Run`).
+diverged_at, saved_step, file, checkpoint_path, label) under its lock, and makes markers with
+its `Marker` class. Two runs at most: the live one, which the screen trains, and `other`, the
+one a branch left, frozen at its latest step (a `Run`).
 
     controller.branch(snapshot, lr=1e-3)     # the live run goes into `other`; the branch
     controller.keep("live")                  # starts at the snapshot's step. keep("live")
@@ -19,13 +19,16 @@ loss of that step is the same: it is measured before the update).
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 
 from engine.maths.switches import SWITCHES, with_break
 from engine.training.snapshots import Snapshot, Snapshots
 from engine.training.trainer import Trainer
 
+from .checkpoints import claim_new_file, file_mark
+
 BRANCH_FIELDS = ("history", "layer_norms", "evaluations", "markers", "snapshots",
-                 "diverged_at", "saved_step", "file", "label", "config")
+                 "diverged_at", "saved_step", "file", "checkpoint_path", "label", "config")
 
 
 @dataclass
@@ -41,7 +44,8 @@ class Run:
     snapshots: Snapshots | None = None
     diverged_at: object = None
     saved_step: int = 0  # the step a checkpoint holds
-    file: object = None  # the checkpoint file (a resolved Path) that holds it, if one does
+    file: object = None  # the file that holds it, if one does (checkpoints.file_mark)
+    checkpoint_path: object = None  # where it saves (its own file, or where w put it)
     config: object = None  # its TrainConfig
     parted_at: int = 0  # the step the branch left it at
 
@@ -132,6 +136,15 @@ class Branching:
                 setattr(self, name, getattr(other, name))
             self.state = "paused"
             self.notice = f"kept {other.label}, at step {other.step}; space trains on"
+
+    def save_other(self, path) -> Path:
+        """Save the run a branch left, as it stands, in a new file at `path` or beside it
+        (`claim_new_file`); returns where. The live run is untouched."""
+        with self.lock:
+            other = self.other
+            saved = self.save_snapshot(other.end, claim_new_file(Path(path)))
+            other.saved_step, other.file = other.step, file_mark(saved)
+        return saved
 
     def _park(self, parted_at: int) -> Run:
         """The live run as a `Run` (its latest state snapshotted)."""

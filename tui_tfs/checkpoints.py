@@ -14,6 +14,7 @@ picker lists.
 from __future__ import annotations
 
 import json
+import os
 import struct
 import tomllib
 from dataclasses import dataclass
@@ -126,6 +127,34 @@ def list_checkpoints(directory: Path = CHECKPOINT_DIR) -> list[CheckpointInfo]:
         if info is not None:
             found.append(info)
     return sorted(found, key=lambda info: (-info.mtime, info.path.name))
+
+
+def file_mark(path: Path) -> tuple | None:
+    """What tells one write of a file from another: (resolved path, inode, size, mtime in ns);
+    None when there is no file. A checkpoint is written to a temporary file and renamed into
+    place, so every save gives a new inode."""
+    try:
+        path = Path(path).resolve()
+        stat = path.stat()
+    except (OSError, RuntimeError):  # RuntimeError: a symlink loop
+        return None
+    return path, stat.st_ino, stat.st_size, stat.st_mtime_ns
+
+
+def claim_new_file(path: Path) -> Path:
+    """`path`, or the first of `-2`, `-3` ... beside it that names no file, created empty with
+    O_EXCL: two processes saving at once (the tabs of one server, closed together) never pick
+    the same name. The save then renames the checkpoint over the empty file."""
+    path, n = Path(path), 1
+    while True:
+        candidate = path if n == 1 else path.with_name(f"{path.stem}-{n}{path.suffix}")
+        try:
+            candidate.parent.mkdir(parents=True, exist_ok=True)
+            os.close(os.open(candidate, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
+        except FileExistsError:
+            n += 1
+            continue
+        return candidate
 
 
 def free_path(path: Path, taken: set[Path] = frozenset()) -> Path:

@@ -50,7 +50,7 @@ from engine.training.snapshots import Snapshots
 from engine.training.trainer import StepStats, Trainer
 
 from .branches import Branching
-from .checkpoints import checkpoint_info
+from .checkpoints import checkpoint_info, claim_new_file, file_mark
 from .training_generation import Generating
 from .training_speed import PACE_SLICE, SPEEDS, Pacing  # noqa: F401 (SPEEDS: the screen's)
 
@@ -120,9 +120,10 @@ class TrainingController(Branching, Generating, Pacing):
         self.last_batch: Batch | None = None  # the batch of the latest step
         self.diverged_at: StepStats | None = None  # the first non-finite step
         self.saved: Path | None = None
-        # the checkpoint file that holds this run (opened from it or saved by it): saving over
-        # any other file that exists replaces someone's work, and the screen asks first
-        self.file: Path | None = self.checkpoint_path.resolve() if checkpoint_path else None
+        # the file that holds this run, as it was when opened or saved (checkpoints.file_mark:
+        # path, inode, size, mtime): saving over any other file, or over this one written
+        # since by another run, replaces someone's work, and the screen asks first
+        self.file: tuple | None = file_mark(self.checkpoint_path) if checkpoint_path else None
         self.saved_step = self.step  # the step a checkpoint holds: nothing to lose before training
         self._request: str | None = None  # "pause" | "stop", read between steps
         self._gen_model = None  # a copy of the weights for generating while training runs
@@ -177,17 +178,21 @@ class TrainingController(Branching, Generating, Pacing):
 
     def replaces(self, path: str | Path) -> str | None:
         """Why saving this run to `path` would replace work ("it holds another run of
-        reverse (step 300, exact 98.0%)"), or None: no file there, or it holds this run."""
-        path = Path(path)
-        if not path.exists() or path.resolve() == self.file:
+        reverse (step 300, exact 98.0%)"), or None: no file there, or it holds this run as
+        this run left it."""
+        mark = file_mark(Path(path))
+        if mark is None or mark == self.file:
             return None
-        if self.other is not None and self.other.file == path.resolve():
+        if self.other is not None and self.other.file == mark:
             return f"it holds {self.other.label}, the run the branch left, at step " \
                    f"{self.other.saved_step}"
-        info = checkpoint_info(path)
+        info = checkpoint_info(Path(path))
         if info is None:
             return "it is not a checkpoint"
-        return f"it holds another run of {info.scenario} ({info.summary()})"
+        again = self.file is not None and self.file[0] == mark[0]
+        return (f"it was written since this run {'saved' if self.saved else 'opened'} it, "
+                f"by another run ({info.summary()})" if again else
+                f"it holds another run of {info.scenario} ({info.summary()})")
 
     # -- the run ---------------------------------------------------------------------------------
     def _draw(self, rng: np.random.Generator) -> Batch:
@@ -396,18 +401,31 @@ class TrainingController(Branching, Generating, Pacing):
             self.model, self.trainer = model, trainer
 
     # -- saving -----------------------------------------------------------------------------------
-    def save(self, path: str | Path | None = None) -> Path:
-        """A checkpoint like `tui-tfs train` writes (resumable, readable by eval/generate)."""
+    def save(self, path: str | Path | None = None, replace: bool = False) -> Path:
+        """A checkpoint like `tui-tfs train` writes (resumable, readable by eval/generate) at
+        `path` (default: the run's checkpoint path) when the file there holds this run or
+        `replace` says to write over it; else in a new file claimed there or beside it
+        (`claim_new_file`), never over a file another run wrote, even a moment ago in another
+        process. Returns where it went."""
         from scenarios.checkpoints import save
 
         with self.lock:
             path = Path(path or self.checkpoint_path)
             path.parent.mkdir(parents=True, exist_ok=True)
+            claimed = not replace and (self.file is None or file_mark(path) != self.file)
+            if claimed:
+                path = claim_new_file(path)
             metrics = self.evaluation.metrics if self.evaluation is not None else None
-            self.saved = save(self.scenario, self.trainer, path, metrics)
+            try:
+                self.saved = save(self.scenario, self.trainer, path, metrics)
+            except BaseException:
+                if claimed and path.exists() and path.stat().st_size == 0:
+                    path.unlink()  # the empty file claimed for it
+                raise
             self.saved_step = self.step
-            self.file = path.resolve()
-            if self.other is not None and self.other.file == self.file:
+            self.file = file_mark(self.saved)
+            if self.other is not None and self.other.file is not None and \
+                    self.file is not None and self.other.file[0] == self.file[0]:
                 self.other.file, self.other.saved_step = None, -1  # no file holds it now
             self.notice = f"saved step {self.step} to {self.saved}"
         return self.saved

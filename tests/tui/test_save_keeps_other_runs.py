@@ -13,7 +13,8 @@ import pytest
 from conftest import screen_text
 
 from scenarios import load_scenario
-from tui_tfs.app import TfsApp, save_paths
+from tui_tfs.app import TfsApp
+from tui_tfs.leaving import save_paths
 from tui_tfs.checkpoints import checkpoint_info
 from tui_tfs.screens.training import TrainingScreen
 from tui_tfs.training import RUNNING, SNAPSHOT_EVERY, TrainingController
@@ -195,7 +196,8 @@ def test_a_branch_asks_before_saving_over_the_run_it_left(tmp_path, monkeypatch)
     assert c.step == 2 * SNAPSHOT_EVERY and c.unsaved
     c.keep("live")
     assert c.unsaved and save_paths([c]) == [BESIDE]
-    c.save(CHECKPOINT)  # chosen over it: the branch's file now
+    assert c.save(CHECKPOINT) == BESIDE  # not asked to replace it: a new file beside
+    c.save(CHECKPOINT, replace=True)  # chosen over it: the branch's file now
     assert c.replaces(CHECKPOINT) is None and not c.unsaved
 
 
@@ -206,7 +208,7 @@ def test_saving_the_branch_over_the_file_leaves_the_other_run_unsaved(tmp_path, 
     run_steps(c, 2 * SNAPSHOT_EVERY)
     c.save()
     c.branch(c.snapshots.at(SNAPSHOT_EVERY))
-    c.save(CHECKPOINT)
+    c.save(CHECKPOINT, replace=True)
     assert c.other.file is None and c.other.unsaved  # its only copy is in memory now
     c.keep("other")
     assert c.unsaved and c.replaces(CHECKPOINT) is not None
@@ -247,3 +249,68 @@ def test_leaving_unasked_saves_the_run_first_and_quit_without_saving_does_not(tm
 
     run(app, quit_without_saving)
     assert not BESIDE.exists() and app.saved_on_leaving == []
+
+
+def test_quitting_saves_the_run_a_branch_left_beside_the_branch(tmp_path, monkeypatch):
+    """Trained to 2N unsaved, branched from N: s saves the branch and, beside it, the run it
+    left (before, that run was dropped without a word)."""
+    from tui_tfs.leaving import pending_saves, save_all
+
+    monkeypatch.chdir(tmp_path)
+    scenario = load_scenario("reverse")
+    c = TrainingController(scenario, scenario.build_model(), eval_every=0)
+    run_steps(c, 2 * SNAPSHOT_EVERY)
+    c.branch(c.snapshots.at(SNAPSHOT_EVERY), lr=1e-3)
+    run_steps(c, 3)
+
+    class Named:
+        name = "reverse"
+
+    pending = pending_saves([(Named(), c)])
+    assert [p.question_line() for p in pending] == [
+        f"  reverse: step {SNAPSHOT_EVERY + 3}\n    s saves it to {CHECKPOINT}",
+        f"  reverse, the run the branch left (run): step {2 * SNAPSHOT_EVERY}\n"
+        f"    s saves it to {BESIDE}"]
+    said, failed = save_all(pending)
+    assert failed == [] and len(said) == 2
+    assert checkpoint_info(CHECKPOINT).step == SNAPSHOT_EVERY + 3
+    assert checkpoint_info(BESIDE).step == 2 * SNAPSHOT_EVERY
+    assert not c.other.unsaved and pending_saves([(Named(), c)]) == []
+
+
+def test_two_saves_at_once_never_share_a_name(tmp_path, monkeypatch):
+    """Tabs of one server leave together: each claims its file (O_EXCL), so the second of two
+    runs that both chose checkpoints/reverse.safetensors writes reverse-2 instead."""
+    from tui_tfs.checkpoints import claim_new_file
+
+    monkeypatch.chdir(tmp_path)
+    assert claim_new_file(CHECKPOINT) == CHECKPOINT and CHECKPOINT.stat().st_size == 0
+    assert claim_new_file(CHECKPOINT) == BESIDE
+    CHECKPOINT.unlink(), BESIDE.unlink()
+    scenario = load_scenario("reverse")
+    first, second = (TrainingController(scenario, scenario.build_model(), eval_every=0)
+                     for _ in range(2))
+    run_steps(first, 2), run_steps(second, 3)
+    assert first.replaces(CHECKPOINT) is None and second.replaces(CHECKPOINT) is None
+    assert first.save() == CHECKPOINT  # both were told the path was free ...
+    assert second.save() == BESIDE  # ... the second finds it taken and goes beside
+    assert checkpoint_info(CHECKPOINT).step == 2 and checkpoint_info(BESIDE).step == 3
+
+
+def test_a_file_written_by_another_run_since_this_one_opened_it_is_not_its_own(tmp_path,
+                                                                              monkeypatch):
+    """Two sessions opened the same checkpoint (two tabs): after one saves, the other's w asks
+    and its quit saves beside, instead of replacing the first one's steps."""
+    from tui_tfs.session import Session
+
+    monkeypatch.chdir(tmp_path)
+    earlier_session(steps=7)
+    one, two = Session.from_checkpoint(str(CHECKPOINT)), Session.from_checkpoint(str(CHECKPOINT))
+    run_steps(one.training, 2)
+    run_steps(two.training, 4)
+    assert one.training.replaces(CHECKPOINT) is None
+    one.training.save()
+    why = two.training.replaces(CHECKPOINT)
+    assert why == "it was written since this run opened it, by another run (step 9, exact 0.0%)"
+    assert save_paths([two.training]) == [BESIDE]
+    assert two.training.save(CHECKPOINT) == BESIDE and checkpoint_info(CHECKPOINT).step == 9

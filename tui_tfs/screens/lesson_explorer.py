@@ -142,10 +142,8 @@ class LessonExplorerScreen(ExplorerScreen):
         self.app.session = session
         self.observe()
         self.state = self.state.showing(session.shown_view)
-        if old.training is None:  # nothing runs on it: its trace can go now
-            old.close()
-        else:
-            self.keep_run(old)
+        self.keep_run(old)
+        old.close()  # no screen shows it again: its trace can go now (a kept run needs none)
 
     def keep_run(self, session) -> None:
         """A session the student trained, left for another step or the lesson screen: its run,
@@ -153,9 +151,9 @@ class LessonExplorerScreen(ExplorerScreen):
         c = session.training
         if c is None or not c.unsaved or session in self.app.runs_left:
             return
-        self.app.runs_left.append(session)
-        self.app.notify(f"the model trained here (step {c.step}, not saved) is kept: quitting asks "
-                    f"where to save it", title="training kept", timeout=8)
+        self.app.runs_left.append(session)  # its controller holds the model: no trace needed
+        self.app.notify(f"the model trained here (step {c.step}, not saved) is kept: quitting "
+                        f"asks where to save it", title="training kept", timeout=8)
 
     def on_unmount(self) -> None:  # the explorer's own on_unmount runs too
         self.keep_run(self.session)

@@ -43,23 +43,23 @@ class SaveActions:
             if answer == "beside":
                 self._save_run(beside)
             elif answer == "overwrite":
-                self._save_run(path)
+                self._save_run(path, replace=True)
 
         self.app.push_screen(ChoiceScreen(
             f"{path} exists: {why}. Where does step {c.step} of this run go?",
             [(f"Beside it, as {beside}", "beside"), ("Over it: that run is lost", "overwrite"),
              ("Cancel: save nothing", None)]), chosen)
 
-    def _save_run(self, path: Path) -> None:
-        """Save the run to `path`, which becomes its checkpoint path (the next w, and saving
-        on quitting, go there too)."""
+    def _save_run(self, path: Path, replace: bool = False) -> None:
+        """Save the run to `path` (or beside it, should another process write there first),
+        which becomes its checkpoint path: the next w, and saving on quitting, go there too."""
         c = self.controller
         try:
-            saved = c.save(path)
+            saved = c.save(path, replace=replace)
         except (OSError, ValueError) as error:
             self.notify(escape(str(error)), title="save", severity="error", timeout=8)
             return
-        c.checkpoint_path = path
+        c.checkpoint_path = saved
         self.notify(escape(f"step {c.step} saved to {saved}"), title="checkpoint")
         self.refresh_all(False)
 
