@@ -13,6 +13,7 @@ import locale
 import os
 import signal
 import sys
+import threading
 from collections.abc import Iterable, Mapping
 from functools import partial
 
@@ -40,6 +41,7 @@ FULL_SIZE = (80, 23)  # every panel at once: a standard 80x24 terminal inside tm
 MIN_SIZE = (60, 18)  # below FULL_SIZE, one panel at a time; below this, a "make it larger" notice
 LARGE_SIZE = (110, 34)  # a projector's terminal: wider tree, larger map cells, taller plot
 ASCII_TERMS = {"vt100", "vt102", "vt220", "vt52", "dumb", "ansi"}
+HANGUP_GRACE = 10.0  # seconds a hung-up app may take to end after saving, before it is ended
 
 
 def draws_in_browser(env: Mapping[str, str] | None = None) -> bool:
@@ -111,6 +113,7 @@ class TfsApp(App[None]):
         # model trained, then left for another step): quitting asks about them too
         self.runs_left: list[Session] = []
         self.leaving_decided = False  # q's question answered, or nothing to lose: leave as asked
+        self.hung_up = False  # the terminal went (SIGHUP, its input ended) or SIGTERM came
         self.saved_on_leaving: list[str] = []  # what leaving unasked saved, said after the app
         self._too_small: TooSmallScreen | None = None
 
@@ -247,6 +250,10 @@ class TfsApp(App[None]):
         holding another run), and `run` says where once the terminal is back. An error ends
         the app without ExitApp: `run` saves then."""
         self._save_unasked("the app was closed; ")
+        if self.hung_up:  # nobody is there: never outlive the save, whatever the exit waits on
+            guard = threading.Timer(HANGUP_GRACE, os._exit, (129,))
+            guard.daemon = True  # an exit that goes well is not held back by it
+            guard.start()
 
     def _save_unasked(self, why: str) -> None:
         """Save every unsaved run, once, unless the user chose how to leave."""
@@ -268,9 +275,13 @@ class TfsApp(App[None]):
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGHUP, signal.SIGTERM):
             try:
-                loop.add_signal_handler(sig, self.post_message, messages.ExitApp())
+                loop.add_signal_handler(sig, self._hang_up)
             except (ValueError, RuntimeError, NotImplementedError):  # not the main thread
                 return
+
+    def _hang_up(self) -> None:
+        self.hung_up = True
+        self.post_message(messages.ExitApp())
 
     def run(self, *args, **kwargs):
         result = super().run(*args, **kwargs)

@@ -23,6 +23,7 @@ import threading
 import time
 from codecs import getincrementaldecoder
 
+from textual import messages
 from textual._loop import loop_last
 from textual._parser import ParseError
 from textual._xterm_parser import XTermParser
@@ -81,21 +82,31 @@ class QuietLinuxDriver(LinuxDriver):
         parser = XTermParser(self._debug)
         decode = getincrementaldecoder("utf-8")().decode
 
-        def process(events: list[tuple[selectors.SelectorKey, int]], final: bool = False) -> None:
+        def process(events: list[tuple[selectors.SelectorKey, int]], final: bool = False) -> bool:
+            """Feed what arrived to the parser; False once the terminal is gone."""
             keys = [(key, mask) for key, mask in events if key.fd == fileno]
             for last, (_key, mask) in loop_last(keys):
                 if mask & selectors.EVENT_READ:
-                    data = decode(os.read(fileno, 1024 * 4), final=final and last)
-                    if not data:  # stdin piped, and ended
-                        break
-                    for event in parser.feed(data):
+                    try:
+                        raw = os.read(fileno, 1024 * 4)
+                    except OSError:  # EIO: the terminal hung up
+                        return False
+                    if not raw:  # end of input: a closed terminal, or stdin piped and ended
+                        return False
+                    for event in parser.feed(decode(raw, final=final and last)):
                         self.process_message(event)
             for event in parser.tick():
                 self.process_message(event)
+            return True
 
         try:
             while not self.exit_event.is_set():
-                process(self._wait(selector, parser))
+                if not process(self._wait(selector, parser)):
+                    # Textual's loop went on selecting a file that is always ready and never
+                    # gives a byte: a core spun. The app leaves as on SIGHUP (it saves first).
+                    self._app.hung_up = True
+                    self._app.post_message(messages.ExitApp())
+                    return
             selector.unregister(self.fileno)
             process(selector.select(POLL), final=True)
         finally:
