@@ -13,6 +13,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -39,17 +40,20 @@ def _command() -> str:
 
 
 class Tmux:
-    """A private tmux server (its own socket) holding one 80x24 session."""
+    """A private tmux server (its own socket) holding one 80x24 session, whose app runs in a
+    directory of its own (`cwd`): closing the pane hangs up the app, which then saves any
+    unsaved run there, never in the checkout."""
 
     def __init__(self) -> None:
         self.socket = f"tui-tfs-test-{uuid.uuid4().hex[:8]}"
+        self.cwd = Path(tempfile.mkdtemp(prefix="tui-tfs-tmux-"))
 
     def run(self, *args: str) -> str:
         return subprocess.run(["tmux", "-L", self.socket, *args], check=True, capture_output=True,
                               text=True, timeout=30).stdout
 
     def start(self, command: str) -> None:
-        env = f"cd {shlex.quote(str(ROOT))} && export LANG=C.UTF-8 TERM=xterm-256color " \
+        env = f"cd {shlex.quote(str(self.cwd))} && export LANG=C.UTF-8 TERM=xterm-256color " \
               f"PYTHONPATH={shlex.quote(str(ROOT))} && {command}"
         # The shell outlives the app and prints its exit status, so a test can wait for the
         # app to quit and read how it ended; the pane stays readable until close().
@@ -75,7 +79,23 @@ class Tmux:
         raise AssertionError(f"{text!r} never appeared; the screen was:\n{screen}")
 
     def close(self) -> None:
+        """End the server (the app hangs up), wait for what runs in `cwd` to end, remove it."""
         subprocess.run(["tmux", "-L", self.socket, "kill-server"], capture_output=True, timeout=30)
+        deadline = time.monotonic() + 15
+        while _running_in(self.cwd) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        shutil.rmtree(self.cwd, ignore_errors=True)
+
+
+def _running_in(directory: Path) -> bool:
+    """Some process has `directory` as its working directory (Linux /proc)."""
+    for cwd in Path("/proc").glob("[0-9]*/cwd"):
+        try:
+            if cwd.resolve() == directory.resolve():
+                return True
+        except OSError:
+            pass
+    return False
 
 
 def test_real_terminal_reversal_attention():

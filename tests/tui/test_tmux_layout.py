@@ -21,7 +21,7 @@ class SizedTmux(Tmux):
         """A pane of `width` x `height` from the first frame on (a detached session's window is
         the size asked for; the status line would be drawn on an attached client's extra row)."""
         # the test run exports LINES=24 COLUMNS=80, which would override the pane's real size
-        env = f"cd {shlex.quote(str(ROOT))} && unset LINES COLUMNS && export LANG=C.UTF-8 " \
+        env = f"cd {shlex.quote(str(self.cwd))} && unset LINES COLUMNS && export LANG=C.UTF-8 " \
               f"TERM=xterm-256color PYTHONPATH={shlex.quote(str(ROOT))} && {command}"
         self.run("-f", "/dev/null", "new-session", "-d", "-s", "t", "-x", str(width), "-y",
                  str(height), f"sh -c {shlex.quote(env + '; echo app-exit-status $?; sleep 60')}")
